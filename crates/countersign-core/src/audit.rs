@@ -1,0 +1,194 @@
+//! Typed audit events and the filter for querying them.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::env::Env;
+use crate::error::Result;
+use crate::factor::FactorKind;
+use crate::ids::{EventId, TenantId, UserId};
+use crate::model::ClientInfo;
+
+macro_rules! str_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $s:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($(#[$vmeta])* #[serde(rename = $s)] $variant,)+ }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable code stored and shown in APIs.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s,)+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::error::InvalidInput;
+            fn from_str(s: &str) -> std::result::Result<Self, $crate::error::InvalidInput> {
+                match s {
+                    $($s => Ok($name::$variant),)+
+                    _ => Err($crate::error::InvalidInput::new(stringify!($name), format!("unknown value `{s}`"))),
+                }
+            }
+        }
+    };
+}
+pub(crate) use str_enum;
+
+str_enum! {
+    /// What happened.
+    pub enum AuditKind {
+        /// One factor was checked during a login (status says how it went).
+        Authentication => "authn.factor",
+        /// A login completed every step of its method.
+        LoginSucceeded => "authn.login",
+        /// Too many failures locked the account.
+        AccountLocked => "account.locked",
+        /// A tenant was provisioned.
+        TenantProvisioned => "tenant.provisioned",
+        /// A tenant's policy changed.
+        TenantPolicyChanged => "tenant.policy_changed",
+        /// A user was registered.
+        UserRegistered => "user.registered",
+        /// A user's lifecycle state changed.
+        UserStateChanged => "user.state_changed",
+        /// A user and their personal data were erased.
+        UserErased => "user.erased",
+        /// A password was set or changed.
+        PasswordChanged => "password.changed",
+        /// A stored password hash was upgraded to current parameters.
+        PasswordRehashed => "password.rehashed",
+        /// A factor was enrolled.
+        FactorEnrolled => "factor.enrolled",
+        /// A factor was removed.
+        FactorRemoved => "factor.removed",
+    }
+}
+
+str_enum! {
+    /// How it went.
+    pub enum AuditStatus {
+        /// It succeeded.
+        Success => "success",
+        /// It failed or was refused.
+        Failure => "failure",
+    }
+}
+
+/// One audit record. Never holds a secret: no password, code or token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Its id (UUID v7: sorts by time).
+    pub id: EventId,
+    /// The tenant it belongs to.
+    pub tenant_id: TenantId,
+    /// The user it concerns, if one was resolved. After erasure, a pseudonym.
+    pub user_id: Option<UserId>,
+    /// What happened.
+    pub kind: AuditKind,
+    /// How it went.
+    pub status: AuditStatus,
+    /// The factor involved, if any.
+    pub factor: Option<FactorKind>,
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// A short machine-readable detail (`wrong_secret`, `locked`, ...).
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// A new event stamped with the environment's clock and a fresh id.
+    pub fn new(
+        env: &Env,
+        tenant_id: TenantId,
+        user_id: Option<UserId>,
+        kind: AuditKind,
+        status: AuditStatus,
+        client: &ClientInfo,
+    ) -> Result<Self> {
+        Ok(Self {
+            id: EventId::generate(env)?,
+            tenant_id,
+            user_id,
+            kind,
+            status,
+            factor: None,
+            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            at: env.now(),
+            detail: None,
+        })
+    }
+
+    /// The same event naming a factor.
+    pub fn with_factor(mut self, factor: FactorKind) -> Self {
+        self.factor = Some(factor);
+        self
+    }
+
+    /// The same event with a detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// Filters for [`AuditQuery::query_events`](crate::store::AuditQuery::query_events).
+///
+/// Every field narrows the result (they combine with AND). The tenant is a
+/// separate, required argument of the query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events about this user.
+    pub user_id: Option<UserId>,
+    /// Only events of this kind.
+    pub kind: Option<AuditKind>,
+    /// Only events with this status.
+    pub status: Option<AuditStatus>,
+    /// Only events at or after this instant (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Only events before this instant (exclusive).
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many events; `None` means [`AuditFilter::DEFAULT_LIMIT`],
+    /// and anything above [`AuditFilter::MAX_LIMIT`] is cut to it.
+    pub limit: Option<u32>,
+}
+
+impl AuditFilter {
+    /// Events returned when no limit is given.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The most events one query returns, whatever limit is asked for.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The limit a store must apply.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .min(Self::MAX_LIMIT)
+    }
+
+    /// Whether `event` passes every filter (tenant is checked separately).
+    /// The reference semantics for stores that filter in memory.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.user_id.is_none_or(|u| event.user_id == Some(u))
+            && self.kind.is_none_or(|k| event.kind == k)
+            && self.status.is_none_or(|s| event.status == s)
+            && self.from.is_none_or(|f| event.at >= f)
+            && self.until.is_none_or(|u| event.at < u)
+    }
+}

@@ -1,0 +1,152 @@
+//! The core error type, and the contract store errors follow.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::AccountState;
+use crate::password::PasswordViolation;
+
+/// What kind of failure a store reported, so core can react without
+/// downcasting a backend's own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The row the operation needs does not exist (in this tenant).
+    NotFound,
+    /// A uniqueness rule or an invariant of the store refused the write.
+    Conflict,
+    /// The store refused the request itself (e.g. a reserved id).
+    Rejected,
+    /// A passing failure: retrying the same call may succeed.
+    Transient,
+    /// Anything else: corrupt data, a bug, an unreachable invariant.
+    Other,
+}
+
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreErrorKind::NotFound => "not found",
+            StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::Rejected => "rejected",
+            StoreErrorKind::Transient => "transient",
+            StoreErrorKind::Other => "other",
+        })
+    }
+}
+
+/// The bound on every store trait's `Error` type.
+pub trait StoreError: std::error::Error + Send + Sync + 'static {
+    /// The kind of this failure.
+    fn kind(&self) -> StoreErrorKind;
+}
+
+/// Which caller-supplied field was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidInput {
+    /// The field, as named in the API (`identifier`, `tenant slug`, ...).
+    pub field: &'static str,
+    /// Why it was refused, lowercase, with no secret in it.
+    pub reason: String,
+}
+
+impl InvalidInput {
+    /// An invalid-input error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Errors returned by countersign-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Caller input was malformed; nothing was read or written.
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidInput),
+    /// A new password broke the tenant's password rules.
+    #[error("password rejected: {0}")]
+    PasswordRejected(PasswordViolation),
+    /// The identifier is unknown or the secret is wrong. The two cases are
+    /// deliberately one error: callers cannot tell them apart.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed attempts; the account unlocks by itself at `until`.
+    #[error("account locked until {until}")]
+    AccountLocked {
+        /// When the lock lifts.
+        until: DateTime<Utc>,
+    },
+    /// The account exists but may not sign in in its current state.
+    #[error("account is {state}")]
+    AccountInactive {
+        /// The account's state.
+        state: AccountState,
+    },
+    /// No tenant with that id or slug.
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// No user with that id in this tenant.
+    #[error("user not found")]
+    UserNotFound,
+    /// A reserved id or name was claimed through a runtime path.
+    #[error("`{0}` is reserved")]
+    Reserved(String),
+    /// The thing already exists (an identifier taken, a tenant slug taken).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The account cannot move from `from` to `to`.
+    #[error("an account cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// Current state.
+        from: AccountState,
+        /// Requested state.
+        to: AccountState,
+    },
+    /// A concurrent change won; the caller may reload and retry.
+    #[error("concurrent modification: {0}")]
+    Concurrent(&'static str),
+    /// Provisioning input broke an invariant (no factors, no method, ...).
+    #[error("provisioning refused: {0}")]
+    Provisioning(String),
+    /// The store failed.
+    #[error("store error ({kind}): {source}")]
+    Store {
+        /// What kind of failure the store reported.
+        kind: StoreErrorKind,
+        /// The backend's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The random source failed; nothing random-dependent was produced.
+    #[error("random source failed: {0}")]
+    Rng(String),
+    /// Password hashing failed (bad stored hash, no runtime, ...).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+impl Error {
+    /// Wrap a store error, keeping its kind.
+    pub fn store<E: StoreError>(err: E) -> Self {
+        Error::Store {
+            kind: err.kind(),
+            source: Box::new(err),
+        }
+    }
+
+    /// The store error kind, if this is a store error.
+    pub fn store_kind(&self) -> Option<StoreErrorKind> {
+        match self {
+            Error::Store { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

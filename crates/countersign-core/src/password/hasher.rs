@@ -1,0 +1,364 @@
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::env::Env;
+use crate::error::{Error, InvalidInput, Result};
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes over memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for Argon2Params {
+    /// The OWASP recommendation: m = 19456 KiB (19 MiB), t = 2, p = 1.
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+impl Argon2Params {
+    /// The OWASP recommendation: m = 19456 KiB (19 MiB), t = 2, p = 1.
+    pub const OWASP: Argon2Params = Argon2Params {
+        m_cost_kib: 19_456,
+        t_cost: 2,
+        p_cost: 1,
+    };
+
+    /// Cheap parameters **for tests only** (m = 64 KiB, t = 1).
+    pub const INSECURE_TEST: Argon2Params = Argon2Params {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    fn to_params(self) -> Result<Params> {
+        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(OUTPUT_LEN))
+            .map_err(|e| InvalidInput::new("argon2 parameters", e.to_string()).into())
+    }
+}
+
+const OUTPUT_LEN: usize = 32;
+const SALT_LEN: usize = 16;
+/// Stored hashes asking for more memory than this are refused, not run: a
+/// corrupt or hostile row must not make a login allocate gigabytes.
+const MAX_VERIFY_M_COST_KIB: u32 = 1024 * 1024;
+
+/// Hashes and verifies passwords with argon2id.
+///
+/// Guarantees:
+/// - at most `max_concurrent` hashes run at once, whatever the number of
+///   callers; the rest wait their turn, so a login flood cannot exhaust
+///   memory (each slot owns one buffer, allocated once and reused);
+/// - hashing runs on tokio's blocking threads, never on an async worker;
+/// - hashes are PHC strings, so parameters can rise later:
+///   [`PasswordHasher::needs_rehash`] tells when a stored hash is weaker
+///   than the current parameters;
+/// - comparisons of hash outputs are constant-time;
+/// - [`PasswordHasher::verify_dummy`] does the same work as a real
+///   verification, for unknown identifiers.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Argon2Params,
+    params: Params,
+    permits: Semaphore,
+    pool: Mutex<Vec<Vec<Block>>>,
+    dummy: OnceCell<String>,
+}
+
+impl PasswordHasher {
+    /// A hasher with `params` and at most `max_concurrent` hashes in flight
+    /// (at least 1).
+    pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self> {
+        let argon_params = params.to_params()?;
+        let slots = max_concurrent.max(1);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: params,
+                params: argon_params,
+                permits: Semaphore::new(slots),
+                pool: Mutex::new(Vec::with_capacity(slots)),
+                dummy: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// OWASP parameters, one hash in flight per available core.
+    pub fn owasp() -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::new(Argon2Params::OWASP, cores)
+    }
+
+    /// The parameters new hashes use.
+    pub fn params(&self) -> Argon2Params {
+        self.inner.config
+    }
+
+    /// Hash a (normalised) password with a fresh salt from `env`.
+    pub async fn hash(&self, password: &str, env: &Env) -> Result<String> {
+        let salt: [u8; SALT_LEN] = env.random_bytes()?;
+        let params = self.inner.params.clone();
+        let pwd = password.as_bytes().to_vec();
+        let out = self
+            .run(params.clone(), move |blocks| {
+                let mut out = [0u8; OUTPUT_LEN];
+                Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                    .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
+                    .map(|()| out)
+                    .map_err(|e| Error::Hashing(e.to_string()))
+            })
+            .await??;
+        encode_phc(&self.inner.params, &salt, &out)
+    }
+
+    /// Whether `password` matches the stored PHC string. A malformed or
+    /// unsupported hash is an error, not a mismatch.
+    pub async fn verify(&self, password: &str, phc: &str) -> Result<bool> {
+        let parsed = ParsedHash::parse(phc)?;
+        let pwd = password.as_bytes().to_vec();
+        let ParsedHash {
+            algorithm,
+            version,
+            params,
+            salt,
+            expected,
+        } = parsed;
+        let matches = self
+            .run(params.clone(), move |blocks| {
+                let mut out = vec![0u8; expected.len()];
+                Argon2::new(algorithm, version, params)
+                    .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
+                    .map_err(|e| Error::Hashing(e.to_string()))?;
+                Ok::<bool, Error>(bool::from(out.ct_eq(&expected)))
+            })
+            .await??;
+        Ok(matches)
+    }
+
+    /// Do the work of one verification against a hash no password matches.
+    /// Used when the identifier is unknown, so that path costs what a wrong
+    /// password costs.
+    pub async fn verify_dummy(&self, password: &str, env: &Env) -> Result<()> {
+        let dummy = self
+            .inner
+            .dummy
+            .get_or_try_init(|| async {
+                let secret: [u8; 32] = env.random_bytes()?;
+                let random =
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+                self.hash(&random, env).await
+            })
+            .await?;
+        // The result is always false; computing it is the point.
+        let _ = self.verify(password, dummy).await?;
+        Ok(())
+    }
+
+    /// Whether a stored hash should be replaced by one at current
+    /// parameters (weaker or different algorithm, version or costs).
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        match ParsedHash::parse(phc) {
+            Ok(h) => {
+                h.algorithm != Algorithm::Argon2id
+                    || h.version != Version::V0x13
+                    || h.params.m_cost() != self.inner.params.m_cost()
+                    || h.params.t_cost() != self.inner.params.t_cost()
+                    || h.params.p_cost() != self.inner.params.p_cost()
+                    || h.expected.len() != OUTPUT_LEN
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Run `f` on a blocking thread with a memory buffer of the right size,
+    /// holding one of the bounded slots for the whole time.
+    async fn run<T, F>(&self, params: Params, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut [Block]) -> T + Send + 'static,
+    {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Hashing("no tokio runtime to hash on".into()))?;
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Hashing("hasher closed".into()))?;
+        let needed = params.block_count();
+        let standard = self.inner.params.block_count();
+        let pooled = needed <= standard;
+        let mut buf = if pooled {
+            self.inner
+                .pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_else(|| vec![Block::default(); standard])
+        } else {
+            // An old hash with more memory than today's parameters: a
+            // one-off buffer, still under the slot bound.
+            vec![Block::default(); needed]
+        };
+        let (result, buf) = handle
+            .spawn_blocking(move || {
+                let result = match buf.get_mut(..needed) {
+                    Some(blocks) => Ok(f(blocks)),
+                    None => Err(Error::Hashing("memory buffer too small".into())),
+                };
+                (result, buf)
+            })
+            .await
+            .map_err(|e| Error::Hashing(format!("hashing thread failed: {e}")))?;
+        if pooled {
+            self.inner
+                .pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(buf);
+        }
+        result
+    }
+}
+
+struct ParsedHash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+impl ParsedHash {
+    fn parse(phc: &str) -> Result<Self> {
+        let bad = |r: &str| Error::Hashing(format!("stored hash is unusable: {r}"));
+        if phc.len() > 512 {
+            return Err(bad("too long"));
+        }
+        let hash = PasswordHash::new(phc).map_err(|e| bad(&e.to_string()))?;
+        let algorithm =
+            Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| bad("not argon2"))?;
+        let version = match hash.version {
+            Some(v) => Version::try_from(v).map_err(|_| bad("unknown version"))?,
+            None => Version::V0x10,
+        };
+        let params = Params::try_from(&hash).map_err(|e| bad(&e.to_string()))?;
+        if params.m_cost() > MAX_VERIFY_M_COST_KIB {
+            return Err(bad("memory cost above the allowed maximum"));
+        }
+        let salt = hash.salt.ok_or_else(|| bad("no salt"))?.as_ref().to_vec();
+        let expected = hash
+            .hash
+            .ok_or_else(|| bad("no output"))?
+            .as_bytes()
+            .to_vec();
+        Ok(Self {
+            algorithm,
+            version,
+            params,
+            salt,
+            expected,
+        })
+    }
+}
+
+fn encode_phc(params: &Params, salt: &[u8], out: &[u8]) -> Result<String> {
+    let enc = |e: argon2::password_hash::phc::Error| Error::Hashing(e.to_string());
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| Error::Hashing(e.to_string()))?,
+        salt: Some(Salt::new(salt).map_err(enc)?),
+        hash: Some(Output::new(out).map_err(enc)?),
+    };
+    Ok(phc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash_detection() {
+        let (env, _) = Env::manual(3);
+        let weak = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let phc = weak.hash("hunter2 hunter2", &env).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
+        assert!(weak.verify("hunter2 hunter2", &phc).await.unwrap());
+        assert!(!weak.verify("hunter2 hunter3", &phc).await.unwrap());
+        assert!(!weak.needs_rehash(&phc));
+
+        // A stronger hasher verifies the old hash and asks for an upgrade.
+        let stronger = PasswordHasher::new(
+            Argon2Params {
+                m_cost_kib: 128,
+                t_cost: 2,
+                p_cost: 1,
+            },
+            1,
+        )
+        .unwrap();
+        assert!(stronger.verify("hunter2 hunter2", &phc).await.unwrap());
+        assert!(stronger.needs_rehash(&phc));
+        // And a weaker one verifies a stronger hash with a one-off buffer.
+        let strong_phc = stronger.hash("pw", &env).await.unwrap();
+        assert!(weak.verify("pw", &strong_phc).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_owasp_default_matches_the_reference_format() {
+        let (env, _) = Env::manual(4);
+        let h = PasswordHasher::owasp().unwrap();
+        let phc = h.hash("x", &env).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_or_hostile_hashes_are_errors() {
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+        for bad in [
+            "",
+            "plaintext",
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ] {
+            assert!(h.verify("pw", bad).await.is_err(), "{bad}");
+            assert!(h.needs_rehash(bad));
+        }
+    }
+
+    #[test]
+    fn hashing_outside_a_runtime_is_an_error_not_a_panic() {
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+        let (env, _) = Env::manual(1);
+        let res = futures_lite_block_on(h.hash("pw", &env));
+        assert!(matches!(res, Err(Error::Hashing(_))));
+    }
+
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The storage traits every backend implements.
+//!
+//! The surface is split by capability so a component asks for exactly what
+//! it uses and a backend may implement a subset:
+//!
+//! ```text
+//! IdentityLookup            read-only: tenants, users, lockout records
+//!   └ IdentityAuthnLog      the writes a live login makes
+//!       └ IdentityAdmin     provisioning and lifecycle
+//! IdentityStore             umbrella for all three (blanket impl)
+//! FactorStore               tenant factor settings, user credentials, methods
+//! AuditQuery                opt-in: reading the audit log back
+//! ```
+//!
+//! Conventions every method follows:
+//! - **Tenant scoping.** Every method that names a user also names the
+//!   tenant, and treats a user of another tenant exactly as a user that
+//!   does not exist. The only exception says so in its name
+//!   ([`IdentityLookup::get_user_cross_tenant`]).
+//! - **Time is a parameter.** Stores never read a clock; callers pass `now`.
+//! - **Atomicity.** A method either does all it says or nothing.
+//! - **Errors carry a kind** ([`StoreErrorKind`](crate::StoreErrorKind)):
+//!   `NotFound` when a named row does not exist in the tenant, `Conflict`
+//!   for uniqueness and invariant refusals, `Rejected` for reserved ids,
+//!   `Transient` for retryable failures.
+//!
+//! Every guarantee stated here is a test in `countersign-testkit`'s
+//! conformance suite, which every backend runs.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::error::StoreError;
+use crate::factor::{
+    AuthMethod, FactorKind, MethodName, MethodRecord, Scope, TenantFactor, UserFactor, Versioned,
+};
+use crate::ids::{TenantId, UserId};
+use crate::lockout::{FailureRecord, LockoutPolicy};
+use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
+use crate::provision::TenantProvision;
+
+/// The most users [`IdentityLookup::list_users`] returns at once.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Read-only identity lookups: enough for middleware and validators.
+pub trait IdentityLookup: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// The tenant with this id.
+    fn get_tenant(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Option<Tenant>, Self::Error>> + Send;
+
+    /// The tenant with this slug.
+    fn find_tenant(
+        &self,
+        slug: &TenantSlug,
+    ) -> impl Future<Output = Result<Option<Tenant>, Self::Error>> + Send;
+
+    /// The user with this (normalised) identifier in this tenant. The same
+    /// identifier in another tenant is another user, or none.
+    fn find_user(
+        &self,
+        tenant: TenantId,
+        identifier: &Identifier,
+    ) -> impl Future<Output = Result<Option<User>, Self::Error>> + Send;
+
+    /// The user with this id, only if it belongs to `tenant`: a user of
+    /// another tenant is `None`, indistinguishable from no user.
+    fn get_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Option<User>, Self::Error>> + Send;
+
+    /// The user with this id in whatever tenant: for platform-operator
+    /// paths only, which must ask for it by this name.
+    fn get_user_cross_tenant(
+        &self,
+        user: UserId,
+    ) -> impl Future<Output = Result<Option<User>, Self::Error>> + Send;
+
+    /// Users of `tenant` ordered by id, starting after `after`, at most
+    /// `limit` (capped at [`MAX_PAGE`]).
+    fn list_users(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<User>, Self::Error>> + Send;
+
+    /// The failed-attempt record of a user in `tenant`, if any.
+    fn failure_record(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Option<FailureRecord>, Self::Error>> + Send;
+}
+
+/// The writes a live login makes: audit, lockout counting, last login.
+pub trait IdentityAuthnLog: IdentityLookup {
+    /// Append an audit event. Events are never updated afterwards (except
+    /// pseudonymised by erasure).
+    fn record_event(
+        &self,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Count one failed attempt at `now` under `policy`, atomically: `N`
+    /// concurrent calls raise the count by exactly `N`. The new record
+    /// follows [`LockoutPolicy::next_failure`]. `NotFound` if the user is
+    /// not in `tenant`.
+    fn record_failed_attempt(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        policy: &LockoutPolicy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<FailureRecord, Self::Error>> + Send;
+
+    /// Forget the user's failed attempts (after a successful login).
+    fn reset_failed_attempts(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Record a successful login at `at`. `NotFound` if the user is not in `tenant`.
+    fn record_last_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Provisioning and lifecycle: the privileged writes.
+pub trait IdentityAdmin: IdentityAuthnLog {
+    /// Create a tenant with its factor settings and methods (all enabled),
+    /// all or nothing. `Conflict` if the id or slug exists; `Rejected` for
+    /// the system tenant.
+    fn provision_tenant(
+        &self,
+        provision: &TenantProvision,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Replace a tenant's policy. `NotFound` if there is no such tenant.
+    fn update_tenant_policy(
+        &self,
+        tenant: TenantId,
+        policy: &TenantPolicy,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Create a user with its first credentials, all or nothing.
+    /// `Conflict` if the identifier is taken in the tenant or the id exists;
+    /// `NotFound` if the tenant does not exist; `Rejected` for the system
+    /// tenant or a reserved user id.
+    fn create_user(
+        &self,
+        user: &User,
+        credentials: &[UserFactor],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Move a user from `from` to `to` only if it is in `from` now
+    /// (compare-and-set: of two concurrent transitions from one state, one
+    /// wins). Returns whether it moved; `NotFound` if the user is not in
+    /// `tenant`. The lifecycle graph is checked by the caller.
+    fn set_user_state(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        from: AccountState,
+        to: AccountState,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Add a password hash to the user's history, keeping the newest `keep`.
+    fn push_password_history(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        phc: &str,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The newest `limit` password hashes of the user, newest first.
+    fn password_history(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
+
+    /// Erase a user (GDPR art. 17): the user row, credentials, user-scope
+    /// methods, lockout record and password history go; audit events keep
+    /// their facts but name `pseudonym` instead of the user, with client
+    /// ip and user agent cleared. Returns whether the user existed.
+    fn erase_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        pseudonym: UserId,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// All three identity tiers.
+pub trait IdentityStore: IdentityAdmin {}
+impl<T: IdentityAdmin> IdentityStore for T {}
+
+/// Factor settings per tenant, credentials per user, and methods.
+pub trait FactorStore: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// The tenant's settings for `kind`, if it has adopted that factor.
+    fn tenant_factor(
+        &self,
+        tenant: TenantId,
+        kind: FactorKind,
+    ) -> impl Future<Output = Result<Option<TenantFactor>, Self::Error>> + Send;
+
+    /// Every factor the tenant has adopted, ordered by kind name.
+    fn tenant_factors(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<TenantFactor>, Self::Error>> + Send;
+
+    /// Adopt a factor or replace its settings. `NotFound` if no tenant.
+    fn save_tenant_factor(
+        &self,
+        tenant: TenantId,
+        factor: &TenantFactor,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Drop a factor from the tenant. Returns whether it was adopted;
+    /// `Conflict` if it is the tenant's last factor (a tenant always keeps one).
+    fn remove_tenant_factor(
+        &self,
+        tenant: TenantId,
+        kind: FactorKind,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// The user's credential for `kind`, with its version.
+    fn user_factor(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        kind: FactorKind,
+    ) -> impl Future<Output = Result<Option<Versioned<UserFactor>>, Self::Error>> + Send;
+
+    /// Every credential of the user, ordered by kind name.
+    fn user_factors(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<Versioned<UserFactor>>, Self::Error>> + Send;
+
+    /// Save `factor` only if the stored version is `expected` (`None`:
+    /// only if there is none yet). Atomic: of any number of concurrent
+    /// calls naming the same version, exactly one returns `true`. A saved
+    /// factor's version is the expected one plus one (1 for a new one).
+    /// `NotFound` if the user is not in `tenant`.
+    fn compare_and_save_user_factor(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        expected: Option<u64>,
+        factor: &UserFactor,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Remove the user's credential for `kind`. Returns whether one existed.
+    fn remove_user_factor(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        kind: FactorKind,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Create or replace the method of that name at `scope`. `NotFound` if
+    /// the tenant (or, for a user scope, the user in it) does not exist.
+    fn save_method(
+        &self,
+        scope: Scope,
+        method: &AuthMethod,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The methods stored at exactly `scope`, ordered by name.
+    fn methods(
+        &self,
+        scope: Scope,
+    ) -> impl Future<Output = Result<Vec<MethodRecord>, Self::Error>> + Send;
+
+    /// Enable or disable a method. Returns whether it exists. `Conflict` if
+    /// it would leave the tenant scope with no enabled method.
+    fn set_method_enabled(
+        &self,
+        scope: Scope,
+        name: &MethodName,
+        enabled: bool,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Delete a method. Returns whether it existed. `Conflict` if it would
+    /// leave the tenant scope with no enabled method.
+    fn remove_method(
+        &self,
+        scope: Scope,
+        name: &MethodName,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// The enabled methods a user may log in with, ordered by name: the
+    /// tenant's methods, where a user-scope method of the same name takes
+    /// the tenant's place (and hides it when disabled), plus the user's own.
+    fn available_methods(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<AuthMethod>, Self::Error>> + Send;
+}
+
+/// Reading the audit log back: an opt-in capability. A backend without an
+/// audit table does not implement it, so code that needs it does not
+/// compile against such a backend (rather than finding nothing).
+pub trait AuditQuery: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Events of `tenant` (never of another) that pass `filter`, newest
+    /// first (ties broken by id, newest first), at most
+    /// [`AuditFilter::effective_limit`].
+    fn query_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, Self::Error>> + Send;
+}
+
+/// The tenant scoping rule, for stores that keep users in memory: a user is
+/// visible in `tenant` only if it belongs to it.
+pub fn visible_in(user: &User, tenant: TenantId) -> bool {
+    user.tenant_id == tenant
+}
+
+/// The reference resolution of [`FactorStore::available_methods`], for
+/// stores that resolve in memory: tenant methods overridden by user methods
+/// of the same name, enabled only, ordered by name.
+pub fn resolve_methods(tenant: &[MethodRecord], user: &[MethodRecord]) -> Vec<AuthMethod> {
+    let mut by_name: std::collections::BTreeMap<&MethodName, &MethodRecord> =
+        tenant.iter().map(|r| (&r.method.name, r)).collect();
+    for r in user {
+        by_name.insert(&r.method.name, r);
+    }
+    by_name
+        .into_values()
+        .filter(|r| r.enabled)
+        .map(|r| r.method.clone())
+        .collect()
+}
