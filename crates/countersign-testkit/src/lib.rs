@@ -1,1 +1,123 @@
-//! x
+//! The countersign backend conformance suite, fixtures and test helpers.
+//!
+//! Every guarantee the store traits of countersign-core promise is one
+//! function in [`conformance`], generic over the store. A backend runs the
+//! whole suite, one `#[test]` per guarantee, with one macro call in its
+//! integration tests:
+//!
+//! ```ignore
+//! async fn fresh_store() -> MyStore {
+//!     // an empty store: a new database, schema or instance per call
+//! }
+//! countersign_testkit::conformance_suite!(fresh_store);
+//! ```
+//!
+//! The store must be `Clone` (clones share state; the concurrency tests
+//! hand clones to many tasks) and implement [`ConformanceStore`]'s traits.
+//! Timestamps must round-trip with at least microsecond precision.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test harness: a failed expectation is a test failure"
+)]
+
+pub mod conformance;
+pub mod fixtures;
+
+use std::future::Future;
+
+use countersign_core::{AuditQuery, FactorStore, IdentityStore};
+
+/// Everything the conformance suite exercises.
+pub trait ConformanceStore: IdentityStore + FactorStore + AuditQuery + Clone {}
+impl<T: IdentityStore + FactorStore + AuditQuery + Clone> ConformanceStore for T {}
+
+/// Run an async test body on a fresh multi-threaded runtime (4 workers, so
+/// the concurrency tests really race).
+pub fn run<F: Future<Output = ()>>(body: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+        .block_on(body);
+}
+
+/// Instantiate the whole conformance suite for a backend: one `#[test]`
+/// per guarantee, each on a store from `$factory` (an `async fn() -> S`
+/// returning an empty store).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::__conformance_tests!($factory;
+            provision_creates_tenant_with_factors_and_enabled_methods,
+            provision_with_taken_slug_conflicts_and_writes_nothing,
+            provision_with_taken_id_conflicts,
+            unknown_tenant_lookups_are_none,
+            update_tenant_policy_persists_and_unknown_tenant_is_not_found,
+            created_user_round_trips_exactly,
+            identifiers_are_unique_per_tenant_only,
+            duplicate_user_id_conflicts,
+            create_user_in_unknown_tenant_is_not_found,
+            create_user_refuses_reserved_ids,
+            create_user_with_credentials_is_atomic,
+            user_lookups_are_tenant_scoped,
+            list_users_pages_by_id_within_one_tenant,
+            set_user_state_is_compare_and_set,
+            concurrent_state_transitions_have_one_winner,
+            set_user_state_in_other_tenant_is_not_found,
+            last_login_is_recorded_and_tenant_scoped,
+            failed_attempts_lock_at_the_policy_limit,
+            concurrent_failed_attempts_are_counted_exactly,
+            lock_lifts_after_its_duration,
+            failure_window_expiry_restarts_the_count,
+            reset_failed_attempts_clears_the_record,
+            failure_records_are_tenant_scoped,
+            tenant_factor_settings_save_and_replace,
+            tenant_keeps_at_least_one_factor,
+            user_factor_insert_only_if_absent,
+            user_factor_compare_and_save_checks_the_version,
+            concurrent_compare_and_save_has_exactly_one_winner,
+            user_factors_are_tenant_scoped,
+            remove_user_factor_reports_existence,
+            methods_are_listed_per_exact_scope,
+            available_methods_resolve_user_overrides,
+            tenant_keeps_one_enabled_method,
+            unknown_methods_report_false,
+            methods_need_an_existing_scope,
+            password_history_is_newest_first_and_pruned,
+            password_history_is_tenant_scoped,
+            erase_user_removes_every_personal_row,
+            erase_user_pseudonymises_audit_events,
+            erase_user_in_other_tenant_changes_nothing,
+            audit_query_never_crosses_tenants,
+            audit_query_is_newest_first_with_id_tiebreak,
+            audit_filters_combine,
+            audit_limit_defaults_and_caps,
+            audit_events_round_trip_exactly,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($factory:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run(async { $crate::conformance::$name($factory().await).await });
+            }
+        )+
+
+        /// The suite instantiated here is the whole suite.
+        #[test]
+        fn conformance_suite_is_complete() {
+            let here: &[&str] = &[$(stringify!($name)),+];
+            assert_eq!(here, $crate::conformance::ALL);
+        }
+    };
+}
