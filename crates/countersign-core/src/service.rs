@@ -451,7 +451,7 @@ where
             .await
             .map_err(store_err)?
         else {
-            self.hasher.verify_dummy(&password, &self.env).await?;
+            self.hasher.verify_dummy(&password).await?;
             fail(None, "unknown_identifier").await?;
             return Err(Error::InvalidCredentials);
         };
@@ -470,7 +470,7 @@ where
             )]
             _ => None,
         }) else {
-            self.hasher.verify_dummy(&password, &self.env).await?;
+            self.hasher.verify_dummy(&password).await?;
             fail(Some(user.id), "no_credential").await?;
             return Err(Error::InvalidCredentials);
         };

@@ -111,6 +111,7 @@ impl State {
 struct Faults {
     remaining: usize,
     kind: Option<StoreErrorKind>,
+    only: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +156,17 @@ impl MemoryStore {
     /// Make the next `calls` store calls (of any method) fail with an error
     /// of `kind`, without touching state. `fail_next(0, _)` clears it.
     pub fn fail_next(&self, calls: usize, kind: StoreErrorKind) {
+        self.set_faults(calls, kind, None);
+    }
+
+    /// Make the next `calls` calls of the trait method named `method` (for
+    /// example `"record_event"`) fail with an error of `kind`; other
+    /// methods work normally. Replaces any earlier injection.
+    pub fn fail_next_on(&self, method: &'static str, calls: usize, kind: StoreErrorKind) {
+        self.set_faults(calls, kind, Some(method));
+    }
+
+    fn set_faults(&self, calls: usize, kind: StoreErrorKind, only: Option<&'static str>) {
         let mut f = self
             .inner
             .faults
@@ -162,6 +174,7 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner);
         f.remaining = calls;
         f.kind = Some(kind);
+        f.only = only;
     }
 
     /// Counts of everything the store holds.
@@ -198,15 +211,15 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Consume one injected fault, if any, then lock the state.
-    fn begin(&self) -> Result<MutexGuard<'_, State>> {
+    /// Consume one injected fault aimed at `method`, if any, then lock the state.
+    fn begin(&self, method: &'static str) -> Result<MutexGuard<'_, State>> {
         {
             let mut f = self
                 .inner
                 .faults
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if f.remaining > 0 {
+            if f.remaining > 0 && f.only.is_none_or(|m| m == method) {
                 f.remaining -= 1;
                 let kind = f.kind.unwrap_or(StoreErrorKind::Transient);
                 return Err(MemoryError::new(kind, "injected failure"));
@@ -220,11 +233,11 @@ impl IdentityLookup for MemoryStore {
     type Error = MemoryError;
 
     async fn get_tenant(&self, tenant: TenantId) -> Result<Option<Tenant>> {
-        Ok(self.begin()?.tenants.get(&tenant).cloned())
+        Ok(self.begin("get_tenant")?.tenants.get(&tenant).cloned())
     }
 
     async fn find_tenant(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
-        let st = self.begin()?;
+        let st = self.begin("find_tenant")?;
         Ok(st
             .slugs
             .get(slug)
@@ -233,7 +246,7 @@ impl IdentityLookup for MemoryStore {
     }
 
     async fn find_user(&self, tenant: TenantId, identifier: &Identifier) -> Result<Option<User>> {
-        let st = self.begin()?;
+        let st = self.begin("find_user")?;
         Ok(st
             .identifiers
             .get(&(tenant, identifier.clone()))
@@ -242,11 +255,15 @@ impl IdentityLookup for MemoryStore {
     }
 
     async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<Option<User>> {
-        Ok(self.begin()?.user_in(tenant, user).cloned())
+        Ok(self.begin("get_user")?.user_in(tenant, user).cloned())
     }
 
     async fn get_user_cross_tenant(&self, user: UserId) -> Result<Option<User>> {
-        Ok(self.begin()?.users.get(&user).cloned())
+        Ok(self
+            .begin("get_user_cross_tenant")?
+            .users
+            .get(&user)
+            .cloned())
     }
 
     async fn list_users(
@@ -255,7 +272,7 @@ impl IdentityLookup for MemoryStore {
         after: Option<UserId>,
         limit: u32,
     ) -> Result<Vec<User>> {
-        let st = self.begin()?;
+        let st = self.begin("list_users")?;
         let mut users: Vec<&User> = st
             .users
             .values()
@@ -274,7 +291,7 @@ impl IdentityLookup for MemoryStore {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Option<FailureRecord>> {
-        let st = self.begin()?;
+        let st = self.begin("failure_record")?;
         Ok(st
             .user_in(tenant, user)
             .and_then(|_| st.failures.get(&user))
@@ -284,7 +301,7 @@ impl IdentityLookup for MemoryStore {
 
 impl IdentityAuthnLog for MemoryStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
-        self.begin()?.events.push(event.clone());
+        self.begin("record_event")?.events.push(event.clone());
         Ok(())
     }
 
@@ -295,7 +312,7 @@ impl IdentityAuthnLog for MemoryStore {
         policy: &LockoutPolicy,
         now: DateTime<Utc>,
     ) -> Result<FailureRecord> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("record_failed_attempt")?;
         st.require_user(tenant, user)?;
         let next = policy.next_failure(st.failures.get(&user), now);
         st.failures.insert(user, next.clone());
@@ -303,7 +320,7 @@ impl IdentityAuthnLog for MemoryStore {
     }
 
     async fn reset_failed_attempts(&self, tenant: TenantId, user: UserId) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("reset_failed_attempts")?;
         if st.user_in(tenant, user).is_some() {
             st.failures.remove(&user);
         }
@@ -316,7 +333,7 @@ impl IdentityAuthnLog for MemoryStore {
         user: UserId,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("record_last_login")?;
         st.require_user(tenant, user)?;
         if let Some(u) = st.users.get_mut(&user) {
             u.last_login_at = Some(at);
@@ -327,7 +344,7 @@ impl IdentityAuthnLog for MemoryStore {
 
 impl IdentityAdmin for MemoryStore {
     async fn provision_tenant(&self, provision: &TenantProvision) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("provision_tenant")?;
         let tenant = provision.tenant();
         if tenant.id.is_system() {
             return Err(MemoryError::new(
@@ -362,7 +379,7 @@ impl IdentityAdmin for MemoryStore {
     }
 
     async fn update_tenant_policy(&self, tenant: TenantId, policy: &TenantPolicy) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("update_tenant_policy")?;
         let t = st
             .tenants
             .get_mut(&tenant)
@@ -372,7 +389,7 @@ impl IdentityAdmin for MemoryStore {
     }
 
     async fn create_user(&self, user: &User, credentials: &[UserFactor]) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("create_user")?;
         if user.tenant_id.is_system() || user.id.is_reserved() {
             return Err(MemoryError::new(StoreErrorKind::Rejected, "reserved id"));
         }
@@ -418,7 +435,7 @@ impl IdentityAdmin for MemoryStore {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("set_user_state")?;
         st.require_user(tenant, user)?;
         let Some(u) = st.users.get_mut(&user) else {
             return Err(not_found("user"));
@@ -440,7 +457,7 @@ impl IdentityAdmin for MemoryStore {
         _at: DateTime<Utc>,
         keep: u32,
     ) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("push_password_history")?;
         st.require_user(tenant, user)?;
         let h = st.history.entry(user).or_default();
         h.push(phc.to_owned());
@@ -455,7 +472,7 @@ impl IdentityAdmin for MemoryStore {
         user: UserId,
         limit: u32,
     ) -> Result<Vec<String>> {
-        let st = self.begin()?;
+        let st = self.begin("password_history")?;
         if st.user_in(tenant, user).is_none() {
             return Ok(Vec::new());
         }
@@ -467,7 +484,7 @@ impl IdentityAdmin for MemoryStore {
     }
 
     async fn erase_user(&self, tenant: TenantId, user: UserId, pseudonym: UserId) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("erase_user")?;
         let Some(identifier) = st.user_in(tenant, user).map(|u| u.identifier.clone()) else {
             return Ok(false);
         };
@@ -499,7 +516,7 @@ impl FactorStore for MemoryStore {
         kind: FactorKind,
     ) -> Result<Option<TenantFactor>> {
         Ok(self
-            .begin()?
+            .begin("tenant_factor")?
             .tenant_factors
             .get(&(tenant, kind.as_str()))
             .cloned())
@@ -507,7 +524,7 @@ impl FactorStore for MemoryStore {
 
     async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<TenantFactor>> {
         Ok(self
-            .begin()?
+            .begin("tenant_factors")?
             .tenant_factors
             .iter()
             .filter(|((t, _), _)| *t == tenant)
@@ -516,7 +533,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn save_tenant_factor(&self, tenant: TenantId, factor: &TenantFactor) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("save_tenant_factor")?;
         st.require_scope(Scope::Tenant(tenant))?;
         st.tenant_factors
             .insert((tenant, factor.kind().as_str()), factor.clone());
@@ -524,7 +541,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn remove_tenant_factor(&self, tenant: TenantId, kind: FactorKind) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("remove_tenant_factor")?;
         let key = (tenant, kind.as_str());
         if !st.tenant_factors.contains_key(&key) {
             return Ok(false);
@@ -550,7 +567,7 @@ impl FactorStore for MemoryStore {
         user: UserId,
         kind: FactorKind,
     ) -> Result<Option<Versioned<UserFactor>>> {
-        let st = self.begin()?;
+        let st = self.begin("user_factor")?;
         Ok(st
             .user_in(tenant, user)
             .and_then(|_| st.user_factors.get(&(user, kind.as_str())))
@@ -562,7 +579,7 @@ impl FactorStore for MemoryStore {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Vec<Versioned<UserFactor>>> {
-        let st = self.begin()?;
+        let st = self.begin("user_factors")?;
         if st.user_in(tenant, user).is_none() {
             return Ok(Vec::new());
         }
@@ -581,7 +598,7 @@ impl FactorStore for MemoryStore {
         expected: Option<u64>,
         factor: &UserFactor,
     ) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("compare_and_save_user_factor")?;
         st.require_user(tenant, user)?;
         let key = (user, factor.kind().as_str());
         let current = st.user_factors.get(&key).map(|v| v.version);
@@ -604,7 +621,7 @@ impl FactorStore for MemoryStore {
         user: UserId,
         kind: FactorKind,
     ) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("remove_user_factor")?;
         if st.user_in(tenant, user).is_none() {
             return Ok(false);
         }
@@ -612,7 +629,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn save_method(&self, scope: Scope, method: &AuthMethod, enabled: bool) -> Result<()> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("save_method")?;
         st.require_scope(scope)?;
         let key = (scope.tenant(), scope.user(), method.name.clone());
         if scope.user().is_none() && !enabled {
@@ -635,7 +652,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn methods(&self, scope: Scope) -> Result<Vec<MethodRecord>> {
-        Ok(self.begin()?.methods_at(scope))
+        Ok(self.begin("methods")?.methods_at(scope))
     }
 
     async fn set_method_enabled(
@@ -644,7 +661,7 @@ impl FactorStore for MemoryStore {
         name: &MethodName,
         enabled: bool,
     ) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("set_method_enabled")?;
         let key = (scope.tenant(), scope.user(), name.clone());
         let Some(was) = st.methods.get(&key).map(|r| r.enabled) else {
             return Ok(false);
@@ -666,7 +683,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn remove_method(&self, scope: Scope, name: &MethodName) -> Result<bool> {
-        let mut st = self.begin()?;
+        let mut st = self.begin("remove_method")?;
         let key = (scope.tenant(), scope.user(), name.clone());
         let Some(was) = st.methods.get(&key).map(|r| r.enabled) else {
             return Ok(false);
@@ -682,7 +699,7 @@ impl FactorStore for MemoryStore {
     }
 
     async fn available_methods(&self, tenant: TenantId, user: UserId) -> Result<Vec<AuthMethod>> {
-        let st = self.begin()?;
+        let st = self.begin("available_methods")?;
         if st.user_in(tenant, user).is_none() {
             return Ok(Vec::new());
         }
@@ -701,7 +718,7 @@ impl AuditQuery for MemoryStore {
         tenant: TenantId,
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>> {
-        let st = self.begin()?;
+        let st = self.begin("query_events")?;
         let mut found: Vec<&AuditEvent> = st
             .events
             .iter()

@@ -1,10 +1,11 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
@@ -50,6 +51,7 @@ impl Argon2Params {
 
 const OUTPUT_LEN: usize = 32;
 const SALT_LEN: usize = 16;
+const DUMMY_SALT: &[u8] = b"countersign-none";
 /// Stored hashes asking for more memory than this are refused, not run: a
 /// corrupt or hostile row must not make a login allocate gigabytes.
 const MAX_VERIFY_M_COST_KIB: u32 = 1024 * 1024;
@@ -78,7 +80,8 @@ struct Inner {
     params: Params,
     permits: Semaphore,
     pool: Mutex<Vec<Vec<Block>>>,
-    dummy: OnceCell<String>,
+    dummy: String,
+    computations: AtomicU64,
 }
 
 impl PasswordHasher {
@@ -87,13 +90,17 @@ impl PasswordHasher {
     pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self> {
         let argon_params = params.to_params()?;
         let slots = max_concurrent.max(1);
+        // A hash no password reaches: an all-zero output. Verifying against
+        // it runs argon2 at current parameters like any real verification.
+        let dummy = encode_phc(&argon_params, DUMMY_SALT, &[0u8; OUTPUT_LEN])?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config: params,
                 params: argon_params,
                 permits: Semaphore::new(slots),
                 pool: Mutex::new(Vec::with_capacity(slots)),
-                dummy: OnceCell::new(),
+                dummy,
+                computations: AtomicU64::new(0),
             }),
         })
     }
@@ -102,6 +109,13 @@ impl PasswordHasher {
     pub fn owasp() -> Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self::new(Argon2Params::OWASP, cores)
+    }
+
+    /// How many argon2 computations (hashes and verifications, dummy ones
+    /// included) this hasher has run: a metric, and how tests check that
+    /// two paths did the same work.
+    pub fn computations(&self) -> u64 {
+        self.inner.computations.load(Ordering::Relaxed)
     }
 
     /// The parameters new hashes use.
@@ -153,19 +167,9 @@ impl PasswordHasher {
     /// Do the work of one verification against a hash no password matches.
     /// Used when the identifier is unknown, so that path costs what a wrong
     /// password costs.
-    pub async fn verify_dummy(&self, password: &str, env: &Env) -> Result<()> {
-        let dummy = self
-            .inner
-            .dummy
-            .get_or_try_init(|| async {
-                let secret: [u8; 32] = env.random_bytes()?;
-                let random =
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
-                self.hash(&random, env).await
-            })
-            .await?;
+    pub async fn verify_dummy(&self, password: &str) -> Result<()> {
         // The result is always false; computing it is the point.
-        let _ = self.verify(password, dummy).await?;
+        let _ = self.verify(password, &self.inner.dummy).await?;
         Ok(())
     }
 
@@ -215,6 +219,7 @@ impl PasswordHasher {
             // one-off buffer, still under the slot bound.
             vec![Block::default(); needed]
         };
+        self.inner.computations.fetch_add(1, Ordering::Relaxed);
         let (result, buf) = handle
             .spawn_blocking(move || {
                 let result = match buf.get_mut(..needed) {
@@ -341,6 +346,27 @@ mod tests {
             assert!(h.verify("pw", bad).await.is_err(), "{bad}");
             assert!(h.needs_rehash(bad));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_hashes_never_exceed_the_slot_bound() {
+        let (env, _) = Env::manual(5);
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (h, env) = (h.clone(), env.clone());
+            tasks.push(tokio::spawn(async move {
+                h.hash(&format!("pw{i}"), &env).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Each slot owns at most one buffer, and buffers are reused.
+        let pooled = h.inner.pool.lock().unwrap().len();
+        assert!((1..=2).contains(&pooled), "{pooled} buffers");
+        assert_eq!(h.computations(), 16);
+        assert!(!h.verify("anything", &h.inner.dummy).await.unwrap());
     }
 
     #[test]
