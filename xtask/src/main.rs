@@ -1,1 +1,114 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, one subcommand per job.
+//!
+//! - `cargo xtask test`: every test of the workspace (starting the local
+//!   PostgreSQL cluster first when the machine has one that is down).
+//! - `cargo xtask ci`: formatting, clippy with warnings denied, every test,
+//!   and `cargo deny` (installing cargo-deny when missing).
+//! - `cargo xtask bench [FILTER]`: the benchmarks, release build.
+
+use std::env;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("ci") => ci(),
+        Some("bench") => bench(args.get(1..).unwrap_or_default()),
+        Some("deny") => deny(),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci|bench [filter]|deny>");
+            Err("unknown command".into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result = std::result::Result<(), String>;
+
+fn run(program: &str, args: &[&str]) -> Result {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
+
+fn cargo(args: &[&str]) -> Result {
+    run(&env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
+}
+
+fn test() -> Result {
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&["test", "--workspace", "--doc"])
+}
+
+fn ci() -> Result {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    test()?;
+    deny()
+}
+
+fn deny() -> Result {
+    let have = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        cargo(&["install", "cargo-deny", "--locked"])?;
+    }
+    cargo(&[
+        "deny",
+        "--all-features",
+        "check",
+        "licenses",
+        "bans",
+        "sources",
+    ])?;
+    // The advisory database is cloned from the network. Where it cannot be
+    // reached the check is reported as not run; an advisory that is found
+    // always fails.
+    eprintln!("$ cargo deny --all-features check advisories");
+    let out = Command::new("cargo")
+        .args(["deny", "--all-features", "check", "advisories"])
+        .output()
+        .map_err(|e| format!("cannot run cargo deny: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
+    if out.status.success() {
+        Ok(())
+    } else if stderr.contains("failed to fetch advisory database") {
+        eprintln!("xtask: advisory database unreachable from this machine: advisories NOT checked");
+        Ok(())
+    } else {
+        Err("cargo deny found advisories".into())
+    }
+}
+
+fn bench(filter: &[String]) -> Result {
+    let mut args = vec!["bench", "--workspace"];
+    if let Some(f) = filter.first() {
+        args.push("--");
+        args.push(f);
+    }
+    cargo(&args)
+}

@@ -334,7 +334,8 @@ pub async fn user_lookups_are_tenant_scoped<S: ConformanceStore>(s: S) {
     assert_eq!(s.get_user(a.id, u.id).await.unwrap(), Some(u));
 }
 
-/// Users list in id order, after a cursor, at most `limit` (capped), and
+/// Users list in id order, after a cursor, at most `limit` (capped at
+/// [`MAX_PAGE`]), and
 /// only from the tenant asked for.
 pub async fn list_users_pages_by_id_within_one_tenant<S: ConformanceStore>(s: S) {
     let fx = Fx::new(13);
@@ -366,8 +367,13 @@ pub async fn list_users_pages_by_id_within_one_tenant<S: ConformanceStore>(s: S)
     assert_eq!(rest.len(), 1);
     assert!(rest.iter().all(|u| u.tenant_id == a.id));
     assert_eq!(s.list_users(a.id, None, u32::MAX).await.unwrap().len(), 7);
-    assert!(MAX_PAGE >= 7);
     assert!(s.list_users(a.id, None, 0).await.unwrap().is_empty());
+    // No limit reads more than MAX_PAGE users at once.
+    for i in 7..=MAX_PAGE {
+        user(&s, &fx, a.id, &format!("user{i}")).await;
+    }
+    let capped = s.list_users(a.id, None, u32::MAX).await.unwrap();
+    assert_eq!(capped.len(), MAX_PAGE as usize);
 }
 
 /// A state change happens only from the expected state; the reason and

@@ -5,7 +5,7 @@
 //! whole suite, one `#[test]` per guarantee, with one macro call in its
 //! integration tests:
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh_store() -> MyStore {
 //!     // an empty store: a new database, schema or instance per call
 //! }

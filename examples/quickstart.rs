@@ -1,0 +1,90 @@
+//! Quick start: provision a tenant, register a user and sign in with a
+//! password on the in-memory backend, printing each step.
+//!
+//! Run with `cargo run --example quickstart`.
+
+#![allow(clippy::print_stdout, reason = "an example prints what it does")]
+
+use countersign::prelude::*;
+use countersign::{AuditFilter, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // 1. A store, an environment (wall clock, OS randomness) and the
+    //    argon2id hasher at OWASP parameters.
+    let store = MemoryStore::new();
+    let authn = AuthnService::new(store.clone(), Env::system(), PasswordHasher::owasp()?);
+    println!("1. service ready: argon2id {:?}", authn.hasher().params());
+
+    // 2. A tenant whose users sign in with a password.
+    let tenant = authn
+        .provision_tenant(NewTenant::password_only("acme", "Acme Inc")?)
+        .await?;
+    println!("2. provisioned tenant `{}` ({})", tenant.slug, tenant.id);
+
+    // 3. A user, active from the start.
+    let client = ClientInfo::new(Some([127, 0, 0, 1].into()), Some("quickstart"));
+    let alice = authn
+        .register_user(
+            tenant.id,
+            NewUser {
+                identifier: "alice@example.org",
+                password: Some("correct horse battery staple"),
+                display_name: Some("Alice"),
+                state: Some(AccountState::Active),
+                ..NewUser::default()
+            },
+            &client,
+        )
+        .await?;
+    println!("3. registered `{}` ({})", alice.identifier, alice.id);
+
+    // 4. A wrong password and an unknown user fail the same way.
+    let wrong = authn
+        .verify_password(tenant.id, "alice@example.org", "not her password", &client)
+        .await;
+    let unknown = authn
+        .verify_password(tenant.id, "mallory@example.org", "anything at all", &client)
+        .await;
+    println!(
+        "4. wrong password: {}; unknown user: {}",
+        err(wrong),
+        err(unknown)
+    );
+
+    // 5. The right password signs in.
+    let login = authn
+        .verify_password(
+            tenant.id,
+            "Alice@Example.org",
+            "correct horse battery staple",
+            &client,
+        )
+        .await?;
+    println!(
+        "5. signed in as `{}` at {}",
+        login.user.identifier, login.at
+    );
+
+    // 6. Everything above is in the tenant's audit log.
+    let events = store.query_events(tenant.id, &AuditFilter::default()).await;
+    let events = events.map_err(Error::store)?;
+    println!("6. audit log, newest first:");
+    for e in events {
+        println!(
+            "   {} {:<18} {:<8} {}",
+            e.at.format("%H:%M:%S%.3f"),
+            e.kind,
+            e.status,
+            e.detail.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn err<T>(r: Result<T, Error>) -> String {
+    match r {
+        Ok(_) => "signed in (unexpected)".into(),
+        Err(e) => e.to_string(),
+    }
+}
