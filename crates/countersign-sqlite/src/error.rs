@@ -1,0 +1,56 @@
+use countersign_core::{StoreError, StoreErrorKind};
+use rusqlite::ErrorCode;
+
+/// Errors of the SQLite backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The named row does not exist (in this tenant).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule or a store invariant refused the write.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The request names something reserved.
+    #[error("rejected: {0}")]
+    Rejected(&'static str),
+    /// A stored value could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer countersign.
+    #[error("database schema version {found} is newer than this build knows ({known})")]
+    SchemaTooNew {
+        /// The database's version.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
+    /// The worker thread is gone.
+    #[error("sqlite worker: {0}")]
+    Worker(String),
+}
+
+impl StoreError for SqliteError {
+    fn kind(&self) -> StoreErrorKind {
+        match self {
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreErrorKind::Transient,
+                ErrorCode::ConstraintViolation => match e.extended_code {
+                    // SQLITE_CONSTRAINT_FOREIGNKEY: the referenced row is missing.
+                    787 => StoreErrorKind::NotFound,
+                    _ => StoreErrorKind::Conflict,
+                },
+                _ => StoreErrorKind::Other,
+            },
+            SqliteError::Sqlite(_) => StoreErrorKind::Other,
+            SqliteError::NotFound(_) => StoreErrorKind::NotFound,
+            SqliteError::Conflict(_) => StoreErrorKind::Conflict,
+            SqliteError::Rejected(_) => StoreErrorKind::Rejected,
+            SqliteError::Corrupt(_) | SqliteError::SchemaTooNew { .. } => StoreErrorKind::Other,
+            SqliteError::Worker(_) => StoreErrorKind::Transient,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! SQLite backend for countersign (rusqlite with bundled SQLite): the
+//! embedded default. Applications should depend on the `countersign`
+//! facade (feature `sqlite`).
+//!
+//! [`SqliteStore`] implements every store trait of countersign-core on a
+//! single database file (or an in-memory database). Guarantees:
+//!
+//! - **No blocking on async threads.** Every SQLite call runs on the
+//!   store's own worker thread, which owns the connection; async callers
+//!   wait on a channel.
+//! - **Atomicity.** Multi-statement operations run in one `IMMEDIATE`
+//!   transaction; compare-and-save, failed-attempt counting and state
+//!   changes are single statements. Several processes may share one file:
+//!   SQLite's locks serialise them (WAL mode, 5 s busy timeout).
+//! - **Schema.** Versioned migrations ship inside the crate and are applied
+//!   by [`SqliteStore::migrate`], idempotently, in one transaction. A
+//!   database whose schema is newer than this build is refused with
+//!   [`SqliteError::SchemaTooNew`] before anything is written.
+//! - Foreign keys are on; tenant id is part of every key and every lookup.
+
+mod codec;
+mod error;
+mod store;
+mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub use error::SqliteError;
+use worker::Worker;
+
+/// `Result` with [`SqliteError`].
+pub type Result<T, E = SqliteError> = std::result::Result<T, E>;
+
+/// The migrations this build knows, in order. Version = position + 1.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The SQLite store. Clones share the connection and its worker thread.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    worker: Arc<Worker>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path`, in WAL mode,
+    /// and apply pending migrations. Refuses a newer schema.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let store = Self::start(move || {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Ok(conn)
+        })
+        .await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A private in-memory database (gone when the last clone drops), with
+    /// migrations applied.
+    pub async fn open_in_memory() -> Result<Self> {
+        let store = Self::start(|| Ok(Connection::open_in_memory()?)).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Open the file at `path` without applying migrations (to inspect or
+    /// migrate explicitly). Still refuses a schema newer than this build.
+    pub async fn open_unmigrated(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let store = Self::start(move || {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            Ok(conn)
+        })
+        .await?;
+        store.schema_version().await?;
+        Ok(store)
+    }
+
+    async fn start(open: impl FnOnce() -> Result<Connection> + Send + 'static) -> Result<Self> {
+        let worker = Worker::spawn(move || {
+            let conn = open()?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            worker: Arc::new(worker),
+        })
+    }
+
+    /// Run `f` on the worker thread with the connection.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.worker.call(f).await
+    }
+
+    /// The schema version of the database (0 for an empty one). Errors with
+    /// [`SqliteError::SchemaTooNew`] if it is newer than this build.
+    pub async fn schema_version(&self) -> Result<u32> {
+        self.call(|c| current_version(c)).await
+    }
+
+    /// Apply pending migrations in one transaction; idempotent. Returns the
+    /// schema version. Refuses, writing nothing, a database whose schema is
+    /// newer than this build knows.
+    pub async fn migrate(&self) -> Result<u32> {
+        self.call(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS cs_schema_migrations (
+                    version INTEGER PRIMARY KEY NOT NULL,
+                    applied_at INTEGER NOT NULL
+                ) STRICT;",
+            )?;
+            let current = current_version(&tx)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO cs_schema_migrations (version, applied_at)
+                     VALUES (?1, CAST(unixepoch('subsec') * 1000000 AS INTEGER))",
+                    [i as i64 + 1],
+                )?;
+            }
+            tx.commit()?;
+            Ok(SCHEMA_VERSION)
+        })
+        .await
+    }
+}
+
+/// The database's schema version, refusing one newer than this build.
+fn current_version(c: &Connection) -> Result<u32> {
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cs_schema_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    let found: i64 = c.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM cs_schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let found = u32::try_from(found).map_err(|_| SqliteError::Corrupt("schema version".into()))?;
+    if found > SCHEMA_VERSION {
+        return Err(SqliteError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}

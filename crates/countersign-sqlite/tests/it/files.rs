@@ -1,0 +1,168 @@
+//! File databases: persistence, sharing between stores, migrations.
+
+use std::path::PathBuf;
+
+use countersign_core::{
+    FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
+    StoreError, StoreErrorKind,
+};
+use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
+use countersign_testkit::fixtures::{Fx, at, password};
+
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("countersign-sqlite-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir.join("db.sqlite"))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let db = TempDb::new("reopen");
+    let fx = Fx::new(1);
+    let p = fx.tenant("acme");
+    {
+        let s = SqliteStore::open(&db.0).await.unwrap();
+        s.provision_tenant(&p).await.unwrap();
+    }
+    let s = SqliteStore::open(&db.0).await.unwrap();
+    assert_eq!(
+        s.get_tenant(p.tenant().id).await.unwrap().as_ref(),
+        Some(p.tenant())
+    );
+    let mode: String = rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_concurrent_migrations_agree() {
+    let db = TempDb::new("migrate");
+    let s = SqliteStore::open_unmigrated(&db.0).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), 0);
+    // Eight stores (eight connections, as eight processes would have)
+    // migrate the same file at once.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let path = db.0.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = SqliteStore::open_unmigrated(&path).await.unwrap();
+            s.migrate().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), SCHEMA_VERSION);
+    }
+    assert_eq!(s.migrate().await.unwrap(), SCHEMA_VERSION);
+    let rows: i64 = rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM cs_schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rows, i64::from(SCHEMA_VERSION));
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_with_no_writes() {
+    let db = TempDb::new("newer");
+    let fx = Fx::new(2);
+    {
+        let s = SqliteStore::open(&db.0).await.unwrap();
+        s.provision_tenant(&fx.tenant("acme")).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute(
+        "INSERT INTO cs_schema_migrations (version, applied_at) VALUES (999, 0)",
+        [],
+    )
+    .unwrap();
+    let before: i64 = conn
+        .query_row("SELECT total_changes()", [], |r| r.get(0))
+        .unwrap();
+    for result in [
+        SqliteStore::open(&db.0).await.map(|_| ()),
+        SqliteStore::open_unmigrated(&db.0).await.map(|_| ()),
+    ] {
+        match result {
+            Err(e @ SqliteError::SchemaTooNew { found: 999, .. }) => {
+                assert!(e.to_string().contains("newer than this build"), "{e}");
+                assert_eq!(e.kind(), StoreErrorKind::Other);
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM cs_schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(tables, i64::from(SCHEMA_VERSION) + 1, "nothing written");
+    let after: i64 = conn
+        .query_row("SELECT total_changes()", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_guarantees_hold_across_stores_sharing_a_file() {
+    let db = TempDb::new("shared");
+    let fx = Fx::new(3);
+    let first = SqliteStore::open(&db.0).await.unwrap();
+    let p = fx.tenant("acme");
+    first.provision_tenant(&p).await.unwrap();
+    let t = p.tenant().id;
+    let u = fx.user(t, "alice");
+    first.create_user(&u, &[password("v1")]).await.unwrap();
+    // Four stores, as four processes would have, each with its own connection.
+    let mut stores = vec![first];
+    for _ in 0..3 {
+        stores.push(SqliteStore::open(&db.0).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s = stores[i % stores.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let won = s
+                .compare_and_save_user_factor(t, u.id, Some(1), &password(&format!("w{i}")))
+                .await
+                .unwrap();
+            let failures = s
+                .record_failed_attempt(t, u.id, &LockoutPolicy::default(), at(1))
+                .await
+                .unwrap();
+            (won, failures.count)
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        let (won, _) = task.await.unwrap();
+        wins += usize::from(won);
+    }
+    assert_eq!(wins, 1);
+    let s = &stores[0];
+    assert_eq!(s.failure_record(t, u.id).await.unwrap().unwrap().count, 32);
+    assert_eq!(
+        s.user_factor(t, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+}

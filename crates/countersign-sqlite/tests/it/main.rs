@@ -1,0 +1,24 @@
+//! Integration tests of the SQLite backend: the whole conformance suite on
+//! in-memory databases, the suite's concurrency guarantees on a shared
+//! file, and migrations.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    unreachable_pub,
+    reason = "tests"
+)]
+
+mod files;
+
+use countersign_sqlite::SqliteStore;
+
+async fn fresh() -> SqliteStore {
+    SqliteStore::open_in_memory()
+        .await
+        .expect("in-memory sqlite")
+}
+
+countersign_testkit::conformance_suite!(fresh);
