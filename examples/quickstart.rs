@@ -1,7 +1,9 @@
 //! Quick start: provision a tenant, register a user and sign in with a
-//! password on the in-memory backend, printing each step.
+//! password on the embedded default (a SQLite file), printing each step.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Run with `cargo run --example quickstart [PATH]`. The database file is
+//! `target/countersign-quickstart.db` unless a path is given; the example
+//! starts it afresh each run.
 
 #![allow(clippy::print_stdout, reason = "an example prints what it does")]
 
@@ -12,7 +14,14 @@ use countersign::{AuditFilter, Error};
 async fn main() -> Result<(), Error> {
     // 1. A store, an environment (wall clock, OS randomness) and the
     //    argon2id hasher at OWASP parameters.
-    let store = MemoryStore::new();
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/countersign-quickstart.db".into());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let store = SqliteStore::open(&path).await.map_err(Error::store)?;
+    println!("0. opened SQLite database `{path}` (schema migrated)");
     let authn = AuthnService::new(store.clone(), Env::system(), PasswordHasher::owasp()?);
     println!("1. service ready: argon2id {:?}", authn.hasher().params());
 

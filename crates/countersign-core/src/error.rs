@@ -114,6 +114,35 @@ pub enum Error {
     /// Provisioning input broke an invariant (no factors, no method, ...).
     #[error("provisioning refused: {0}")]
     Provisioning(String),
+    /// No login flow with that id in this tenant (unknown, or another
+    /// tenant's: the two are indistinguishable).
+    #[error("unknown login flow")]
+    FlowNotFound,
+    /// The login flow outlived its time.
+    #[error("the login flow has expired")]
+    FlowExpired,
+    /// The login flow already ended (authenticated, denied or locked).
+    #[error("the login flow has ended")]
+    FlowEnded,
+    /// The submitted factor is not one the current step accepts.
+    #[error("this factor is not expected at this step")]
+    FactorNotExpected,
+    /// The factor needs a challenge first (a passkey challenge, an emailed
+    /// code) and none is pending.
+    #[error("no challenge is pending for this factor")]
+    ChallengeMissing,
+    /// The user has no usable enabled method in this tenant.
+    #[error("no usable sign-in method")]
+    NoUsableMethod,
+    /// The factor is not enrolled (or enrolment is unfinished).
+    #[error("factor `{0}` is not enrolled")]
+    FactorNotEnrolled(crate::factor::FactorKind),
+    /// WebAuthn refused a ceremony.
+    #[error("passkey ceremony failed: {0}")]
+    Passkey(String),
+    /// Sending an email failed.
+    #[error("sending email failed: {0}")]
+    Email(String),
     /// The store failed.
     #[error("store error ({kind}): {source}")]
     Store {

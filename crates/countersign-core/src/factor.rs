@@ -220,6 +220,14 @@ pub struct PasswordSettings {
 pub enum TenantFactor {
     /// Passwords.
     Password(PasswordSettings),
+    /// Time-based one-time codes.
+    Totp(TotpSettings),
+    /// Recovery codes.
+    RecoveryCodes(RecoveryCodeSettings),
+    /// One-time codes by email.
+    EmailOtp(EmailOtpSettings),
+    /// WebAuthn passkeys.
+    Passkey(PasskeySettings),
 }
 
 impl TenantFactor {
@@ -227,7 +235,178 @@ impl TenantFactor {
     pub fn kind(&self) -> FactorKind {
         match self {
             TenantFactor::Password(_) => FactorKind::Password,
+            TenantFactor::Totp(_) => FactorKind::Totp,
+            TenantFactor::RecoveryCodes(_) => FactorKind::RecoveryCodes,
+            TenantFactor::EmailOtp(_) => FactorKind::EmailOtp,
+            TenantFactor::Passkey(_) => FactorKind::Passkey,
         }
+    }
+
+    /// Check the settings' own bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        match self {
+            TenantFactor::Password(p) => p.rules.validate(),
+            TenantFactor::Totp(t) => t.validate(),
+            TenantFactor::RecoveryCodes(r) => r.validate(),
+            TenantFactor::EmailOtp(e) => e.validate(),
+            TenantFactor::Passkey(p) => p.validate(),
+        }
+    }
+}
+
+/// The HMAC a TOTP code is built on (RFC 6238).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TotpAlgorithm {
+    /// HMAC-SHA1: what every authenticator app supports.
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+/// A tenant's TOTP settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSettings {
+    /// The issuer shown in authenticator apps.
+    pub issuer: String,
+    /// Code length: 6 to 8 digits.
+    pub digits: u8,
+    /// Seconds per step (15 to 300).
+    pub step_secs: u32,
+    /// Steps of clock skew accepted on each side (0 to 2).
+    pub skew_steps: u8,
+    /// The HMAC algorithm.
+    pub algorithm: TotpAlgorithm,
+}
+
+impl Default for TotpSettings {
+    /// RFC 6238's recommendation: 6 digits, 30 s steps, one step of skew, SHA-1.
+    fn default() -> Self {
+        Self {
+            issuer: "countersign".into(),
+            digits: 6,
+            step_secs: 30,
+            skew_steps: 1,
+            algorithm: TotpAlgorithm::Sha1,
+        }
+    }
+}
+
+impl TotpSettings {
+    /// Check the settings' bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let err = |r: &str| Err(InvalidInput::new("totp settings", r));
+        if !(6..=8).contains(&self.digits) {
+            return err("digits must be 6 to 8");
+        }
+        if !(15..=300).contains(&self.step_secs) {
+            return err("the step must be 15 to 300 seconds");
+        }
+        if self.skew_steps > 2 {
+            return err("skew must be 0 to 2 steps");
+        }
+        if self.issuer.is_empty() || self.issuer.contains(':') || self.issuer.len() > 128 {
+            return err("the issuer must be 1 to 128 bytes without `:`");
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's recovery-code settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodeSettings {
+    /// Codes per set (1 to 32).
+    pub count: u8,
+}
+
+impl Default for RecoveryCodeSettings {
+    /// Ten codes per set.
+    fn default() -> Self {
+        Self { count: 10 }
+    }
+}
+
+impl RecoveryCodeSettings {
+    /// Check the settings' bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if (1..=32).contains(&self.count) {
+            Ok(())
+        } else {
+            Err(InvalidInput::new(
+                "recovery code settings",
+                "count must be 1 to 32",
+            ))
+        }
+    }
+}
+
+/// A tenant's email one-time code settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailOtpSettings {
+    /// Code length: 6 to 10 digits.
+    pub digits: u8,
+    /// How long a code is valid, in seconds (60 to 3600).
+    pub ttl_secs: u32,
+    /// Wrong guesses one code tolerates before it is void (1 to 10).
+    pub max_attempts: u32,
+}
+
+impl Default for EmailOtpSettings {
+    /// 6 digits, valid 10 minutes, 5 guesses.
+    fn default() -> Self {
+        Self {
+            digits: 6,
+            ttl_secs: 600,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl EmailOtpSettings {
+    /// Check the settings' bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let err = |r: &str| Err(InvalidInput::new("email otp settings", r));
+        if !(6..=10).contains(&self.digits) {
+            return err("digits must be 6 to 10");
+        }
+        if !(60..=3600).contains(&self.ttl_secs) {
+            return err("ttl must be 60 to 3600 seconds");
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return err("max attempts must be 1 to 10");
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's WebAuthn relying-party settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeySettings {
+    /// The relying party id: the site's registrable domain (`example.com`).
+    pub rp_id: String,
+    /// The relying party name shown by authenticators.
+    pub rp_name: String,
+    /// The web origin ceremonies come from (`https://login.example.com`).
+    pub origin: String,
+}
+
+impl PasskeySettings {
+    /// Check that the origin is a URL and the relying party id non-empty.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let err = |r: &str| Err(InvalidInput::new("passkey settings", r));
+        if self.rp_id.is_empty() || self.rp_id.len() > 253 {
+            return err("the relying party id must be a domain");
+        }
+        if self.rp_name.is_empty() || self.rp_name.len() > 128 {
+            return err("the relying party name must be 1 to 128 bytes");
+        }
+        if url::Url::parse(&self.origin).is_err() {
+            return err("the origin must be a URL");
+        }
+        Ok(())
     }
 }
 
@@ -249,13 +428,129 @@ impl fmt::Debug for PasswordCredential {
     }
 }
 
-/// A user's credential for one factor.
+/// A user's TOTP credential. The shared secret must be kept to verify codes;
+/// it is redacted from `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpCredential {
+    /// The shared secret (20 random bytes).
+    pub secret: Vec<u8>,
+    /// Code length.
+    pub digits: u8,
+    /// Seconds per step.
+    pub step_secs: u32,
+    /// The HMAC algorithm.
+    pub algorithm: TotpAlgorithm,
+    /// The last step a code was accepted for: codes of this step or earlier
+    /// are refused, so each code works once.
+    pub last_step: Option<u64>,
+    /// Whether the user proved possession with a first valid code.
+    pub confirmed: bool,
+    /// When it was enrolled.
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for TotpCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpCredential")
+            .field("secret", &"<redacted>")
+            .field("digits", &self.digits)
+            .field("step_secs", &self.step_secs)
+            .field("algorithm", &self.algorithm)
+            .field("last_step", &self.last_step)
+            .field("confirmed", &self.confirmed)
+            .finish()
+    }
+}
+
+/// One recovery code as stored: its SHA-256 hash, and when it was used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodeSlot {
+    /// Hex SHA-256 of the normalised code.
+    pub hash: String,
+    /// When it was spent, if it was.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// A user's set of recovery codes (hashes only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodesCredential {
+    /// The codes.
+    pub codes: Vec<RecoveryCodeSlot>,
+    /// When the set was generated.
+    pub generated_at: DateTime<Utc>,
+}
+
+/// A code sent by email and not yet used: its hash, expiry and guesses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCode {
+    /// Hex SHA-256 of the code.
+    pub hash: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong guesses so far.
+    pub attempts: u32,
+}
+
+/// A user's email one-time code enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailOtpCredential {
+    /// Where codes go.
+    pub address: crate::model::EmailAddress,
+    /// Whether the address was proven with a code.
+    pub confirmed: bool,
+    /// The confirmation code in flight, during enrolment.
+    pub pending: Option<PendingCode>,
+    /// When it was enrolled.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One registered passkey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyEntry {
+    /// Our id for it (stable across renames).
+    pub id: uuid::Uuid,
+    /// The user's name for it.
+    pub name: String,
+    /// The credential (public key, counter, backup state).
+    pub passkey: webauthn_rs::prelude::Passkey,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used to sign in.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl PartialEq for PasskeyEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.passkey == other.passkey
+            && self.created_at == other.created_at
+            && self.last_used_at == other.last_used_at
+    }
+}
+
+/// A user's passkeys.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PasskeysCredential {
+    /// The registered passkeys.
+    pub keys: Vec<PasskeyEntry>,
+}
+
+/// A user's credential for one factor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum UserFactor {
     /// A password.
     Password(PasswordCredential),
+    /// A TOTP secret.
+    Totp(TotpCredential),
+    /// Recovery codes.
+    RecoveryCodes(RecoveryCodesCredential),
+    /// An email address for one-time codes.
+    EmailOtp(EmailOtpCredential),
+    /// Passkeys.
+    Passkey(PasskeysCredential),
 }
 
 impl UserFactor {
@@ -263,12 +558,27 @@ impl UserFactor {
     pub fn kind(&self) -> FactorKind {
         match self {
             UserFactor::Password(_) => FactorKind::Password,
+            UserFactor::Totp(_) => FactorKind::Totp,
+            UserFactor::RecoveryCodes(_) => FactorKind::RecoveryCodes,
+            UserFactor::EmailOtp(_) => FactorKind::EmailOtp,
+            UserFactor::Passkey(_) => FactorKind::Passkey,
+        }
+    }
+
+    /// Whether the credential can be used to sign in (enrolment finished).
+    pub fn is_usable(&self) -> bool {
+        match self {
+            UserFactor::Password(_) => true,
+            UserFactor::Totp(t) => t.confirmed,
+            UserFactor::RecoveryCodes(r) => r.codes.iter().any(|c| c.used_at.is_none()),
+            UserFactor::EmailOtp(e) => e.confirmed,
+            UserFactor::Passkey(p) => !p.keys.is_empty(),
         }
     }
 }
 
 /// A stored value with the version a compare-and-save must name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {
     /// The value.
     pub value: T,

@@ -12,32 +12,48 @@
 //! [`countersign`]: https://docs.rs/countersign
 
 pub mod audit;
+pub mod email;
+mod enroll;
 pub mod env;
 pub mod error;
 pub mod factor;
+pub mod flow;
 pub mod ids;
 pub mod lockout;
+mod login;
 pub mod model;
+pub mod otp;
 pub mod password;
 pub mod provision;
 pub mod service;
 pub mod store;
+pub mod token;
 
 pub use audit::{AuditEvent, AuditFilter, AuditKind, AuditStatus};
+pub use email::{EmailMessage, EmailSender, Outbox};
+pub use enroll::{Confirm, Enroll, Enrolled, PasskeyInfo};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
 pub use error::{Error, InvalidInput, Result, StoreError, StoreErrorKind};
 pub use factor::{
-    AuthMethod, FactorKind, FactorStep, MethodName, MethodRecord, PasswordCredential,
-    PasswordSettings, Scope, TenantFactor, UserFactor, Versioned,
+    AuthMethod, EmailOtpSettings, FactorKind, FactorStep, MethodName, MethodRecord,
+    PasskeySettings, PasswordCredential, PasswordSettings, RecoveryCodeSettings, Scope,
+    TenantFactor, TotpAlgorithm, TotpSettings, UserFactor, Versioned,
+};
+pub use flow::{
+    Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,
 };
 pub use ids::{EventId, IdError, TenantId, UserId};
 pub use lockout::{FailureRecord, LockoutPolicy};
+pub use login::{FactorResponse, LoginStatus, Submission};
 pub use model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
 };
+pub use otp::TotpEnrollment;
 pub use password::{Argon2Params, PasswordHasher, PasswordRules, PasswordViolation};
 pub use provision::TenantProvision;
-pub use service::{AuthnService, NewTenant, NewUser, PasswordLogin};
+pub use service::{AuthnConfig, AuthnService, NewTenant, NewUser, PasswordLogin};
 pub use store::{
-    AuditQuery, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup, IdentityStore,
+    AuditQuery, FactorStore, FlowStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
+    IdentityStore,
 };
+pub use token::{SecretToken, TokenHash, TokenKind};

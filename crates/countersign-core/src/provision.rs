@@ -46,9 +46,7 @@ impl TenantProvision {
                     f.kind()
                 )));
             }
-            match f {
-                TenantFactor::Password(p) => p.rules.validate()?,
-            }
+            f.validate()?;
         }
         if methods.is_empty() {
             return Err(Error::Provisioning(

@@ -1,12 +1,17 @@
 //! `AuthnService`: the entry point for provisioning, registration, account
 //! lifecycle and password authentication, generic over the store traits.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, AuditKind, AuditStatus};
+use crate::email::{DynEmailSender, EmailSender};
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result, StoreErrorKind};
 use crate::factor::{AuthMethod, FactorKind, PasswordCredential, TenantFactor, UserFactor};
+use crate::flow::FlowEvent;
 use crate::ids::{TenantId, UserId};
 use crate::model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
@@ -14,7 +19,7 @@ use crate::model::{
 };
 use crate::password::{PasswordHasher, PasswordRules, PasswordViolation, normalize_password};
 use crate::provision::TenantProvision;
-use crate::store::{FactorStore, IdentityStore};
+use crate::store::{FactorStore, FlowStore, IdentityStore};
 
 /// What a new tenant is made of.
 #[derive(Debug, Clone)]
@@ -83,24 +88,79 @@ pub struct PasswordLogin {
 /// - wrong passwords count toward the tenant's lockout policy;
 /// - stored hashes weaker than current parameters are upgraded on the next
 ///   successful login.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthnService<S> {
-    store: S,
-    env: Env,
-    hasher: PasswordHasher,
+    pub(crate) store: S,
+    pub(crate) env: Env,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) config: AuthnConfig,
+    pub(crate) mailer: Option<Arc<dyn DynEmailSender>>,
 }
 
-fn store_err<E: crate::error::StoreError>(e: E) -> Error {
+impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthnService")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("mailer", &self.mailer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tunables of the login engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthnConfig {
+    /// How long a login flow stays usable.
+    pub flow_ttl: Duration,
+    /// Wrong factors one flow tolerates before it is denied.
+    pub flow_max_failures: u32,
+}
+
+impl Default for AuthnConfig {
+    /// Flows live 5 minutes and tolerate 5 wrong factors.
+    fn default() -> Self {
+        Self {
+            flow_ttl: Duration::from_secs(300),
+            flow_max_failures: 5,
+        }
+    }
+}
+
+pub(crate) fn store_err<E: crate::error::StoreError>(e: E) -> Error {
     Error::store(e)
 }
 
 impl<S> AuthnService<S>
 where
-    S: IdentityStore + FactorStore,
+    S: IdentityStore + FactorStore + FlowStore,
 {
-    /// A service over `store`, with time and randomness from `env`.
+    /// A service over `store`, with time and randomness from `env`, default
+    /// [`AuthnConfig`] and no email sender.
     pub fn new(store: S, env: Env, hasher: PasswordHasher) -> Self {
-        Self { store, env, hasher }
+        Self {
+            store,
+            env,
+            hasher,
+            config: AuthnConfig::default(),
+            mailer: None,
+        }
+    }
+
+    /// The same service with other tunables.
+    pub fn with_config(mut self, config: AuthnConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The same service sending email (codes) through `sender`.
+    pub fn with_email_sender<M: EmailSender>(mut self, sender: M) -> Self {
+        self.mailer = Some(Arc::new(sender));
+        self
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &AuthnConfig {
+        &self.config
     }
 
     /// The store.
@@ -119,11 +179,11 @@ where
     }
 
     /// Append an audit event (fail closed: a failed write is an error).
-    async fn audit(&self, event: Result<AuditEvent>) -> Result<()> {
+    pub(crate) async fn audit(&self, event: Result<AuditEvent>) -> Result<()> {
         self.store.record_event(&event?).await.map_err(store_err)
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         tenant: TenantId,
         user: Option<UserId>,
@@ -174,7 +234,7 @@ where
             .ok_or(Error::TenantNotFound)
     }
 
-    async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
+    pub(crate) async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
         if tenant.is_system() {
             return Err(Error::Reserved("system tenant".into()));
         }
@@ -430,87 +490,44 @@ where
         let tenant = self.tenant(tenant).await?;
         let identifier = Identifier::parse(identifier)?;
         let password = normalize_password(password)?;
-        let fail = |user: Option<UserId>, detail: &'static str| async move {
-            self.audit(
-                self.event(
-                    tenant.id,
-                    user,
-                    AuditKind::Authentication,
-                    AuditStatus::Failure,
-                    client,
-                )
-                .map(|e| e.with_factor(FactorKind::Password))
-                .map(|e| e.with_detail(detail)),
-            )
-            .await
-        };
-
-        let Some(user) = self
+        let user = self
             .store
             .find_user(tenant.id, &identifier)
             .await
-            .map_err(store_err)?
-        else {
-            self.hasher.verify_dummy(&password).await?;
-            fail(None, "unknown_identifier").await?;
-            return Err(Error::InvalidCredentials);
-        };
-        self.check_can_sign_in(&tenant, &user, client).await?;
-
-        let credential = self
-            .store
-            .user_factor(tenant.id, user.id, FactorKind::Password)
-            .await
             .map_err(store_err)?;
-        let Some((phc, version)) = credential.and_then(|v| match v.value {
-            UserFactor::Password(c) => Some((c.phc, v.version)),
-            #[allow(
-                unreachable_patterns,
-                reason = "more factor kinds arrive with the login engine"
-            )]
-            _ => None,
-        }) else {
-            self.hasher.verify_dummy(&password).await?;
-            fail(Some(user.id), "no_credential").await?;
-            return Err(Error::InvalidCredentials);
-        };
-
-        if !self.hasher.verify(&password, &phc).await? {
-            let record = self
-                .store
-                .record_failed_attempt(tenant.id, user.id, &tenant.policy.lockout, self.env.now())
-                .await
-                .map_err(store_err)?;
-            fail(Some(user.id), "wrong_secret").await?;
-            if record.count == tenant.policy.lockout.max_attempts && record.locked_until.is_some() {
+        if let Some(user) = &user {
+            self.check_can_sign_in(&tenant, user, client).await?;
+        }
+        let outcome = self
+            .password_matches(&tenant, user.as_ref(), &password, client)
+            .await?;
+        let user = match (outcome, user) {
+            (Ok(()), Some(user)) => user,
+            (Err(detail), user) => {
+                if let Some(user) = &user {
+                    self.count_failure(&tenant, user.id, FactorKind::Password, client)
+                        .await?;
+                }
                 self.audit(
                     self.event(
                         tenant.id,
-                        Some(user.id),
-                        AuditKind::AccountLocked,
-                        AuditStatus::Success,
+                        user.map(|u| u.id),
+                        AuditKind::Authentication,
+                        AuditStatus::Failure,
                         client,
                     )
-                    .map(|e| e.with_factor(FactorKind::Password)),
+                    .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
                 )
                 .await?;
+                return Err(Error::InvalidCredentials);
             }
-            return Err(Error::InvalidCredentials);
-        }
+            (Ok(()), None) => return Err(Error::InvalidCredentials),
+        };
 
         // Re-check: a suspension or lock may have landed while we hashed.
         let user = self.user(tenant.id, user.id).await?;
         self.check_can_sign_in(&tenant, &user, client).await?;
-
-        let now = self.env.now();
-        self.store
-            .reset_failed_attempts(tenant.id, user.id)
-            .await
-            .map_err(store_err)?;
-        self.store
-            .record_last_login(tenant.id, user.id, now)
-            .await
-            .map_err(store_err)?;
+        let now = self.complete_login(&tenant, &user).await?;
         self.audit(
             self.event(
                 tenant.id,
@@ -522,10 +539,6 @@ where
             .map(|e| e.with_factor(FactorKind::Password)),
         )
         .await?;
-        if self.hasher.needs_rehash(&phc) {
-            self.rehash(&tenant, &user, &password, version, client)
-                .await?;
-        }
         Ok(PasswordLogin {
             user: User {
                 last_login_at: Some(now),
@@ -535,7 +548,92 @@ where
         })
     }
 
-    async fn rehash(
+    /// Forget failures and record the login time; returns the time.
+    pub(crate) async fn complete_login(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+    ) -> Result<DateTime<Utc>> {
+        let now = self.env.now();
+        self.store
+            .reset_failed_attempts(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        self.store
+            .record_last_login(tenant.id, user.id, now)
+            .await
+            .map_err(store_err)?;
+        Ok(now)
+    }
+
+    /// Check a normalised password for `user` (or for nobody: then a dummy
+    /// verification does the same work). `Ok(Err(detail))` is a mismatch.
+    /// A match upgrades a weaker stored hash.
+    pub(crate) async fn password_matches(
+        &self,
+        tenant: &Tenant,
+        user: Option<&User>,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Result<(), &'static str>> {
+        let Some(user) = user else {
+            self.hasher.verify_dummy(password).await?;
+            return Ok(Err("unknown_identifier"));
+        };
+        let credential = self
+            .store
+            .user_factor(tenant.id, user.id, FactorKind::Password)
+            .await
+            .map_err(store_err)?;
+        let Some((phc, version)) = credential.and_then(|v| match v.value {
+            UserFactor::Password(c) => Some((c.phc, v.version)),
+            _ => None,
+        }) else {
+            self.hasher.verify_dummy(password).await?;
+            return Ok(Err("no_credential"));
+        };
+        if !self.hasher.verify(password, &phc).await? {
+            return Ok(Err("wrong_secret"));
+        }
+        if self.hasher.needs_rehash(&phc) {
+            self.rehash(tenant, user, password, version, client).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Count a failed factor toward the tenant's lockout policy, auditing
+    /// the lock if this failure caused it. Returns the new record.
+    pub(crate) async fn count_failure(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+        factor: FactorKind,
+        client: &ClientInfo,
+    ) -> Result<crate::lockout::FailureRecord> {
+        let now = self.env.now();
+        let policy = &tenant.policy.lockout;
+        let record = self
+            .store
+            .record_failed_attempt(tenant.id, user, policy, now)
+            .await
+            .map_err(store_err)?;
+        if record.locked_until == Some(now + policy.lock_delta()) {
+            self.audit(
+                self.event(
+                    tenant.id,
+                    Some(user),
+                    AuditKind::AccountLocked,
+                    AuditStatus::Success,
+                    client,
+                )
+                .map(|e| e.with_factor(factor)),
+            )
+            .await?;
+        }
+        Ok(record)
+    }
+
+    pub(crate) async fn rehash(
         &self,
         tenant: &Tenant,
         user: &User,
@@ -571,44 +669,50 @@ where
         Ok(())
     }
 
+    /// Why `user` may not sign in now, if they may not: inactive, or locked.
+    pub(crate) async fn account_block(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+    ) -> Result<Option<FlowEvent>> {
+        if user.state != AccountState::Active {
+            return Ok(Some(FlowEvent::Inactive));
+        }
+        let record = self
+            .store
+            .failure_record(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        Ok(record
+            .and_then(|r| r.locked_at(self.env.now()))
+            .map(|until| FlowEvent::Locked { until }))
+    }
+
     /// Refuse a user who may not sign in now (inactive or locked), with an
     /// audit event.
-    async fn check_can_sign_in(
+    pub(crate) async fn check_can_sign_in(
         &self,
         tenant: &Tenant,
         user: &User,
         client: &ClientInfo,
     ) -> Result<()> {
-        let refusal = if user.state != AccountState::Active {
-            Some((Error::AccountInactive { state: user.state }, "inactive"))
-        } else {
-            let record = self
-                .store
-                .failure_record(tenant.id, user.id)
-                .await
-                .map_err(store_err)?;
-            record
-                .and_then(|r| r.locked_at(self.env.now()))
-                .map(|until| (Error::AccountLocked { until }, "locked"))
+        let (err, detail) = match self.account_block(tenant, user).await? {
+            None => return Ok(()),
+            Some(FlowEvent::Locked { until }) => (Error::AccountLocked { until }, "locked"),
+            Some(_) => (Error::AccountInactive { state: user.state }, "inactive"),
         };
-        match refusal {
-            None => Ok(()),
-            Some((err, detail)) => {
-                self.audit(
-                    self.event(
-                        tenant.id,
-                        Some(user.id),
-                        AuditKind::Authentication,
-                        AuditStatus::Failure,
-                        client,
-                    )
-                    .map(|e| e.with_factor(FactorKind::Password))
-                    .map(|e| e.with_detail(detail)),
-                )
-                .await?;
-                Err(err)
-            }
-        }
+        self.audit(
+            self.event(
+                tenant.id,
+                Some(user.id),
+                AuditKind::Authentication,
+                AuditStatus::Failure,
+                client,
+            )
+            .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
+        )
+        .await?;
+        Err(err)
     }
 
     /// Change a password, proving the current one. A wrong current password

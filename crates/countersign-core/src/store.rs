@@ -36,10 +36,12 @@ use crate::error::StoreError;
 use crate::factor::{
     AuthMethod, FactorKind, MethodName, MethodRecord, Scope, TenantFactor, UserFactor, Versioned,
 };
+use crate::flow::FlowRecord;
 use crate::ids::{TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
 use crate::provision::TenantProvision;
+use crate::token::TokenHash;
 
 /// The most users [`IdentityLookup::list_users`] returns at once.
 pub const MAX_PAGE: u32 = 1000;
@@ -198,7 +200,7 @@ pub trait IdentityAdmin: IdentityAuthnLog {
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
 
     /// Erase a user (GDPR art. 17): the user row, credentials, user-scope
-    /// methods, lockout record and password history go; audit events keep
+    /// methods, lockout record, password history and flows go; audit events keep
     /// their facts but name `pseudonym` instead of the user, with client
     /// ip and user agent cleared. Returns whether the user existed.
     fn erase_user(
@@ -322,6 +324,51 @@ pub trait FactorStore: Send + Sync + 'static {
         tenant: TenantId,
         user: UserId,
     ) -> impl Future<Output = Result<Vec<AuthMethod>, Self::Error>> + Send;
+}
+
+/// Login flows and other short-lived ceremonies, keyed by the hash of their
+/// token, scoped to a tenant.
+pub trait FlowStore: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Store a new flow at version 1. `Conflict` if the key exists;
+    /// `NotFound` if the tenant does not (or the named user is not in it).
+    fn create_flow(
+        &self,
+        flow: &FlowRecord,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The flow with this key in `tenant` (another tenant's is `None`).
+    fn flow(
+        &self,
+        tenant: TenantId,
+        key: &TokenHash,
+    ) -> impl Future<Output = Result<Option<Versioned<FlowRecord>>, Self::Error>> + Send;
+
+    /// Replace the flow only if its version is `expected` (atomic: of
+    /// concurrent saves naming one version, exactly one wins). The key and
+    /// tenant of `flow` must match. Returns whether it was saved.
+    fn compare_and_save_flow(
+        &self,
+        expected: u64,
+        flow: &FlowRecord,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Delete the flow. Returns whether it existed in `tenant`.
+    fn delete_flow(
+        &self,
+        tenant: TenantId,
+        key: &TokenHash,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Delete every flow (of every tenant) whose `expires_at` is at or
+    /// before `now`. Returns how many went. Safe to run from several nodes
+    /// at once.
+    fn delete_expired_flows(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
 /// Reading the audit log back: an opt-in capability. A backend without an

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use countersign_core::store::{MAX_PAGE, resolve_methods};
 use countersign_core::{
     AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, FactorKind, FactorStore,
-    FailureRecord, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
-    MethodName, MethodRecord, Scope, StoreError, StoreErrorKind, Tenant, TenantFactor, TenantId,
-    TenantPolicy, TenantProvision, TenantSlug, User, UserFactor, UserId, Versioned,
+    FailureRecord, FlowRecord, FlowStore, Identifier, IdentityAdmin, IdentityAuthnLog,
+    IdentityLookup, LockoutPolicy, MethodName, MethodRecord, Scope, StoreError, StoreErrorKind,
+    Tenant, TenantFactor, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
+    UserFactor, UserId, Versioned,
 };
 
 /// The memory backend's error: a kind and a message.
@@ -66,6 +67,7 @@ struct State {
     user_factors: BTreeMap<(UserId, &'static str), Versioned<UserFactor>>,
     methods: BTreeMap<MethodKey, MethodRecord>,
     history: HashMap<UserId, Vec<String>>,
+    flows: HashMap<TokenHash, Versioned<FlowRecord>>,
 }
 
 impl State {
@@ -145,6 +147,8 @@ pub struct MemorySnapshot {
     pub password_history: usize,
     /// Failed-attempt records.
     pub failure_records: usize,
+    /// Flows (logins and ceremonies in progress).
+    pub flows: usize,
 }
 
 impl MemoryStore {
@@ -189,6 +193,7 @@ impl MemoryStore {
             methods: st.methods.len(),
             password_history: st.history.values().map(Vec::len).sum(),
             failure_records: st.failures.len(),
+            flows: st.flows.len(),
         }
     }
 
@@ -494,6 +499,7 @@ impl IdentityAdmin for MemoryStore {
         st.history.remove(&user);
         st.user_factors.retain(|(u, _), _| *u != user);
         st.methods.retain(|(_, u, _), _| *u != Some(user));
+        st.flows.retain(|_, f| f.value.user_id != Some(user));
         for e in st
             .events
             .iter_mut()
@@ -707,6 +713,87 @@ impl FactorStore for MemoryStore {
             &st.methods_at(Scope::Tenant(tenant)),
             &st.methods_at(Scope::User(tenant, user)),
         ))
+    }
+}
+
+impl FlowStore for MemoryStore {
+    type Error = MemoryError;
+
+    async fn create_flow(&self, flow: &FlowRecord) -> Result<()> {
+        let mut st = self.begin("create_flow")?;
+        match flow.user_id {
+            Some(u) => st.require_user(flow.tenant_id, u)?,
+            None => st.require_scope(Scope::Tenant(flow.tenant_id))?,
+        }
+        if st.flows.contains_key(&flow.key) {
+            return Err(MemoryError::new(
+                StoreErrorKind::Conflict,
+                "flow already exists",
+            ));
+        }
+        st.flows.insert(
+            flow.key,
+            Versioned {
+                value: flow.clone(),
+                version: 1,
+            },
+        );
+        Ok(())
+    }
+
+    async fn flow(
+        &self,
+        tenant: TenantId,
+        key: &TokenHash,
+    ) -> Result<Option<Versioned<FlowRecord>>> {
+        let st = self.begin("flow")?;
+        Ok(st
+            .flows
+            .get(key)
+            .filter(|f| f.value.tenant_id == tenant)
+            .cloned())
+    }
+
+    async fn compare_and_save_flow(&self, expected: u64, flow: &FlowRecord) -> Result<bool> {
+        let mut st = self.begin("compare_and_save_flow")?;
+        if let Some(u) = flow.user_id {
+            st.require_user(flow.tenant_id, u)?;
+        }
+        let Some(current) = st
+            .flows
+            .get_mut(&flow.key)
+            .filter(|f| f.value.tenant_id == flow.tenant_id)
+        else {
+            return Ok(false);
+        };
+        if current.version != expected {
+            return Ok(false);
+        }
+        *current = Versioned {
+            value: flow.clone(),
+            version: expected + 1,
+        };
+        Ok(true)
+    }
+
+    async fn delete_flow(&self, tenant: TenantId, key: &TokenHash) -> Result<bool> {
+        let mut st = self.begin("delete_flow")?;
+        if st
+            .flows
+            .get(key)
+            .is_some_and(|f| f.value.tenant_id == tenant)
+        {
+            st.flows.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn delete_expired_flows(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut st = self.begin("delete_expired_flows")?;
+        let before = st.flows.len();
+        st.flows.retain(|_, f| f.value.expires_at > now);
+        Ok((before - st.flows.len()) as u64)
     }
 }
 

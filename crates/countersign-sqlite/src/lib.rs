@@ -35,7 +35,10 @@ use worker::Worker;
 pub type Result<T, E = SqliteError> = std::result::Result<T, E>;
 
 /// The migrations this build knows, in order. Version = position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_flows.sql"),
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use countersign_core::store::{MAX_PAGE, resolve_methods};
 use countersign_core::{
     AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, EmailAddress, EventId,
-    FactorKind, FactorStore, FailureRecord, Identifier, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, LockoutPolicy, MethodName, MethodRecord, Scope, Tenant, TenantFactor, TenantId,
-    TenantPolicy, TenantProvision, TenantSlug, User, UserFactor, UserId, Versioned,
+    FactorKind, FactorStore, FailureRecord, FlowRecord, FlowStore, Identifier, IdentityAdmin,
+    IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodName, MethodRecord, Scope, Tenant,
+    TenantFactor, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserFactor,
+    UserId, Versioned,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, params};
@@ -909,6 +910,123 @@ impl AuditQuery for SqliteStore {
             args.push(Value::Integer(i64::from(f.effective_limit())));
             sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT ?{}", args.len()));
             rows(c, &sql, rusqlite::params_from_iter(args), read_event)
+        })
+        .await
+    }
+}
+
+const FLOW_COLS: &str = "state, version, key, tenant_id, user_id, created_at, expires_at";
+
+fn read_flow(r: &Row<'_>) -> Result<Versioned<FlowRecord>> {
+    let key: String = r.get(2)?;
+    Ok(Versioned {
+        value: FlowRecord {
+            key: TokenHash::from_hex(&key)
+                .ok_or_else(|| SqliteError::Corrupt("bad flow key".into()))?,
+            tenant_id: TenantId::from_uuid(uuid(&r.get::<_, String>(3)?)?),
+            user_id: r
+                .get::<_, Option<String>>(4)?
+                .map(|s| uuid(&s).map(UserId::from_uuid))
+                .transpose()?,
+            state: from_json(&r.get::<_, String>(0)?)?,
+            created_at: time(r.get(5)?)?,
+            expires_at: time(r.get(6)?)?,
+        },
+        version: u64::try_from(r.get::<_, i64>(1)?)
+            .map_err(|_| SqliteError::Corrupt("negative version".into()))?,
+    })
+}
+
+impl FlowStore for SqliteStore {
+    type Error = SqliteError;
+
+    async fn create_flow(&self, flow: &FlowRecord) -> Result<()> {
+        let f = flow.clone();
+        let state = json(&flow.state)?;
+        self.call(move |c| {
+            let t = id(f.tenant_id.as_uuid());
+            let u = f.user_id.map(|u| id(u.as_uuid()));
+            let tenant_exists = c
+                .prepare_cached("SELECT 1 FROM cs_tenants WHERE id = ?1")?
+                .exists([&t])?;
+            if !tenant_exists {
+                return Err(SqliteError::NotFound("tenant"));
+            }
+            if let Some(u) = &u {
+                require_user(c, &t, u)?;
+            }
+            c.prepare_cached(&format!(
+                "INSERT INTO cs_flows ({FLOW_COLS}) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)"
+            ))?
+            .execute(params![
+                state,
+                f.key.to_hex(),
+                t,
+                u,
+                micros(f.created_at),
+                micros(f.expires_at)
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn flow(
+        &self,
+        tenant: TenantId,
+        key: &TokenHash,
+    ) -> Result<Option<Versioned<FlowRecord>>> {
+        let (t, k) = (id(tenant.as_uuid()), key.to_hex());
+        self.call(move |c| {
+            first(
+                c,
+                &format!("SELECT {FLOW_COLS} FROM cs_flows WHERE tenant_id = ?1 AND key = ?2"),
+                [t, k],
+                read_flow,
+            )
+        })
+        .await
+    }
+
+    async fn compare_and_save_flow(&self, expected: u64, flow: &FlowRecord) -> Result<bool> {
+        let f = flow.clone();
+        let state = json(&flow.state)?;
+        let expected =
+            i64::try_from(expected).map_err(|_| SqliteError::Conflict("version out of range"))?;
+        self.call(move |c| {
+            let t = id(f.tenant_id.as_uuid());
+            let u = f.user_id.map(|u| id(u.as_uuid()));
+            if let Some(u) = &u {
+                require_user(c, &t, u)?;
+            }
+            let n = c
+                .prepare_cached(
+                    "UPDATE cs_flows SET state = ?1, version = version + 1, user_id = ?4, expires_at = ?5
+                     WHERE tenant_id = ?2 AND key = ?3 AND version = ?6",
+                )?
+                .execute(params![state, t, f.key.to_hex(), u, micros(f.expires_at), expected])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_flow(&self, tenant: TenantId, key: &TokenHash) -> Result<bool> {
+        let (t, k) = (id(tenant.as_uuid()), key.to_hex());
+        self.call(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM cs_flows WHERE tenant_id = ?1 AND key = ?2")?
+                .execute([t, k])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_expired_flows(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.call(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM cs_flows WHERE expires_at <= ?1")?
+                .execute([micros(now)])?;
+            Ok(n as u64)
         })
         .await
     }

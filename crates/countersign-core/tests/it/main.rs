@@ -10,6 +10,7 @@
 )]
 
 mod lockout_property;
+mod login;
 mod password_login;
 mod provisioning;
 mod support;

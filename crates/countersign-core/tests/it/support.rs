@@ -1,12 +1,15 @@
 use std::time::Duration;
 
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, LockoutPolicy, ManualClock,
-    NewTenant, NewUser, PasswordHasher, Tenant, TenantPolicy, User,
+    AccountState, Argon2Params, AuthMethod, AuthnService, ClientInfo, EmailOtpSettings, Env,
+    FactorKind, FactorStep, LockoutPolicy, ManualClock, NewTenant, NewUser, Outbox,
+    PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings, Tenant, TenantFactor,
+    TenantPolicy, TotpSettings, User,
 };
 use countersign_memory::MemoryStore;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+pub const ORIGIN: &str = "https://login.example.com";
 
 pub struct World {
     pub svc: AuthnService<MemoryStore>,
@@ -14,6 +17,7 @@ pub struct World {
     pub clock: ManualClock,
     pub tenant: Tenant,
     pub client: ClientInfo,
+    pub outbox: Outbox,
 }
 
 pub fn hasher() -> PasswordHasher {
@@ -28,17 +32,65 @@ pub fn policy(max: u32, window_secs: u64, lock_secs: u64) -> LockoutPolicy {
     }
 }
 
+/// Every factor adopted; methods `mfa` (password, then one of totp,
+/// recovery code, email code) and `passkey` (a passkey alone).
+pub fn mfa_tenant(lockout: LockoutPolicy) -> NewTenant {
+    NewTenant {
+        slug: "acme".into(),
+        name: "Acme Inc".into(),
+        policy: TenantPolicy { lockout },
+        factors: vec![
+            TenantFactor::Password(PasswordSettings::default()),
+            TenantFactor::Totp(TotpSettings {
+                issuer: "Acme".into(),
+                ..TotpSettings::default()
+            }),
+            TenantFactor::RecoveryCodes(RecoveryCodeSettings::default()),
+            TenantFactor::EmailOtp(EmailOtpSettings::default()),
+            TenantFactor::Passkey(PasskeySettings {
+                rp_id: "example.com".into(),
+                rp_name: "Acme".into(),
+                origin: ORIGIN.into(),
+            }),
+        ],
+        methods: vec![
+            AuthMethod::new(
+                "mfa",
+                vec![
+                    FactorStep::Required(FactorKind::Password),
+                    FactorStep::AnyOf(vec![
+                        FactorKind::Totp,
+                        FactorKind::RecoveryCodes,
+                        FactorKind::EmailOtp,
+                    ]),
+                ],
+            )
+            .unwrap(),
+            AuthMethod::sequence("passkey", &[FactorKind::Passkey]).unwrap(),
+        ],
+    }
+}
+
 impl World {
     pub async fn new(seed: u64) -> Self {
         Self::with_policy(seed, LockoutPolicy::default()).await
     }
 
     pub async fn with_policy(seed: u64, lockout: LockoutPolicy) -> Self {
-        let (env, clock) = Env::manual(seed);
-        let store = MemoryStore::new();
-        let svc = AuthnService::new(store.clone(), env, hasher());
         let mut spec = NewTenant::password_only("acme", "Acme Inc").unwrap();
         spec.policy = TenantPolicy { lockout };
+        Self::with_tenant(seed, spec).await
+    }
+
+    pub async fn mfa(seed: u64) -> Self {
+        Self::with_tenant(seed, mfa_tenant(LockoutPolicy::default())).await
+    }
+
+    pub async fn with_tenant(seed: u64, spec: NewTenant) -> Self {
+        let (env, clock) = Env::manual(seed);
+        let store = MemoryStore::new();
+        let outbox = Outbox::new();
+        let svc = AuthnService::new(store.clone(), env, hasher()).with_email_sender(outbox.clone());
         let tenant = svc.provision_tenant(spec).await.unwrap();
         let client = ClientInfo::new(Some("198.51.100.4".parse().unwrap()), Some("tests/1"));
         Self {
@@ -47,6 +99,7 @@ impl World {
             clock,
             tenant,
             client,
+            outbox,
         }
     }
 

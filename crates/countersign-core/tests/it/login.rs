@@ -1,0 +1,1260 @@
+//! The login engine end to end on the memory backend: every factor,
+//! enrolment, bad input, lockout across factors, step-up.
+
+use chrono::Duration;
+use countersign_core::otp::totp_code;
+use countersign_core::{
+    AccountState, AuditFilter, AuditKind, AuditQuery, AuditStatus, Confirm, DenyReason, Enroll,
+    Enrolled, Error, FactorKind, FactorResponse, FactorStore, FlowStore, IdentityLookup,
+    LoginStatus, StepUp, TokenKind, User, UserFactor,
+};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::prelude::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use crate::support::{ORIGIN, PASSWORD, World};
+
+async fn current_totp(w: &World, user: &User) -> String {
+    let Some(v) = w
+        .store
+        .user_factor(w.tenant.id, user.id, FactorKind::Totp)
+        .await
+        .unwrap()
+    else {
+        panic!("no totp")
+    };
+    let UserFactor::Totp(cred) = v.value else {
+        panic!()
+    };
+    totp_code(&cred, w.svc.env().now().timestamp() as u64).unwrap()
+}
+
+async fn enroll_totp(w: &World, user: &User) {
+    let Enrolled::Totp(material) = w
+        .svc
+        .enroll(w.tenant.id, user.id, Enroll::Totp, &w.client)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(material.uri.starts_with("otpauth://totp/Acme:"));
+    assert!(material.qr_svg.contains("<svg"));
+    let code = current_totp(w, user).await;
+    w.svc
+        .confirm(
+            w.tenant.id,
+            user.id,
+            Confirm::Totp { code: &code },
+            &w.client,
+        )
+        .await
+        .unwrap();
+    // The confirming code spent this step; log in on the next one.
+    w.clock.advance(Duration::seconds(30));
+}
+
+fn last_code(w: &World, to: &str) -> String {
+    let m = w.outbox.last_to(to).expect("an email");
+    m.text
+        .split_whitespace()
+        .find(|t| t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap()
+        .to_owned()
+}
+
+fn accepts(s: &LoginStatus) -> Vec<FactorKind> {
+    match s {
+        LoginStatus::AwaitingFactor { accepts, .. } => accepts.clone(),
+        other => panic!("not awaiting: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn password_then_totp_completes_the_mfa_method() {
+    let w = World::mfa(1).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let (flow, status) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    assert_eq!(
+        accepts(&status),
+        [FactorKind::Passkey, FactorKind::Password]
+    );
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(s.accepted);
+    assert_eq!(
+        accepts(&s.status),
+        [
+            FactorKind::EmailOtp,
+            FactorKind::RecoveryCodes,
+            FactorKind::Totp
+        ]
+    );
+    let code = current_totp(&w, &alice).await;
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Totp(&code),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let LoginStatus::Authenticated(auth) = s.status else {
+        panic!("{s:?}")
+    };
+    assert_eq!(auth.user_id, alice.id);
+    assert_eq!(auth.method.as_str(), "mfa");
+    assert_eq!(
+        auth.factors.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        [FactorKind::Password, FactorKind::Totp]
+    );
+    let logins = w
+        .store
+        .query_events(
+            w.tenant.id,
+            &AuditFilter {
+                kind: Some(AuditKind::LoginSucceeded),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), 1);
+    // The ended flow takes no more factors.
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Totp(&code),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowEnded)
+    ));
+}
+
+#[tokio::test]
+async fn a_totp_code_works_once_even_under_concurrent_submission() {
+    let w = World::mfa(2).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let mut flows = Vec::new();
+    for _ in 0..8 {
+        let (flow, _) = w
+            .svc
+            .begin_login(w.tenant.id, "alice", Some("mfa"), &w.client)
+            .await
+            .unwrap();
+        let s = w
+            .svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Password(PASSWORD),
+                &w.client,
+            )
+            .await
+            .unwrap();
+        assert!(s.accepted);
+        flows.push(flow);
+    }
+    let code = current_totp(&w, &alice).await;
+    let mut tasks = Vec::new();
+    for flow in flows {
+        let (svc, client, tenant, code) =
+            (w.svc.clone(), w.client.clone(), w.tenant.id, code.clone());
+        tasks.push(tokio::spawn(async move {
+            svc.submit(tenant, flow.expose(), FactorResponse::Totp(&code), &client)
+                .await
+                .unwrap()
+                .accepted
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(accepted, 1, "one code, one login");
+    let replays = w
+        .store
+        .query_events(
+            w.tenant.id,
+            &AuditFilter {
+                status: Some(AuditStatus::Failure),
+                kind: Some(AuditKind::Authentication),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        replays
+            .iter()
+            .filter(|e| e.detail.as_deref() == Some("replayed_code"))
+            .count()
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn recovery_codes_are_single_use_and_regeneration_voids_the_old_set() {
+    let w = World::mfa(3).await;
+    let alice = w.user("alice").await;
+    let Enrolled::RecoveryCodes(codes) = w
+        .svc
+        .enroll(w.tenant.id, alice.id, Enroll::RecoveryCodes, &w.client)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(codes.len(), 10);
+    let stored = format!(
+        "{:?}",
+        w.store
+            .user_factor(w.tenant.id, alice.id, FactorKind::RecoveryCodes)
+            .await
+            .unwrap()
+    );
+    assert!(
+        codes.iter().all(|c| !stored.contains(c.as_str())),
+        "only hashes are stored"
+    );
+    let login_with = |code: String| {
+        let w = &w;
+        async move {
+            let (flow, _) = w
+                .svc
+                .begin_login(w.tenant.id, "alice", None, &w.client)
+                .await
+                .unwrap();
+            w.svc
+                .submit(
+                    w.tenant.id,
+                    flow.expose(),
+                    FactorResponse::Password(PASSWORD),
+                    &w.client,
+                )
+                .await
+                .unwrap();
+            w.svc
+                .submit(
+                    w.tenant.id,
+                    flow.expose(),
+                    FactorResponse::RecoveryCode(&code),
+                    &w.client,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = login_with(codes[0].to_uppercase()).await;
+    assert!(
+        matches!(first.status, LoginStatus::Authenticated(_)),
+        "case and dashes do not matter"
+    );
+    let again = login_with(codes[0].clone()).await;
+    assert!(!again.accepted, "a used code is refused");
+    let Enrolled::RecoveryCodes(fresh) = w
+        .svc
+        .enroll(w.tenant.id, alice.id, Enroll::RecoveryCodes, &w.client)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        !login_with(codes[1].clone()).await.accepted,
+        "the old set is void"
+    );
+    assert!(login_with(fresh[1].clone()).await.accepted);
+}
+
+#[tokio::test]
+async fn email_codes_are_hashed_expire_cap_guesses_and_work_once() {
+    let w = World::mfa(4).await;
+    let alice = w.user("alice").await;
+    w.svc
+        .enroll(
+            w.tenant.id,
+            alice.id,
+            Enroll::EmailOtp {
+                address: "alice@example.org",
+            },
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    assert!(matches!(
+        w.svc
+            .confirm(
+                w.tenant.id,
+                alice.id,
+                Confirm::EmailOtp { code: "000000" },
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    w.svc
+        .confirm(
+            w.tenant.id,
+            alice.id,
+            Confirm::EmailOtp { code: &code },
+            &w.client,
+        )
+        .await
+        .unwrap();
+
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    // No code sent yet: a typed error, nothing counted.
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::EmailCode("123456"),
+                &w.client
+            )
+            .await,
+        Err(Error::ChallengeMissing)
+    ));
+    w.svc
+        .send_email_code(w.tenant.id, flow.expose(), &w.client)
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    let flow_record = w
+        .store
+        .flow(w.tenant.id, &TokenKind::FLOW.parse(flow.expose()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&flow_record.value.state)
+            .unwrap()
+            .contains(&format!("\"{code}\"")),
+        "hashed at rest"
+    );
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    assert!(
+        !w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::EmailCode(wrong),
+                &w.client
+            )
+            .await
+            .unwrap()
+            .accepted
+    );
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::EmailCode(&code),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(s.status, LoginStatus::Authenticated(_)));
+
+    // Expiry: a code older than its ttl is refused.
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    w.svc
+        .send_email_code(w.tenant.id, flow.expose(), &w.client)
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    let mut cfg = w.svc.config().clone();
+    cfg.flow_ttl = std::time::Duration::from_secs(3600);
+    let long = w.svc.clone().with_config(cfg);
+    w.clock.advance(Duration::seconds(200));
+    // The flow (5 min) is still alive, the code (10 min) too: it works...
+    assert!(
+        long.submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::EmailCode(&code),
+            &w.client
+        )
+        .await
+        .unwrap()
+        .accepted
+    );
+}
+
+#[tokio::test]
+async fn email_code_guesses_are_capped() {
+    let w = World::mfa(5).await;
+    let alice = w.user("alice").await;
+    w.svc
+        .enroll(
+            w.tenant.id,
+            alice.id,
+            Enroll::EmailOtp {
+                address: "alice@example.org",
+            },
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    w.svc
+        .confirm(
+            w.tenant.id,
+            alice.id,
+            Confirm::EmailOtp { code: &code },
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    w.svc
+        .send_email_code(w.tenant.id, flow.expose(), &w.client)
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    // The flow tolerates 5 failures; the code tolerates 5 guesses: after 4
+    // wrong guesses the right code still works once.
+    for _ in 0..4 {
+        assert!(
+            !w.svc
+                .submit(
+                    w.tenant.id,
+                    flow.expose(),
+                    FactorResponse::EmailCode(wrong),
+                    &w.client
+                )
+                .await
+                .unwrap()
+                .accepted
+        );
+    }
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::EmailCode(&code),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(s.accepted);
+}
+
+#[tokio::test]
+async fn expired_email_codes_are_refused() {
+    let w = World::mfa(6).await;
+    let alice = w.user("alice").await;
+    w.svc
+        .enroll(
+            w.tenant.id,
+            alice.id,
+            Enroll::EmailOtp {
+                address: "alice@example.org",
+            },
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = last_code(&w, "alice@example.org");
+    w.clock.advance(Duration::seconds(601));
+    assert!(matches!(
+        w.svc
+            .confirm(
+                w.tenant.id,
+                alice.id,
+                Confirm::EmailOtp { code: &code },
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    // The expired code is gone: confirming again needs a new one.
+    assert!(matches!(
+        w.svc
+            .confirm(
+                w.tenant.id,
+                alice.id,
+                Confirm::EmailOtp { code: &code },
+                &w.client
+            )
+            .await,
+        Err(Error::ChallengeMissing)
+    ));
+}
+
+#[tokio::test]
+async fn bad_input_is_typed_audited_and_changes_nothing() {
+    let w = World::mfa(7).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("mfa"), &w.client)
+        .await
+        .unwrap();
+    let key = TokenKind::FLOW.parse(flow.expose()).unwrap();
+    let version = |w: &World| {
+        let store = w.store.clone();
+        let tenant = w.tenant.id;
+        async move { store.flow(tenant, &key).await.unwrap().unwrap().version }
+    };
+    let v0 = version(&w).await;
+    let events0 = w.store.events().len();
+    // A factor out of order.
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Totp("123456"),
+                &w.client
+            )
+            .await,
+        Err(Error::FactorNotExpected)
+    ));
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let v1 = version(&w).await;
+    for bad in ["12345", "1234567", "12a456", "", "１２３４５６"] {
+        let r = w
+            .svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Totp(bad),
+                &w.client,
+            )
+            .await;
+        assert!(matches!(r, Err(Error::InvalidInput(_))), "{bad:?}: {r:?}");
+    }
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::RecoveryCode("nope"),
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(version(&w).await, v1, "no state change");
+    assert_eq!(
+        w.store.failure_record(w.tenant.id, alice.id).await.unwrap(),
+        None,
+        "nothing counted"
+    );
+    // Unknown, malformed, foreign flows.
+    let (other_flow, _) = TokenKind::FLOW.issue(w.svc.env()).unwrap();
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                other_flow.expose(),
+                FactorResponse::Password(PASSWORD),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowNotFound)
+    ));
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                "csf_garbage",
+                FactorResponse::Password(PASSWORD),
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let other = w
+        .svc
+        .provision_tenant(countersign_core::NewTenant::password_only("other", "Other").unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.svc
+            .submit(
+                other.id,
+                flow.expose(),
+                FactorResponse::Totp("123456"),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowNotFound)
+    ));
+    let audited = w.store.events().len() - events0;
+    assert!(audited >= 9, "every refusal is audited ({audited})");
+    assert!(v0 < v1);
+    // Expiry.
+    w.clock.advance(Duration::seconds(301));
+    let code = current_totp(&w, &alice).await;
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Totp(&code),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowExpired)
+    ));
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Totp(&code),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowEnded)
+    ));
+}
+
+#[tokio::test]
+async fn unknown_identifiers_get_a_flow_that_never_succeeds() {
+    let w = World::mfa(8).await;
+    w.user("alice").await;
+    let (real, real_status) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    let (fake, fake_status) = w
+        .svc
+        .begin_login(w.tenant.id, "mallory", None, &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&real_status), accepts(&fake_status), "same shape");
+    assert_eq!(real.expose().len(), fake.expose().len());
+    let c = w.svc.hasher().computations();
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            fake.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(!s.accepted);
+    assert_eq!(
+        w.svc.hasher().computations() - c,
+        1,
+        "the same hashing work"
+    );
+    for _ in 0..4 {
+        w.svc
+            .submit(
+                w.tenant.id,
+                fake.expose(),
+                FactorResponse::Password(PASSWORD),
+                &w.client,
+            )
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                fake.expose(),
+                FactorResponse::Password(PASSWORD),
+                &w.client
+            )
+            .await,
+        Err(Error::FlowEnded)
+    ));
+}
+
+#[tokio::test]
+async fn failures_across_factors_lock_the_account_and_flows_end_locked() {
+    let w = World::mfa(9).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    // Default policy: 5 failures lock. Mix factors across two flows.
+    let (f1, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(
+            !w.svc
+                .submit(
+                    w.tenant.id,
+                    f1.expose(),
+                    FactorResponse::Password("wrong password!"),
+                    &w.client
+                )
+                .await
+                .unwrap()
+                .accepted
+        );
+    }
+    let (f2, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            f2.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let wrong: String = code
+        .chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect();
+    assert!(
+        !w.svc
+            .submit(
+                w.tenant.id,
+                f2.expose(),
+                FactorResponse::Totp(&wrong),
+                &w.client
+            )
+            .await
+            .unwrap()
+            .accepted
+    );
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            f2.expose(),
+            FactorResponse::Totp(&wrong),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(s.status, LoginStatus::Locked { .. }), "{s:?}");
+    // A right password in the first flow is refused: the account is locked.
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            f1.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(!s.accepted && matches!(s.status, LoginStatus::Locked { .. }));
+}
+
+#[tokio::test]
+async fn suspension_mid_flow_denies_it() {
+    let w = World::mfa(10).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    w.svc
+        .transition(
+            w.tenant.id,
+            alice.id,
+            AccountState::Suspended,
+            None,
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Totp(&code),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status, LoginStatus::Denied(DenyReason::AccountInactive));
+    assert!(!s.accepted);
+}
+
+#[tokio::test]
+async fn a_chosen_method_limits_the_flow() {
+    let w = World::mfa(11).await;
+    w.user("alice").await;
+    let (_, s) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&s), [FactorKind::Passkey]);
+    assert!(matches!(
+        w.svc
+            .begin_login(w.tenant.id, "alice", Some("nope"), &w.client)
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Password(PASSWORD),
+                &w.client
+            )
+            .await,
+        Err(Error::FactorNotExpected)
+    ));
+}
+
+fn soft_register(
+    pk: &mut SoftPasskey,
+    challenge: webauthn_rs::prelude::CreationChallengeResponse,
+) -> String {
+    let reg = pk
+        .do_registration(Url::parse(ORIGIN).unwrap(), challenge)
+        .unwrap();
+    serde_json::to_string(&reg).unwrap()
+}
+
+fn soft_login(
+    pk: &mut SoftPasskey,
+    challenge: webauthn_rs::prelude::RequestChallengeResponse,
+) -> String {
+    let cred = pk
+        .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
+        .unwrap();
+    serde_json::to_string(&cred).unwrap()
+}
+
+async fn register_passkey(w: &World, user: &User, pk: &mut SoftPasskey, name: &str) {
+    let Enrolled::Passkey {
+        ceremony,
+        challenge,
+    } = w
+        .svc
+        .enroll(w.tenant.id, user.id, Enroll::Passkey { name }, &w.client)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let json = soft_register(pk, *challenge);
+    let info = w
+        .svc
+        .confirm(
+            w.tenant.id,
+            user.id,
+            Confirm::Passkey {
+                ceremony: ceremony.expose(),
+                credential: &json,
+            },
+            &w.client,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.name, name);
+    // The ceremony is single use.
+    assert!(
+        w.svc
+            .confirm(
+                w.tenant.id,
+                user.id,
+                Confirm::Passkey {
+                    ceremony: ceremony.expose(),
+                    credential: &json
+                },
+                &w.client
+            )
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn passkeys_register_sign_in_and_are_managed() {
+    let w = World::mfa(12).await;
+    let alice = w.user("alice").await;
+    let mut pk = SoftPasskey::new(true);
+    register_passkey(&w, &alice, &mut pk, "laptop").await;
+
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
+        .await
+        .unwrap();
+    // No challenge yet: a typed error.
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Passkey("{}"),
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidInput(_)) | Err(Error::ChallengeMissing)
+    ));
+    let challenge = w
+        .svc
+        .passkey_challenge(w.tenant.id, flow.expose(), &w.client)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.svc
+            .submit(
+                w.tenant.id,
+                flow.expose(),
+                FactorResponse::Passkey("{not json"),
+                &w.client
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let answer = soft_login(&mut pk, challenge);
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Passkey(&answer),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let LoginStatus::Authenticated(auth) = s.status else {
+        panic!("{s:?}")
+    };
+    assert_eq!(auth.factors[0].kind, FactorKind::Passkey);
+    let listed = w.svc.passkeys(w.tenant.id, alice.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "use is recorded");
+
+    // Replaying the same assertion in a new flow fails (new challenge).
+    let (flow2, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .passkey_challenge(w.tenant.id, flow2.expose(), &w.client)
+        .await
+        .unwrap();
+    assert!(
+        !w.svc
+            .submit(
+                w.tenant.id,
+                flow2.expose(),
+                FactorResponse::Passkey(&answer),
+                &w.client
+            )
+            .await
+            .unwrap()
+            .accepted
+    );
+
+    assert!(
+        w.svc
+            .rename_passkey(w.tenant.id, alice.id, listed[0].id, "work laptop")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.svc.passkeys(w.tenant.id, alice.id).await.unwrap()[0].name,
+        "work laptop"
+    );
+    assert!(
+        w.svc
+            .delete_passkey(w.tenant.id, alice.id, listed[0].id, &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(
+        w.svc
+            .passkeys(w.tenant.id, alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (flow3, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.svc
+            .passkey_challenge(w.tenant.id, flow3.expose(), &w.client)
+            .await,
+        Err(Error::FactorNotEnrolled(FactorKind::Passkey))
+    ));
+}
+
+#[tokio::test]
+async fn discoverable_passkeys_sign_in_without_a_username() {
+    let w = World::mfa(13).await;
+    let alice = w.user("alice").await;
+    let mut pk = SoftPasskey::new(true);
+    register_passkey(&w, &alice, &mut pk, "phone").await;
+    let cred_id = {
+        let v = w
+            .store
+            .user_factor(w.tenant.id, alice.id, FactorKind::Passkey)
+            .await
+            .unwrap()
+            .unwrap();
+        let UserFactor::Passkey(set) = v.value else {
+            panic!()
+        };
+        set.keys[0].passkey.cred_id().clone()
+    };
+    let (flow, status, mut challenge) = w
+        .svc
+        .begin_passkey_login(w.tenant.id, &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&status), [FactorKind::Passkey]);
+    assert!(
+        challenge.public_key.allow_credentials.is_empty(),
+        "username-less"
+    );
+    // The soft authenticator has no resident keys: point it at the
+    // credential, and add the user handle a resident key would return
+    // (the handle is not covered by the signature).
+    challenge.public_key.allow_credentials = vec![webauthn_rs_proto::AllowCredentials {
+        type_: "public-key".into(),
+        id: cred_id,
+        transports: None,
+    }];
+    let answer = soft_login(&mut pk, challenge);
+    let mut value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    use base64::Engine;
+    value["response"]["userHandle"] = serde_json::Value::String(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(alice.id.as_uuid().as_bytes()),
+    );
+    let answer = value.to_string();
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Passkey(&answer),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let LoginStatus::Authenticated(auth) = s.status else {
+        panic!("{s:?}")
+    };
+    assert_eq!(auth.user_id, alice.id);
+}
+
+#[tokio::test]
+async fn step_up_proves_a_fresh_factor() {
+    let w = World::mfa(14).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let (flow, _) = w
+        .svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(first) = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Totp(&code),
+            &w.client,
+        )
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    let fresh = StepUp::fresh(std::time::Duration::from_secs(300));
+    assert!(first.satisfies(&fresh, w.svc.env().now()));
+    w.clock.advance(Duration::seconds(3600));
+    assert!(
+        !first.satisfies(&fresh, w.svc.env().now()),
+        "an hour later it is stale"
+    );
+    let (step, status) = w
+        .svc
+        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&status), [FactorKind::Totp]);
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(again) = w
+        .svc
+        .submit(
+            w.tenant.id,
+            step.expose(),
+            FactorResponse::Totp(&code),
+            &w.client,
+        )
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    let merged = first.merge(&again).unwrap();
+    assert!(merged.satisfies(&fresh, w.svc.env().now()));
+}
+
+#[tokio::test]
+async fn factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them() {
+    let w = World::new(15).await;
+    let alice = w.user("alice").await;
+    assert!(matches!(
+        w.svc
+            .enroll(w.tenant.id, alice.id, Enroll::Totp, &w.client)
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let m = World::mfa(16).await;
+    let bob = m.user("bob").await;
+    enroll_totp(&m, &bob).await;
+    assert!(matches!(
+        m.svc
+            .enroll(m.tenant.id, bob.id, Enroll::Totp, &m.client)
+            .await,
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(
+        m.svc
+            .remove_factor(m.tenant.id, bob.id, FactorKind::Totp, &m.client)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !m.svc
+            .remove_factor(m.tenant.id, bob.id, FactorKind::Totp, &m.client)
+            .await
+            .unwrap()
+    );
+    let removed = m
+        .store
+        .query_events(
+            m.tenant.id,
+            &AuditFilter {
+                kind: Some(AuditKind::FactorRemoved),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+}
