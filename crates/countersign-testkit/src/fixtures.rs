@@ -132,3 +132,32 @@ pub fn password(phc: &str) -> UserFactor {
         changed_at: t0(),
     })
 }
+
+/// A login flow record of `tenant` (and `user`), awaiting its first factor,
+/// with a fresh key, alive from `t0()` for `ttl_secs`.
+pub fn flow(
+    fx: &Fx,
+    tenant: TenantId,
+    user: Option<UserId>,
+    ttl_secs: i64,
+) -> countersign_core::FlowRecord {
+    use countersign_core::flow::Awaiting;
+    use countersign_core::{FlowRecord, FlowState, LoginState, TokenKind};
+    let (_, key) = TokenKind::FLOW.issue(&fx.env).expect("token");
+    FlowRecord {
+        key,
+        tenant_id: tenant,
+        user_id: user,
+        state: FlowState::Login(LoginState::AwaitingFactor(Awaiting {
+            user,
+            discoverable: false,
+            candidates: vec![password_method()],
+            passed: Vec::new(),
+            failures: 0,
+            email_code: None,
+            passkey: None,
+        })),
+        created_at: t0(),
+        expires_at: t0() + Duration::seconds(ttl_secs),
+    }
+}

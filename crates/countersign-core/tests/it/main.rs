@@ -9,6 +9,7 @@
     reason = "tests"
 )]
 
+mod flow_property;
 mod lockout_property;
 mod login;
 mod password_login;
