@@ -29,11 +29,11 @@ pub mod fixtures;
 
 use std::future::Future;
 
-use countersign_core::{AuditQuery, FactorStore, IdentityStore};
+use countersign_core::{AuditQuery, FactorStore, FlowStore, IdentityStore};
 
 /// Everything the conformance suite exercises.
-pub trait ConformanceStore: IdentityStore + FactorStore + AuditQuery + Clone {}
-impl<T: IdentityStore + FactorStore + AuditQuery + Clone> ConformanceStore for T {}
+pub trait ConformanceStore: IdentityStore + FactorStore + FlowStore + AuditQuery + Clone {}
+impl<T: IdentityStore + FactorStore + FlowStore + AuditQuery + Clone> ConformanceStore for T {}
 
 /// Run an async test body on a fresh multi-threaded runtime (4 workers, so
 /// the concurrency tests really race).
@@ -98,6 +98,16 @@ macro_rules! conformance_suite {
             audit_filters_combine,
             audit_limit_defaults_and_caps,
             audit_events_round_trip_exactly,
+            flow_round_trips_at_version_one,
+            flows_are_tenant_scoped,
+            duplicate_flow_keys_conflict,
+            flow_compare_and_save_checks_the_version,
+            concurrent_flow_saves_have_one_winner,
+            delete_flow_reports_existence,
+            expired_flows_are_deleted_at_their_time,
+            flows_need_an_existing_tenant_and_user,
+            erase_user_removes_their_flows,
+            every_credential_kind_round_trips,
         );
     };
 }

@@ -1,0 +1,258 @@
+//! PostgreSQL backend for countersign (sqlx): the production and scale-out
+//! engine. Applications should depend on the `countersign` facade rather
+//! than on this crate directly.
+//!
+//! [`PostgresStore`] implements every store trait of countersign-core
+//! ([`IdentityLookup`], [`IdentityAuthnLog`], [`IdentityAdmin`],
+//! [`FactorStore`], [`AuditQuery`]) and passes the whole conformance suite
+//! of `countersign-testkit`. Guarantees:
+//!
+//! - **No database at build time.** Every query is checked at run time
+//!   (`sqlx::query` with bind parameters); nothing needs a live database
+//!   to compile.
+//! - **Schema.** Versioned migrations ship inside the crate and are
+//!   applied by [`PostgresStore::migrate`]: idempotently, in one
+//!   transaction, under a transaction-scoped advisory lock so any number
+//!   of processes may call it at once. A database whose schema is newer
+//!   than this build ([`SCHEMA_VERSION`]) is refused with
+//!   [`PgError::SchemaTooNew`], by `migrate` and by
+//!   [`connect`](PostgresStore::connect), before anything is written.
+//! - **Atomicity in SQL.** Compare-and-save, failed-attempt counting
+//!   (exactly [`LockoutPolicy::next_failure`]) and state transitions are
+//!   each one statement; provisioning, user creation, erasure and the
+//!   invariant checks ("a tenant keeps a factor and an enabled method")
+//!   are one transaction each, the checks serialised per tenant by a row
+//!   lock on the tenant.
+//! - **Tenant scoping.** The tenant id is part of every key and every
+//!   `WHERE` clause; user-owned rows reference `(tenant_id, user_id)`, so
+//!   they cannot belong to a user of another tenant.
+//! - **Orderings** match the reference (memory) backend: names and kinds
+//!   bytewise (`COLLATE "C"`), users by id, audit events newest first with
+//!   ties broken by id.
+//! - **Errors** carry a [`StoreErrorKind`]: unique violations are
+//!   `Conflict`; connection loss, serialization failures, deadlocks,
+//!   server shutdowns and pool timeouts are `Transient` and retried as
+//!   [`RetryPolicy`] describes (never where a retry could apply a write
+//!   twice).
+//! - **Pools.** Writes use the main pool; pure lookups
+//!   ([`IdentityLookup`], the reads of [`FactorStore`], [`AuditQuery`]) use
+//!   an optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
+//!   replica.
+//!
+//! [`IdentityLookup`]: countersign_core::IdentityLookup
+//! [`IdentityAuthnLog`]: countersign_core::IdentityAuthnLog
+//! [`IdentityAdmin`]: countersign_core::IdentityAdmin
+//! [`FactorStore`]: countersign_core::FactorStore
+//! [`AuditQuery`]: countersign_core::AuditQuery
+//! [`LockoutPolicy::next_failure`]: countersign_core::LockoutPolicy::next_failure
+//! [`StoreErrorKind`]: countersign_core::StoreErrorKind
+
+mod codec;
+mod error;
+mod flows;
+mod migrate;
+mod retry;
+mod store;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+pub use error::{DbError, PgError};
+pub use migrate::SCHEMA_VERSION;
+pub use retry::RetryPolicy;
+
+/// `Result` with [`PgError`].
+pub type Result<T, E = PgError> = std::result::Result<T, E>;
+
+/// How [`PostgresStore::connect_with`] connects.
+///
+/// Build with [`PostgresOptions::new`] and adjust the fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// The primary's URL (`postgres://user:pass@host:port/db?...`).
+    pub url: String,
+    /// The most connections the pool (and the read pool) opens. Default 10.
+    pub max_connections: u32,
+    /// How long a call waits for a free connection before failing with a
+    /// transient error. Default 10 s.
+    pub acquire_timeout: Duration,
+    /// `statement_timeout` of every connection; `None` keeps the server's.
+    /// Default 5 s. (Migrations lift it once they hold their lock.)
+    pub statement_timeout: Option<Duration>,
+    /// `search_path` of every connection (the schema the tables live in);
+    /// `None` keeps the server's. Default `None`.
+    pub search_path: Option<String>,
+    /// `application_name` of every connection, as shown in
+    /// `pg_stat_activity`. Default `countersign`.
+    pub application_name: Option<String>,
+    /// A URL for pure lookups (e.g. a replica); `None` reads from the
+    /// primary. Reads from a lagging replica may be stale. Default `None`.
+    pub read_url: Option<String>,
+    /// How transient failures are retried. Default [`RetryPolicy::default`].
+    pub retry: RetryPolicy,
+}
+
+impl PostgresOptions {
+    /// Options for `url` with the defaults above.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(5)),
+            search_path: None,
+            application_name: Some("countersign".to_owned()),
+            read_url: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The connect options for `url` with these settings applied.
+    fn connect_options(&self, url: &str) -> Result<PgConnectOptions> {
+        let mut opts: PgConnectOptions = url
+            .parse()
+            .map_err(|e| PgError::Config(format!("cannot parse the database url: {e}")))?;
+        let mut settings: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = self.statement_timeout {
+            settings.push(("statement_timeout", format!("{}ms", t.as_millis().max(1))));
+        }
+        if let Some(path) = &self.search_path {
+            settings.push(("search_path", path.clone()));
+        }
+        if !settings.is_empty() {
+            opts = opts.options(settings);
+        }
+        if let Some(name) = &self.application_name {
+            opts = opts.application_name(name);
+        }
+        Ok(opts)
+    }
+
+    async fn pool(&self, url: &str) -> Result<PgPool> {
+        if self.max_connections == 0 {
+            return Err(PgError::Config("max_connections must be at least 1".into()));
+        }
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_with(self.connect_options(url)?)
+            .await
+            .map_err(error::db("connecting"))
+    }
+}
+
+/// The PostgreSQL store. Clones share the pools.
+///
+/// Connect with [`connect`](Self::connect) or
+/// [`connect_with`](Self::connect_with), or wrap a pool of your own with
+/// [`from_pool`](Self::from_pool); then call [`migrate`](Self::migrate)
+/// once at start-up (every process may: it is safe under concurrency).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    write: PgPool,
+    read: Option<PgPool>,
+    retry: RetryPolicy,
+}
+
+impl PostgresStore {
+    /// Connect to `url` with the default [`PostgresOptions`]. Refuses a
+    /// database whose schema is newer than this build
+    /// ([`PgError::SchemaTooNew`]); does not migrate.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PostgresOptions::new(url)).await
+    }
+
+    /// Connect as `options` say: a pool on the primary and, with
+    /// `read_url`, a read pool. Refuses a database whose schema is newer
+    /// than this build ([`PgError::SchemaTooNew`]); does not migrate.
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self> {
+        let write = options.pool(&options.url).await?;
+        let read = match &options.read_url {
+            Some(url) => Some(options.pool(url).await?),
+            None => None,
+        };
+        let store = Self {
+            write,
+            read,
+            retry: options.retry,
+        };
+        store.schema_version().await?;
+        Ok(store)
+    }
+
+    /// Wrap an existing pool (its connections configure timeouts and
+    /// search path). Checks nothing; see [`open`](Self::open).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self {
+            write: pool,
+            read: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Wrap an existing pool and check its schema like
+    /// [`connect`](Self::connect): a newer schema is refused.
+    pub async fn open(pool: PgPool) -> Result<Self> {
+        let store = Self::from_pool(pool);
+        store.schema_version().await?;
+        Ok(store)
+    }
+
+    /// Use `pool` for pure lookups ([`IdentityLookup`], the reads of
+    /// [`FactorStore`], [`AuditQuery`]). Writes, and the reads that guard
+    /// writes, stay on the main pool. A replica's lag makes those lookups
+    /// stale by as much.
+    ///
+    /// [`IdentityLookup`]: countersign_core::IdentityLookup
+    /// [`FactorStore`]: countersign_core::FactorStore
+    /// [`AuditQuery`]: countersign_core::AuditQuery
+    pub fn with_read_pool(mut self, pool: PgPool) -> Self {
+        self.read = Some(pool);
+        self
+    }
+
+    /// Retry transient failures as `policy` says.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The main (write) pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.write
+    }
+
+    /// The pool lookups use: the read pool if there is one, else the main pool.
+    pub fn read_pool(&self) -> &PgPool {
+        self.read.as_ref().unwrap_or(&self.write)
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Bring the schema to [`SCHEMA_VERSION`] and return it.
+    ///
+    /// Idempotent and safe when several processes call it at once: it runs
+    /// in one transaction holding a transaction-scoped advisory lock, reads
+    /// the applied versions from `cs_schema_migrations` and applies only the
+    /// missing ones. A database at a newer version than this build knows is
+    /// refused with [`PgError::SchemaTooNew`] and nothing is written.
+    pub async fn migrate(&self) -> Result<u32> {
+        self.retry
+            .run("migrate", true, || migrate::migrate(&self.write))
+            .await
+    }
+
+    /// The schema version of the database (`None` before the first
+    /// migration). A version newer than this build is refused with
+    /// [`PgError::SchemaTooNew`].
+    pub async fn schema_version(&self) -> Result<Option<u32>> {
+        self.retry
+            .run("schema_version", true, || migrate::version(&self.write))
+            .await
+    }
+}
