@@ -1402,7 +1402,7 @@ use countersign_core::factor::{
     EmailOtpCredential, PendingCode, RecoveryCodeSlot, RecoveryCodesCredential, TotpAlgorithm,
     TotpCredential,
 };
-use countersign_core::{EmailAddress, FlowState, FlowStore, LoginState, UserFactor};
+use countersign_core::{EmailAddress, FlowState, LoginState, UserFactor};
 
 use crate::fixtures::flow;
 
