@@ -25,6 +25,7 @@
 )]
 
 pub mod conformance;
+pub mod engine;
 pub mod fixtures;
 
 use std::future::Future;
@@ -128,6 +129,53 @@ macro_rules! __conformance_tests {
         fn conformance_suite_is_complete() {
             let here: &[&str] = &[$(stringify!($name)),+];
             assert_eq!(here, $crate::conformance::ALL);
+        }
+    };
+}
+
+/// Instantiate the login-engine suite for a backend: one `#[test]` per
+/// scenario (every factor end to end through `AuthnService`), each on a
+/// store from `$factory`, plus a completeness check.
+#[macro_export]
+macro_rules! engine_suite {
+    ($factory:path) => {
+        $crate::__engine_tests!($factory;
+                password_then_totp_completes_the_mfa_method,
+                a_totp_code_works_once_even_under_concurrent_submission,
+                recovery_codes_are_single_use_and_regeneration_voids_the_old_set,
+                email_codes_are_hashed_expire_cap_guesses_and_work_once,
+                email_code_guesses_are_capped,
+                expired_email_codes_are_refused,
+                bad_input_is_typed_audited_and_changes_nothing,
+                unknown_identifiers_get_a_flow_that_never_succeeds,
+                failures_across_factors_lock_the_account_and_flows_end_locked,
+                suspension_mid_flow_denies_it,
+                a_chosen_method_limits_the_flow,
+                passkeys_register_sign_in_and_are_managed,
+                discoverable_passkeys_sign_in_without_a_username,
+                step_up_proves_a_fresh_factor,
+                factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
+                erasure_ends_flows_and_credentials,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __engine_tests {
+    ($factory:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run(async { $crate::engine::$name($factory().await).await });
+            }
+        )+
+
+        /// The suite instantiated here is the whole suite.
+        #[test]
+        fn engine_suite_is_complete() {
+            let here: &[&str] = &[$(stringify!($name)),+];
+            assert_eq!(here, $crate::engine::ALL);
         }
     };
 }

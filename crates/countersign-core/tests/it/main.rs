@@ -11,7 +11,6 @@
 
 mod flow_property;
 mod lockout_property;
-mod login;
 mod password_login;
 mod provisioning;
 mod support;

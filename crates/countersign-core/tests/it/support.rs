@@ -17,7 +17,6 @@ pub struct World {
     pub clock: ManualClock,
     pub tenant: Tenant,
     pub client: ClientInfo,
-    pub outbox: Outbox,
 }
 
 pub fn hasher() -> PasswordHasher {
@@ -90,7 +89,7 @@ impl World {
         let (env, clock) = Env::manual(seed);
         let store = MemoryStore::new();
         let outbox = Outbox::new();
-        let svc = AuthnService::new(store.clone(), env, hasher()).with_email_sender(outbox.clone());
+        let svc = AuthnService::new(store.clone(), env, hasher()).with_email_sender(outbox);
         let tenant = svc.provision_tenant(spec).await.unwrap();
         let client = ClientInfo::new(Some("198.51.100.4".parse().unwrap()), Some("tests/1"));
         Self {
@@ -99,7 +98,6 @@ impl World {
             clock,
             tenant,
             client,
-            outbox,
         }
     }
 

@@ -18,6 +18,7 @@ async fn fresh() -> MemoryStore {
 }
 
 countersign_testkit::conformance_suite!(fresh);
+countersign_testkit::engine_suite!(fresh);
 
 #[tokio::test]
 async fn injected_failures_fail_the_next_calls_and_change_nothing() {

@@ -134,6 +134,7 @@ async fn fresh() -> PostgresStore {
 }
 
 countersign_testkit::conformance_suite!(fresh);
+countersign_testkit::engine_suite!(fresh);
 
 fn run<F: std::future::Future<Output = ()>>(body: F) {
     countersign_testkit::run(body);

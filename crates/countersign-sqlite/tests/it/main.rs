@@ -22,3 +22,4 @@ async fn fresh() -> SqliteStore {
 }
 
 countersign_testkit::conformance_suite!(fresh);
+countersign_testkit::engine_suite!(fresh);
