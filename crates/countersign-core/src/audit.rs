@@ -73,6 +73,16 @@ str_enum! {
         FactorEnrolled => "factor.enrolled",
         /// A factor was removed.
         FactorRemoved => "factor.removed",
+        /// A session began.
+        SessionStarted => "session.started",
+        /// A session (or several) ended: logout, revocation.
+        SessionEnded => "session.ended",
+        /// A refresh token rotated.
+        TokenRefreshed => "token.refreshed",
+        /// A rotated refresh token was presented again: its family is revoked.
+        RefreshReuse => "token.reuse",
+        /// A tenant's JWT signing key rotated.
+        SigningKeyRotated => "key.rotated",
     }
 }
 

@@ -15,7 +15,7 @@ use crate::login::webauthn_for;
 use crate::model::{ClientInfo, EmailAddress, User, parse_display_name};
 use crate::otp::{self, TotpCheck, TotpEnrollment};
 use crate::service::{AuthnService, store_err};
-use crate::store::{FactorStore, FlowStore, IdentityStore};
+use crate::store::{FactorStore, FlowStore, IdentityStore, SessionStore};
 use crate::token::{SecretToken, TokenKind};
 
 /// What to enrol.
@@ -123,7 +123,7 @@ fn passkey_name(name: &str) -> Result<String> {
 
 impl<S> AuthnService<S>
 where
-    S: IdentityStore + FactorStore + FlowStore,
+    S: IdentityStore + FactorStore + FlowStore + SessionStore,
 {
     async fn settings(&self, tenant: TenantId, kind: FactorKind) -> Result<TenantFactor> {
         self.tenant_settings(tenant, kind).await?.ok_or_else(|| {

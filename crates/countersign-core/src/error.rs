@@ -143,6 +143,16 @@ pub enum Error {
     /// Sending an email failed.
     #[error("sending email failed: {0}")]
     Email(String),
+    /// The session token is unknown, expired or revoked (one error for all
+    /// three).
+    #[error("session not valid")]
+    SessionInvalid,
+    /// The refresh token was refused.
+    #[error("refresh token refused: {0}")]
+    RefreshRefused(RefreshRefusal),
+    /// The access token was refused.
+    #[error("access token refused: {0}")]
+    AccessToken(#[from] crate::jwt::JwtError),
     /// The store failed.
     #[error("store error ({kind}): {source}")]
     Store {
@@ -179,3 +189,24 @@ impl Error {
 
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a refresh token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshRefusal {
+    /// No family has it.
+    #[error("unknown")]
+    Unknown,
+    /// Its family has expired.
+    #[error("expired")]
+    Expired,
+    /// Its family was revoked (logout, reuse, suspension).
+    #[error("revoked")]
+    Revoked,
+    /// It was just rotated away (a benign race within the grace period).
+    #[error("superseded")]
+    Superseded,
+    /// It was used before: the family is now revoked.
+    #[error("reused; the login is revoked")]
+    Reused,
+}

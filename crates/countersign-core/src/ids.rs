@@ -95,6 +95,16 @@ typed_id! {
     EventId
 }
 
+typed_id! {
+    /// Identifies a session (public: listing and revoking use it; the
+    /// session token is a separate secret).
+    SessionId
+}
+typed_id! {
+    /// Identifies a refresh-token family (one per login).
+    FamilyId
+}
+
 impl TenantId {
     /// The reserved system tenant: platform-operator scope. No provisioning,
     /// registration or parsing path can claim it.

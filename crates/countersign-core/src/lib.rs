@@ -19,6 +19,7 @@ pub mod error;
 pub mod factor;
 pub mod flow;
 pub mod ids;
+pub mod jwt;
 pub mod lockout;
 mod login;
 pub mod model;
@@ -26,6 +27,8 @@ pub mod otp;
 pub mod password;
 pub mod provision;
 pub mod service;
+pub mod session;
+mod sessions;
 pub mod store;
 pub mod token;
 
@@ -33,7 +36,7 @@ pub use audit::{AuditEvent, AuditFilter, AuditKind, AuditStatus};
 pub use email::{EmailMessage, EmailSender, Outbox};
 pub use enroll::{Confirm, Enroll, Enrolled, PasskeyInfo};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
-pub use error::{Error, InvalidInput, Result, StoreError, StoreErrorKind};
+pub use error::{Error, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind};
 pub use factor::{
     AuthMethod, EmailOtpSettings, FactorKind, FactorStep, MethodName, MethodRecord,
     PasskeySettings, PasswordCredential, PasswordSettings, RecoveryCodeSettings, Scope,
@@ -42,7 +45,7 @@ pub use factor::{
 pub use flow::{
     Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,
 };
-pub use ids::{EventId, IdError, TenantId, UserId};
+pub use ids::{EventId, FamilyId, IdError, SessionId, TenantId, UserId};
 pub use lockout::{FailureRecord, LockoutPolicy};
 pub use login::{FactorResponse, LoginStatus, Submission};
 pub use model::{
@@ -52,8 +55,12 @@ pub use otp::TotpEnrollment;
 pub use password::{Argon2Params, PasswordHasher, PasswordRules, PasswordViolation};
 pub use provision::TenantProvision;
 pub use service::{AuthnConfig, AuthnService, NewTenant, NewUser, PasswordLogin};
+pub use session::{
+    AccessTokenPolicy, RefreshFamily, Rotation, SessionPolicy, SessionRecord, SigningKeyRecord,
+};
+pub use sessions::{Cleanup, Introspection, IssuedSession, Refreshed, SessionService};
 pub use store::{
     AuditQuery, FactorStore, FlowStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    IdentityStore,
+    IdentityStore, KeyStore, SessionStore,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

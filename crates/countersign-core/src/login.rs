@@ -20,7 +20,7 @@ use crate::model::{ClientInfo, Identifier, Tenant, User};
 use crate::otp::{self, TotpCheck};
 use crate::password::normalize_password;
 use crate::service::{AuthnService, store_err};
-use crate::store::{FactorStore, FlowStore, IdentityStore};
+use crate::store::{FactorStore, FlowStore, IdentityStore, SessionStore};
 use crate::token::{SecretToken, TokenHash, TokenKind};
 
 /// A factor as the user submits it. Strings are raw input.
@@ -132,7 +132,7 @@ fn parse_credential(json: &str) -> Result<PublicKeyCredential> {
 
 impl<S> AuthnService<S>
 where
-    S: IdentityStore + FactorStore + FlowStore,
+    S: IdentityStore + FactorStore + FlowStore + SessionStore,
 {
     pub(crate) async fn tenant_settings(
         &self,

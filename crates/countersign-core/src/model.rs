@@ -228,6 +228,9 @@ pub fn parse_display_name(s: &str) -> Result<String, InvalidInput> {
 pub struct TenantPolicy {
     /// How failed attempts lock an account.
     pub lockout: LockoutPolicy,
+    /// How long sessions and tokens live.
+    #[serde(default)]
+    pub sessions: crate::session::SessionPolicy,
 }
 
 /// A tenant: the unit of isolation. Every user, factor, method and audit

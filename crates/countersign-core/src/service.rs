@@ -12,14 +12,14 @@ use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result, StoreErrorKind};
 use crate::factor::{AuthMethod, FactorKind, PasswordCredential, TenantFactor, UserFactor};
 use crate::flow::FlowEvent;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
     parse_display_name,
 };
 use crate::password::{PasswordHasher, PasswordRules, PasswordViolation, normalize_password};
 use crate::provision::TenantProvision;
-use crate::store::{FactorStore, FlowStore, IdentityStore};
+use crate::store::{FactorStore, FlowStore, IdentityStore, SessionStore};
 
 /// What a new tenant is made of.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub(crate) fn store_err<E: crate::error::StoreError>(e: E) -> Error {
 
 impl<S> AuthnService<S>
 where
-    S: IdentityStore + FactorStore + FlowStore,
+    S: IdentityStore + FactorStore + FlowStore + SessionStore,
 {
     /// A service over `store`, with time and randomness from `env`, default
     /// [`AuthnConfig`] and no email sender.
@@ -430,6 +430,13 @@ where
         if !moved {
             return Err(Error::Concurrent("account state changed meanwhile"));
         }
+        if matches!(to, AccountState::Suspended | AccountState::Deleted) {
+            // Every session of the account ends with it.
+            self.store
+                .delete_user_sessions(tenant, user, None, self.env.now())
+                .await
+                .map_err(store_err)?;
+        }
         let detail = format!("{}->{}", current.state, to);
         self.audit(
             self.event(
@@ -718,27 +725,33 @@ where
     /// Change a password, proving the current one. A wrong current password
     /// counts toward lockout. The new one must meet the tenant's rules and
     /// not repeat the history.
+    ///
+    /// Every session of the user ends, except `keep` (the session making
+    /// the change, if the caller wants it kept).
     pub async fn change_password(
         &self,
         tenant: TenantId,
         user: UserId,
         current: &str,
         new: &str,
+        keep: Option<SessionId>,
         client: &ClientInfo,
     ) -> Result<()> {
         let account = self.user(tenant, user).await?;
         self.verify_password(tenant, account.identifier.as_str(), current, client)
             .await?;
-        self.set_password(tenant, user, new, client).await
+        self.set_password(tenant, user, new, keep, client).await
     }
 
     /// Set a user's password without the current one (administrators,
-    /// completed resets). Rules and history apply.
+    /// completed resets). Rules and history apply. Every session of the
+    /// user ends, except `keep`.
     pub async fn set_password(
         &self,
         tenant: TenantId,
         user: UserId,
         new: &str,
+        keep: Option<SessionId>,
         client: &ClientInfo,
     ) -> Result<()> {
         let tenant_row = self.tenant(tenant).await?;
@@ -794,6 +807,10 @@ where
         if !saved {
             return Err(Error::Concurrent("password changed meanwhile"));
         }
+        self.store
+            .delete_user_sessions(tenant, user, keep, now)
+            .await
+            .map_err(store_err)?;
         if rules.history > 0 {
             self.store
                 .push_password_history(tenant, user, &phc, now, rules.history)

@@ -37,10 +37,11 @@ use crate::factor::{
     AuthMethod, FactorKind, MethodName, MethodRecord, Scope, TenantFactor, UserFactor, Versioned,
 };
 use crate::flow::FlowRecord;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
 use crate::provision::TenantProvision;
+use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
 
 /// The most users [`IdentityLookup::list_users`] returns at once.
@@ -200,7 +201,8 @@ pub trait IdentityAdmin: IdentityAuthnLog {
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
 
     /// Erase a user (GDPR art. 17): the user row, credentials, user-scope
-    /// methods, lockout record, password history and flows go; audit events keep
+    /// methods, lockout record, password history, flows, sessions and
+    /// refresh families go; audit events keep
     /// their facts but name `pseudonym` instead of the user, with client
     /// ip and user agent cleared. Returns whether the user existed.
     fn erase_user(
@@ -366,6 +368,129 @@ pub trait FlowStore: Send + Sync + 'static {
     /// before `now`. Returns how many went. Safe to run from several nodes
     /// at once.
     fn delete_expired_flows(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+}
+
+/// Sessions and refresh-token families.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Store a new session and, if given, its refresh family (whose
+    /// `current` token is recorded as the family's first), atomically.
+    /// `NotFound` if the user is not in the tenant; `Conflict` if the key,
+    /// id or family exists.
+    fn create_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&RefreshFamily>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The session with this token hash if it is live at `now`, in one
+    /// atomic step that also renews it as [`SessionRecord::renew`] says.
+    /// The result is the session after renewal. A session that is not live
+    /// is `None`.
+    fn validate_session(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Self::Error>> + Send;
+
+    /// The session with this id in `tenant` (live or not, until deleted).
+    fn session(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Self::Error>> + Send;
+
+    /// The user's sessions live at `now`, newest first.
+    fn user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, Self::Error>> + Send;
+
+    /// End one session (and revoke its refresh family at `now`). Returns
+    /// the ended session, if it existed in `tenant`.
+    fn delete_session(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Self::Error>> + Send;
+
+    /// End the session with this token hash (and revoke its family).
+    /// Returns the ended session, if any.
+    fn delete_session_by_key(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Self::Error>> + Send;
+
+    /// End every session of the user except `keep` (and revoke their
+    /// families). Returns how many ended.
+    fn delete_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Present a refresh token (its hash) at `now`, atomically, following
+    /// [`decide_rotation`](crate::session::decide_rotation): the current
+    /// token rotates to `new`; the previous one within the family's
+    /// `reuse_grace` is refused harmlessly; any other known token revokes the family and ends its
+    /// session. Of concurrent presentations of one token, at most one
+    /// rotates.
+    fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Rotation, Self::Error>> + Send;
+
+    /// The family with this id in `tenant`.
+    fn refresh_family(
+        &self,
+        tenant: TenantId,
+        id: FamilyId,
+    ) -> impl Future<Output = Result<Option<RefreshFamily>, Self::Error>> + Send;
+
+    /// Delete sessions no longer live at `now` and families expired or
+    /// revoked before `now` (with their tokens). Returns how many rows went.
+    /// Safe to run from several nodes at once.
+    fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+}
+
+/// JWT signing keys per tenant.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// The tenant's keys, oldest first.
+    fn signing_keys(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<SigningKeyRecord>, Self::Error>> + Send;
+
+    /// Add a key and retire every other active key of the tenant at
+    /// `key.created_at`, keeping them verifiable until `verify_until`, in
+    /// one atomic step. `Conflict` if the kid exists; `NotFound` if no tenant.
+    fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        verify_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Delete retired keys whose `verify_until` is at or before `now`.
+    fn delete_expired_signing_keys(
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;

@@ -14,11 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::store::{MAX_PAGE, resolve_methods};
 use countersign_core::{
     AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, FactorKind, FactorStore,
-    FailureRecord, FlowRecord, FlowStore, Identifier, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, LockoutPolicy, MethodName, MethodRecord, Scope, StoreError, StoreErrorKind,
+    FailureRecord, FamilyId, FlowRecord, FlowStore, Identifier, IdentityAdmin, IdentityAuthnLog,
+    IdentityLookup, KeyStore, LockoutPolicy, MethodName, MethodRecord, RefreshFamily, Rotation,
+    Scope, SessionId, SessionRecord, SessionStore, SigningKeyRecord, StoreError, StoreErrorKind,
     Tenant, TenantFactor, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
     UserFactor, UserId, Versioned,
 };
@@ -68,6 +70,25 @@ struct State {
     methods: BTreeMap<MethodKey, MethodRecord>,
     history: HashMap<UserId, Vec<String>>,
     flows: HashMap<TokenHash, Versioned<FlowRecord>>,
+    sessions: HashMap<TokenHash, SessionRecord>,
+    session_keys: HashMap<SessionId, TokenHash>,
+    families: HashMap<FamilyId, RefreshFamily>,
+    refresh_tokens: HashMap<TokenHash, FamilyId>,
+    signing_keys: Vec<SigningKeyRecord>,
+}
+
+impl State {
+    /// End a session and revoke its family at `now`.
+    fn end_session(&mut self, key: &TokenHash, now: DateTime<Utc>) -> Option<SessionRecord> {
+        let s = self.sessions.remove(key)?;
+        self.session_keys.remove(&s.id);
+        for f in self.families.values_mut().filter(|f| f.session_id == s.id) {
+            if f.revoked_at.is_none() {
+                f.revoked_at = Some(now);
+            }
+        }
+        Some(s)
+    }
 }
 
 impl State {
@@ -149,6 +170,10 @@ pub struct MemorySnapshot {
     pub failure_records: usize,
     /// Flows (logins and ceremonies in progress).
     pub flows: usize,
+    /// Sessions.
+    pub sessions: usize,
+    /// Refresh families.
+    pub families: usize,
 }
 
 impl MemoryStore {
@@ -194,6 +219,8 @@ impl MemoryStore {
             password_history: st.history.values().map(Vec::len).sum(),
             failure_records: st.failures.len(),
             flows: st.flows.len(),
+            sessions: st.sessions.len(),
+            families: st.families.len(),
         }
     }
 
@@ -500,6 +527,25 @@ impl IdentityAdmin for MemoryStore {
         st.user_factors.retain(|(u, _), _| *u != user);
         st.methods.retain(|(_, u, _), _| *u != Some(user));
         st.flows.retain(|_, f| f.value.user_id != Some(user));
+        let keys: Vec<TokenHash> = st
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user)
+            .map(|s| s.key)
+            .collect();
+        for k in keys {
+            st.end_session(&k, DateTime::<Utc>::MIN_UTC);
+        }
+        let families: Vec<FamilyId> = st
+            .families
+            .values()
+            .filter(|f| f.user_id == user)
+            .map(|f| f.id)
+            .collect();
+        for f in &families {
+            st.families.remove(f);
+        }
+        st.refresh_tokens.retain(|_, f| !families.contains(f));
         for e in st
             .events
             .iter_mut()
@@ -794,6 +840,265 @@ impl FlowStore for MemoryStore {
         let before = st.flows.len();
         st.flows.retain(|_, f| f.value.expires_at > now);
         Ok((before - st.flows.len()) as u64)
+    }
+}
+
+impl SessionStore for MemoryStore {
+    type Error = MemoryError;
+
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&RefreshFamily>,
+    ) -> Result<()> {
+        let mut st = self.begin("create_session")?;
+        st.require_user(session.tenant_id, session.user_id)?;
+        if st.sessions.contains_key(&session.key) || st.session_keys.contains_key(&session.id) {
+            return Err(MemoryError::new(
+                StoreErrorKind::Conflict,
+                "session already exists",
+            ));
+        }
+        if let Some(f) = family {
+            if st.families.contains_key(&f.id) || st.refresh_tokens.contains_key(&f.current) {
+                return Err(MemoryError::new(
+                    StoreErrorKind::Conflict,
+                    "family already exists",
+                ));
+            }
+            st.families.insert(f.id, f.clone());
+            st.refresh_tokens.insert(f.current, f.id);
+        }
+        st.session_keys.insert(session.id, session.key);
+        st.sessions.insert(session.key, session.clone());
+        Ok(())
+    }
+
+    async fn validate_session(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let mut st = self.begin("validate_session")?;
+        let Some(s) = st.sessions.get_mut(key) else {
+            return Ok(None);
+        };
+        if !s.is_live(now) {
+            return Ok(None);
+        }
+        s.renew(now);
+        Ok(Some(s.clone()))
+    }
+
+    async fn session(&self, tenant: TenantId, id: SessionId) -> Result<Option<SessionRecord>> {
+        let st = self.begin("session")?;
+        Ok(st
+            .session_keys
+            .get(&id)
+            .and_then(|k| st.sessions.get(k))
+            .filter(|s| s.tenant_id == tenant)
+            .cloned())
+    }
+
+    async fn user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        let st = self.begin("user_sessions")?;
+        let mut out: Vec<SessionRecord> = st
+            .sessions
+            .values()
+            .filter(|s| s.tenant_id == tenant && s.user_id == user && s.is_live(now))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let mut st = self.begin("delete_session")?;
+        let Some(key) = st
+            .session_keys
+            .get(&id)
+            .copied()
+            .filter(|k| st.sessions.get(k).is_some_and(|s| s.tenant_id == tenant))
+        else {
+            return Ok(None);
+        };
+        Ok(st.end_session(&key, now))
+    }
+
+    async fn delete_session_by_key(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let mut st = self.begin("delete_session_by_key")?;
+        Ok(st.end_session(key, now))
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut st = self.begin("delete_user_sessions")?;
+        let keys: Vec<TokenHash> = st
+            .sessions
+            .values()
+            .filter(|s| s.tenant_id == tenant && s.user_id == user && Some(s.id) != keep)
+            .map(|s| s.key)
+            .collect();
+        for k in &keys {
+            st.end_session(k, now);
+        }
+        Ok(keys.len() as u64)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation> {
+        let mut st = self.begin("rotate_refresh")?;
+        let Some(fid) = st.refresh_tokens.get(presented).copied() else {
+            return Ok(Rotation::Unknown);
+        };
+        let Some(family) = st.families.get(&fid).cloned() else {
+            return Ok(Rotation::Unknown);
+        };
+        Ok(match decide_rotation(&family, presented, now) {
+            RotationDecision::Revoked => Rotation::Revoked,
+            RotationDecision::Expired => Rotation::Expired,
+            RotationDecision::Superseded => Rotation::Superseded,
+            RotationDecision::Rotate => {
+                if st.refresh_tokens.contains_key(new) {
+                    return Err(MemoryError::new(
+                        StoreErrorKind::Conflict,
+                        "token already exists",
+                    ));
+                }
+                let mut next = family;
+                next.previous = Some(next.current);
+                next.current = *new;
+                next.generation += 1;
+                next.rotated_at = Some(now);
+                st.refresh_tokens.insert(*new, fid);
+                st.families.insert(fid, next.clone());
+                Rotation::Rotated(next)
+            }
+            RotationDecision::Revoke => {
+                let mut revoked = family;
+                revoked.revoked_at = Some(now);
+                st.families.insert(fid, revoked.clone());
+                if let Some(key) = st.session_keys.get(&revoked.session_id).copied() {
+                    st.end_session(&key, now);
+                }
+                Rotation::Reused(revoked)
+            }
+        })
+    }
+
+    async fn refresh_family(
+        &self,
+        tenant: TenantId,
+        id: FamilyId,
+    ) -> Result<Option<RefreshFamily>> {
+        let st = self.begin("refresh_family")?;
+        Ok(st
+            .families
+            .get(&id)
+            .filter(|f| f.tenant_id == tenant)
+            .cloned())
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut st = self.begin("delete_expired_sessions")?;
+        let dead: Vec<TokenHash> = st
+            .sessions
+            .values()
+            .filter(|s| !s.is_live(now))
+            .map(|s| s.key)
+            .collect();
+        for k in &dead {
+            if let Some(s) = st.sessions.remove(k) {
+                st.session_keys.remove(&s.id);
+            }
+        }
+        let gone: Vec<FamilyId> = st
+            .families
+            .values()
+            .filter(|f| f.expires_at <= now || f.revoked_at.is_some_and(|r| r < now))
+            .map(|f| f.id)
+            .collect();
+        for f in &gone {
+            st.families.remove(f);
+        }
+        st.refresh_tokens.retain(|_, f| !gone.contains(f));
+        Ok((dead.len() + gone.len()) as u64)
+    }
+}
+
+impl KeyStore for MemoryStore {
+    type Error = MemoryError;
+
+    async fn signing_keys(&self, tenant: TenantId) -> Result<Vec<SigningKeyRecord>> {
+        let st = self.begin("signing_keys")?;
+        let mut keys: Vec<SigningKeyRecord> = st
+            .signing_keys
+            .iter()
+            .filter(|k| k.tenant_id == tenant)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.kid.cmp(&b.kid)));
+        Ok(keys)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        verify_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut st = self.begin("rotate_signing_key")?;
+        st.require_scope(Scope::Tenant(key.tenant_id))?;
+        if st
+            .signing_keys
+            .iter()
+            .any(|k| k.tenant_id == key.tenant_id && k.kid == key.kid)
+        {
+            return Err(MemoryError::new(
+                StoreErrorKind::Conflict,
+                "kid already exists",
+            ));
+        }
+        for k in st
+            .signing_keys
+            .iter_mut()
+            .filter(|k| k.tenant_id == key.tenant_id && k.is_active())
+        {
+            k.retired_at = Some(key.created_at);
+            k.verify_until = Some(verify_until);
+        }
+        st.signing_keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn delete_expired_signing_keys(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut st = self.begin("delete_expired_signing_keys")?;
+        let before = st.signing_keys.len();
+        st.signing_keys
+            .retain(|k| k.verify_until.is_none_or(|u| u > now));
+        Ok((before - st.signing_keys.len()) as u64)
     }
 }
 

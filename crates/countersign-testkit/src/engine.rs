@@ -66,7 +66,10 @@ pub fn mfa_tenant(lockout: LockoutPolicy) -> NewTenant {
     NewTenant {
         slug: "acme".into(),
         name: "Acme Inc".into(),
-        policy: TenantPolicy { lockout },
+        policy: TenantPolicy {
+            lockout,
+            ..TenantPolicy::default()
+        },
         factors: vec![
             TenantFactor::Password(PasswordSettings::default()),
             TenantFactor::Totp(TotpSettings {

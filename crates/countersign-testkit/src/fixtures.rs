@@ -161,3 +161,79 @@ pub fn flow(
         expires_at: t0() + Duration::seconds(ttl_secs),
     }
 }
+
+/// A session of `user` created at `t0()`: idle 30 minutes (renewed within
+/// 15), absolute 12 hours, with a password authentication.
+pub fn session(fx: &Fx, tenant: TenantId, user: UserId) -> countersign_core::SessionRecord {
+    use countersign_core::flow::{Authentication, PassedFactor};
+    use countersign_core::session::SESSION_TOKEN;
+    use countersign_core::{MethodName, SessionId, SessionRecord};
+    let (_, key) = SESSION_TOKEN.issue(&fx.env).expect("token");
+    SessionRecord {
+        id: SessionId::generate(&fx.env).expect("id"),
+        key,
+        tenant_id: tenant,
+        user_id: user,
+        auth: Authentication {
+            tenant_id: tenant,
+            user_id: user,
+            method: MethodName::parse("password").expect("name"),
+            factors: vec![PassedFactor {
+                kind: FactorKind::Password,
+                at: t0(),
+            }],
+            at: t0(),
+        },
+        ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
+        user_agent: Some("testkit/1.0".into()),
+        created_at: t0(),
+        last_seen_at: t0(),
+        expires_at: t0() + Duration::minutes(30),
+        absolute_expires_at: t0() + Duration::hours(12),
+        idle_timeout: std::time::Duration::from_secs(30 * 60),
+        renew_within: std::time::Duration::from_secs(15 * 60),
+    }
+}
+
+/// A refresh family for `session`, expiring with it, strict reuse detection.
+pub fn family(
+    fx: &Fx,
+    session: &countersign_core::SessionRecord,
+) -> countersign_core::RefreshFamily {
+    use countersign_core::session::REFRESH_TOKEN;
+    use countersign_core::{FamilyId, RefreshFamily};
+    let (_, current) = REFRESH_TOKEN.issue(&fx.env).expect("token");
+    RefreshFamily {
+        id: FamilyId::generate(&fx.env).expect("id"),
+        tenant_id: session.tenant_id,
+        user_id: session.user_id,
+        session_id: session.id,
+        current,
+        previous: None,
+        generation: 0,
+        rotated_at: None,
+        created_at: session.created_at,
+        expires_at: session.absolute_expires_at,
+        revoked_at: None,
+        reuse_grace: std::time::Duration::ZERO,
+    }
+}
+
+/// A fresh token hash (for a refresh rotation's new token).
+pub fn token_hash(fx: &Fx) -> countersign_core::TokenHash {
+    countersign_core::session::REFRESH_TOKEN
+        .issue(&fx.env)
+        .expect("token")
+        .1
+}
+
+/// A signing key of `tenant` created at `when`.
+pub fn signing_key(
+    fx: &Fx,
+    tenant: TenantId,
+    when: DateTime<Utc>,
+) -> countersign_core::SigningKeyRecord {
+    let mut k = countersign_core::jwt::new_signing_key(&fx.env, tenant).expect("key");
+    k.created_at = when;
+    k
+}

@@ -30,11 +30,17 @@ pub mod fixtures;
 
 use std::future::Future;
 
-use countersign_core::{AuditQuery, FactorStore, FlowStore, IdentityStore};
+use countersign_core::{AuditQuery, FactorStore, FlowStore, IdentityStore, KeyStore, SessionStore};
 
 /// Everything the conformance suite exercises.
-pub trait ConformanceStore: IdentityStore + FactorStore + FlowStore + AuditQuery + Clone {}
-impl<T: IdentityStore + FactorStore + FlowStore + AuditQuery + Clone> ConformanceStore for T {}
+pub trait ConformanceStore:
+    IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + AuditQuery + Clone
+{
+}
+impl<T> ConformanceStore for T where
+    T: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + AuditQuery + Clone
+{
+}
 
 /// Run an async test body on a fresh multi-threaded runtime (4 workers, so
 /// the concurrency tests really race).
@@ -109,6 +115,20 @@ macro_rules! conformance_suite {
             flows_need_an_existing_tenant_and_user,
             erase_user_removes_their_flows,
             every_credential_kind_round_trips,
+            session_round_trips,
+            validation_renews_near_the_idle_deadline,
+            sessions_end_at_their_deadlines,
+            sessions_are_tenant_scoped,
+            ending_a_session_revokes_its_family,
+            ending_all_user_sessions_keeps_the_named_one,
+            user_sessions_list_live_ones_newest_first,
+            refresh_rotation_and_reuse_detection,
+            concurrent_refreshes_rotate_once,
+            refresh_reuse_grace_is_honoured,
+            expired_sessions_and_families_are_cleaned,
+            erase_user_removes_sessions_and_families,
+            signing_keys_rotate_with_overlap,
+            expired_signing_keys_are_deleted,
         );
     };
 }

@@ -37,7 +37,10 @@ pub fn mfa_tenant(lockout: LockoutPolicy) -> NewTenant {
     NewTenant {
         slug: "acme".into(),
         name: "Acme Inc".into(),
-        policy: TenantPolicy { lockout },
+        policy: TenantPolicy {
+            lockout,
+            ..TenantPolicy::default()
+        },
         factors: vec![
             TenantFactor::Password(PasswordSettings::default()),
             TenantFactor::Totp(TotpSettings {
@@ -77,7 +80,10 @@ impl World {
 
     pub async fn with_policy(seed: u64, lockout: LockoutPolicy) -> Self {
         let mut spec = NewTenant::password_only("acme", "Acme Inc").unwrap();
-        spec.policy = TenantPolicy { lockout };
+        spec.policy = TenantPolicy {
+            lockout,
+            ..TenantPolicy::default()
+        };
         Self::with_tenant(seed, spec).await
     }
 
