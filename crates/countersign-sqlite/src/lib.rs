@@ -20,6 +20,7 @@
 
 mod codec;
 mod error;
+mod sessions;
 mod store;
 mod worker;
 
@@ -38,6 +39,7 @@ pub type Result<T, E = SqliteError> = std::result::Result<T, E>;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_flows.sql"),
+    include_str!("../migrations/0003_sessions.sql"),
 ];
 
 /// The schema version this build writes and reads.

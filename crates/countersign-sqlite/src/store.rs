@@ -20,7 +20,7 @@ const USER_COLS: &str = "id, tenant_id, identifier, display_name, email, state, 
 const TENANT_COLS: &str = "id, slug, name, policy, created_at";
 const EVENT_COLS: &str = "id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail";
 
-fn rows<T>(
+pub(crate) fn rows<T>(
     c: &Connection,
     sql: &str,
     p: impl Params,
@@ -35,7 +35,7 @@ fn rows<T>(
     Ok(out)
 }
 
-fn first<T>(
+pub(crate) fn first<T>(
     c: &Connection,
     sql: &str,
     p: impl Params,
@@ -134,7 +134,7 @@ fn user_exists(c: &Connection, tenant: &str, user: &str) -> Result<bool> {
     )
 }
 
-fn require_user(c: &Connection, tenant: &str, user: &str) -> Result<()> {
+pub(crate) fn require_user(c: &Connection, tenant: &str, user: &str) -> Result<()> {
     if user_exists(c, tenant, user)? {
         Ok(())
     } else {

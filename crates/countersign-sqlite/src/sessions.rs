@@ -1,0 +1,492 @@
+//! `SessionStore` and `KeyStore` in SQLite.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use countersign_core::session::{RotationDecision, decide_rotation};
+use countersign_core::{
+    FamilyId, KeyStore, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
+    SigningKeyRecord, TenantId, TokenHash, UserId,
+};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::codec::{code, duration_micros, from_json, id, json, micros, time, uuid};
+use crate::store::{first, require_user, rows};
+use crate::{Result, SqliteError, SqliteStore};
+
+const SESSION_COLS: &str = "key, id, tenant_id, user_id, auth, ip, user_agent, created_at, last_seen_at, \
+                            expires_at, absolute_expires_at, idle_timeout, renew_within";
+const FAMILY_COLS: &str = "id, tenant_id, user_id, session_id, current, previous, generation, rotated_at, \
+                           created_at, expires_at, revoked_at, reuse_grace";
+const KEY_COLS: &str =
+    "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until";
+
+fn hash(s: &str) -> Result<TokenHash> {
+    TokenHash::from_hex(s).ok_or_else(|| SqliteError::Corrupt("bad token hash".into()))
+}
+
+fn dur(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+fn read_session(r: &Row<'_>) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        key: hash(&r.get::<_, String>(0)?)?,
+        id: SessionId::from_uuid(uuid(&r.get::<_, String>(1)?)?),
+        tenant_id: TenantId::from_uuid(uuid(&r.get::<_, String>(2)?)?),
+        user_id: UserId::from_uuid(uuid(&r.get::<_, String>(3)?)?),
+        auth: from_json(&r.get::<_, String>(4)?)?,
+        ip: r
+            .get::<_, Option<String>>(5)?
+            .map(|s| code(&s))
+            .transpose()?,
+        user_agent: r.get(6)?,
+        created_at: time(r.get(7)?)?,
+        last_seen_at: time(r.get(8)?)?,
+        expires_at: time(r.get(9)?)?,
+        absolute_expires_at: time(r.get(10)?)?,
+        idle_timeout: dur(r.get(11)?),
+        renew_within: dur(r.get(12)?),
+    })
+}
+
+fn read_family(r: &Row<'_>) -> Result<RefreshFamily> {
+    Ok(RefreshFamily {
+        id: FamilyId::from_uuid(uuid(&r.get::<_, String>(0)?)?),
+        tenant_id: TenantId::from_uuid(uuid(&r.get::<_, String>(1)?)?),
+        user_id: UserId::from_uuid(uuid(&r.get::<_, String>(2)?)?),
+        session_id: SessionId::from_uuid(uuid(&r.get::<_, String>(3)?)?),
+        current: hash(&r.get::<_, String>(4)?)?,
+        previous: r
+            .get::<_, Option<String>>(5)?
+            .map(|s| hash(&s))
+            .transpose()?,
+        generation: u64::try_from(r.get::<_, i64>(6)?)
+            .map_err(|_| SqliteError::Corrupt("generation".into()))?,
+        rotated_at: r.get::<_, Option<i64>>(7)?.map(time).transpose()?,
+        created_at: time(r.get(8)?)?,
+        expires_at: time(r.get(9)?)?,
+        revoked_at: r.get::<_, Option<i64>>(10)?.map(time).transpose()?,
+        reuse_grace: dur(r.get(11)?),
+    })
+}
+
+fn read_key(r: &Row<'_>) -> Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        tenant_id: TenantId::from_uuid(uuid(&r.get::<_, String>(0)?)?),
+        kid: r.get(1)?,
+        private_key: r.get(2)?,
+        public_key: r.get(3)?,
+        created_at: time(r.get(4)?)?,
+        retired_at: r.get::<_, Option<i64>>(5)?.map(time).transpose()?,
+        verify_until: r.get::<_, Option<i64>>(6)?.map(time).transpose()?,
+    })
+}
+
+/// End the sessions matching `filter` (a WHERE clause over cs_sessions with
+/// parameters `args`) and revoke their families at `now`. Returns them.
+fn end_sessions(
+    c: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+    now: i64,
+) -> Result<Vec<SessionRecord>> {
+    let ended = rows(
+        c,
+        &format!("DELETE FROM cs_sessions WHERE {filter} RETURNING {SESSION_COLS}"),
+        args,
+        read_session,
+    )?;
+    let mut revoke = c.prepare_cached(
+        "UPDATE cs_refresh_families SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL",
+    )?;
+    for s in &ended {
+        revoke.execute(params![id(s.id.as_uuid()), now])?;
+    }
+    Ok(ended)
+}
+
+impl SessionStore for SqliteStore {
+    type Error = SqliteError;
+
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&RefreshFamily>,
+    ) -> Result<()> {
+        let s = session.clone();
+        let f = family.cloned();
+        let auth = json(&session.auth)?;
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (t, u) = (id(s.tenant_id.as_uuid()), id(s.user_id.as_uuid()));
+            require_user(&tx, &t, &u)?;
+            tx.execute(
+                &format!("INSERT INTO cs_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    s.key.to_hex(),
+                    id(s.id.as_uuid()),
+                    t,
+                    u,
+                    auth,
+                    s.ip.map(|ip| ip.to_string()),
+                    s.user_agent,
+                    micros(s.created_at),
+                    micros(s.last_seen_at),
+                    micros(s.expires_at),
+                    micros(s.absolute_expires_at),
+                    duration_micros(s.idle_timeout),
+                    duration_micros(s.renew_within),
+                ],
+            )?;
+            if let Some(f) = f {
+                tx.execute(
+                    &format!("INSERT INTO cs_refresh_families ({FAMILY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                    params![
+                        id(f.id.as_uuid()),
+                        id(f.tenant_id.as_uuid()),
+                        id(f.user_id.as_uuid()),
+                        id(f.session_id.as_uuid()),
+                        f.current.to_hex(),
+                        f.previous.map(|p| p.to_hex()),
+                        i64::try_from(f.generation).unwrap_or(i64::MAX),
+                        f.rotated_at.map(micros),
+                        micros(f.created_at),
+                        micros(f.expires_at),
+                        f.revoked_at.map(micros),
+                        duration_micros(f.reuse_grace),
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
+                    params![f.current.to_hex(), id(f.id.as_uuid())],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn validate_session(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let (k, now_t) = (key.to_hex(), now);
+        self.call(move |c| {
+            let now = micros(now_t);
+            // The common case is one indexed read. Only a session due for
+            // renewal is written, by a statement that re-checks liveness and
+            // due-ness, so a concurrent revocation (another process) wins.
+            let live = first(
+                c,
+                &format!(
+                    "SELECT {SESSION_COLS} FROM cs_sessions
+                     WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
+                ),
+                params![k, now],
+                read_session,
+            )?;
+            let Some(mut session) = live else {
+                return Ok(None);
+            };
+            if !session.clone().renew(now_t) {
+                return Ok(Some(session));
+            }
+            let renewed = first(
+                c,
+                &format!(
+                    "UPDATE cs_sessions SET last_seen_at = ?2,
+                         expires_at = MIN(?2 + idle_timeout, absolute_expires_at)
+                     WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2
+                       AND expires_at < ?2 + renew_within
+                     RETURNING {SESSION_COLS}"
+                ),
+                params![k, now],
+                read_session,
+            )?;
+            Ok(match renewed {
+                Some(r) => Some(r),
+                // Renewed or ended by someone else meanwhile: read again.
+                None => {
+                    session = match first(
+                        c,
+                        &format!(
+                            "SELECT {SESSION_COLS} FROM cs_sessions
+                             WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
+                        ),
+                        params![k, now],
+                        read_session,
+                    )? {
+                        Some(s) => s,
+                        None => return Ok(None),
+                    };
+                    Some(session)
+                }
+            })
+        })
+        .await
+    }
+
+    async fn session(&self, tenant: TenantId, sid: SessionId) -> Result<Option<SessionRecord>> {
+        let (t, s) = (id(tenant.as_uuid()), id(sid.as_uuid()));
+        self.call(move |c| {
+            first(
+                c,
+                &format!("SELECT {SESSION_COLS} FROM cs_sessions WHERE tenant_id = ?1 AND id = ?2"),
+                [t, s],
+                read_session,
+            )
+        })
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        let (t, u, now) = (id(tenant.as_uuid()), id(user.as_uuid()), micros(now));
+        self.call(move |c| {
+            rows(
+                c,
+                &format!(
+                    "SELECT {SESSION_COLS} FROM cs_sessions
+                     WHERE tenant_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND absolute_expires_at > ?3
+                     ORDER BY created_at DESC, id DESC"
+                ),
+                params![t, u, now],
+                read_session,
+            )
+        })
+        .await
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: TenantId,
+        sid: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let (t, s, now) = (id(tenant.as_uuid()), id(sid.as_uuid()), micros(now));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(&tx, "tenant_id = ?1 AND id = ?2", &[&t, &s], now)?;
+            tx.commit()?;
+            Ok(ended.into_iter().next())
+        })
+        .await
+    }
+
+    async fn delete_session_by_key(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let (k, now) = (key.to_hex(), micros(now));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(&tx, "key = ?1", &[&k], now)?;
+            tx.commit()?;
+            Ok(ended.into_iter().next())
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let (t, u, now) = (id(tenant.as_uuid()), id(user.as_uuid()), micros(now));
+        let keep = keep.map(|k| id(k.as_uuid()));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(
+                &tx,
+                "tenant_id = ?1 AND user_id = ?2 AND (?3 IS NULL OR id <> ?3)",
+                &[&t, &u, &keep],
+                now,
+            )?;
+            tx.commit()?;
+            Ok(ended.len() as u64)
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation> {
+        let (p, n, now_t) = (presented.to_hex(), new.to_hex(), now);
+        let presented = *presented;
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let family = first(
+                &tx,
+                &format!(
+                    "SELECT {} FROM cs_refresh_tokens t JOIN cs_refresh_families f ON f.id = t.family_id WHERE t.hash = ?1",
+                    FAMILY_COLS.split(", ").map(|col| format!("f.{col}")).collect::<Vec<_>>().join(", ")
+                ),
+                [&p],
+                read_family,
+            )?;
+            let Some(family) = family else {
+                return Ok(Rotation::Unknown);
+            };
+            let now = micros(now_t);
+            let fid = id(family.id.as_uuid());
+            let outcome = match decide_rotation(&family, &presented, now_t) {
+                RotationDecision::Revoked => Rotation::Revoked,
+                RotationDecision::Expired => Rotation::Expired,
+                RotationDecision::Superseded => Rotation::Superseded,
+                RotationDecision::Rotate => {
+                    tx.execute(
+                        "UPDATE cs_refresh_families SET previous = current, current = ?2,
+                             generation = generation + 1, rotated_at = ?3 WHERE id = ?1",
+                        params![fid, n, now],
+                    )?;
+                    tx.execute("INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)", params![n, fid])?;
+                    let after = first(
+                        &tx,
+                        &format!("SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE id = ?1"),
+                        [&fid],
+                        read_family,
+                    )?
+                    .ok_or(SqliteError::NotFound("family"))?;
+                    Rotation::Rotated(after)
+                }
+                RotationDecision::Revoke => {
+                    tx.execute("UPDATE cs_refresh_families SET revoked_at = ?2 WHERE id = ?1", params![fid, now])?;
+                    end_sessions(&tx, "id = ?1", &[&id(family.session_id.as_uuid())], now)?;
+                    Rotation::Reused(RefreshFamily {
+                        revoked_at: Some(now_t),
+                        ..family
+                    })
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn refresh_family(
+        &self,
+        tenant: TenantId,
+        fid: FamilyId,
+    ) -> Result<Option<RefreshFamily>> {
+        let (t, f) = (id(tenant.as_uuid()), id(fid.as_uuid()));
+        self.call(move |c| {
+            first(
+                c,
+                &format!(
+                    "SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE tenant_id = ?1 AND id = ?2"
+                ),
+                [t, f],
+                read_family,
+            )
+        })
+        .await
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sessions = tx.execute(
+                "DELETE FROM cs_sessions WHERE expires_at <= ?1 OR absolute_expires_at <= ?1",
+                [now],
+            )?;
+            let families = tx.execute(
+                "DELETE FROM cs_refresh_families WHERE expires_at <= ?1 OR revoked_at < ?1",
+                [now],
+            )?;
+            tx.commit()?;
+            Ok((sessions + families) as u64)
+        })
+        .await
+    }
+}
+
+impl KeyStore for SqliteStore {
+    type Error = SqliteError;
+
+    async fn signing_keys(&self, tenant: TenantId) -> Result<Vec<SigningKeyRecord>> {
+        let t = id(tenant.as_uuid());
+        self.call(move |c| {
+            rows(
+                c,
+                &format!("SELECT {KEY_COLS} FROM cs_signing_keys WHERE tenant_id = ?1 ORDER BY created_at, kid"),
+                [t],
+                read_key,
+            )
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        verify_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let k = key.clone();
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let t = id(k.tenant_id.as_uuid());
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM cs_tenants WHERE id = ?1")?
+                .exists([&t])?;
+            if !exists {
+                return Err(SqliteError::NotFound("tenant"));
+            }
+            let taken = tx
+                .query_row(
+                    "SELECT 1 FROM cs_signing_keys WHERE tenant_id = ?1 AND kid = ?2",
+                    [&t, &k.kid],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if taken {
+                return Err(SqliteError::Conflict("kid already exists"));
+            }
+            tx.execute(
+                "UPDATE cs_signing_keys SET retired_at = ?2, verify_until = ?3 WHERE tenant_id = ?1 AND retired_at IS NULL",
+                params![t, micros(k.created_at), micros(verify_until)],
+            )?;
+            tx.execute(
+                &format!("INSERT INTO cs_signing_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    t,
+                    k.kid,
+                    k.private_key,
+                    k.public_key,
+                    micros(k.created_at),
+                    k.retired_at.map(micros),
+                    k.verify_until.map(micros)
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_expired_signing_keys(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        self.call(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM cs_signing_keys WHERE verify_until IS NOT NULL AND verify_until <= ?1")?
+                .execute([now])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
