@@ -10,8 +10,9 @@ use countersign_core::{
     AccountState, Argon2Params, AuditFilter, AuditKind, AuditStatus, AuthMethod, AuthnService,
     ClientInfo, Confirm, DenyReason, EmailOtpSettings, Enroll, Enrolled, Env, Error, FactorKind,
     FactorResponse, FactorStep, LockoutPolicy, LoginStatus, ManualClock, NewTenant, NewUser,
-    Outbox, PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings, StepUp,
-    Tenant, TenantFactor, TenantPolicy, TokenKind, TotpSettings, User, UserFactor,
+    Outbox, PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings,
+    SessionService, StepUp, Tenant, TenantFactor, TenantPolicy, TokenKind, TotpSettings, User,
+    UserFactor,
 };
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::prelude::Url;
@@ -37,6 +38,14 @@ pub const ALL: &[&str] = &[
     "step_up_proves_a_fresh_factor",
     "factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them",
     "erasure_ends_flows_and_credentials",
+    "sessions_validate_renew_and_expire",
+    "refresh_reuse_revokes_the_login",
+    "concurrent_refreshes_yield_one_pair",
+    "access_tokens_verify_and_keys_rotate_with_overlap",
+    "bad_access_tokens_are_refused_with_a_reason",
+    "revocation_ends_sessions_at_once",
+    "introspection_answers_for_both_token_kinds",
+    "cleanup_removes_expired_state",
 ];
 
 /// The password every fixture user has.
@@ -58,7 +67,12 @@ pub struct World<S> {
     pub client: ClientInfo,
     /// Where email goes.
     pub outbox: Outbox,
+    /// Sessions and tokens over the same store.
+    pub sessions: SessionService<S>,
 }
+
+/// The issuer of the fixture's access tokens.
+pub const ISSUER: &str = "https://auth.example.com";
 
 /// A tenant adopting every factor, with methods `mfa` (password, then one
 /// of TOTP, recovery code, email code) and `passkey` (a passkey alone).
@@ -115,6 +129,7 @@ impl<S: ConformanceStore> World<S> {
             .await
             .expect("tenant");
         let client = ClientInfo::new(Some([198, 51, 100, 4].into()), Some("testkit/1"));
+        let sessions = SessionService::new(store.clone(), svc.env().clone(), ISSUER);
         Self {
             svc,
             store,
@@ -122,6 +137,7 @@ impl<S: ConformanceStore> World<S> {
             tenant,
             client,
             outbox,
+            sessions,
         }
     }
 
@@ -1480,4 +1496,540 @@ pub async fn erasure_ends_flows_and_credentials<S: ConformanceStore>(s: S) {
             .unwrap()
             .accepted
     );
+}
+
+// ── Sessions and tokens ──────────────────────────────────────────────────
+
+use countersign_core::jwt::JwtError;
+use countersign_core::{AccessTokenPolicy, Authentication, RefreshRefusal, SessionPolicy};
+
+/// Sign `user` in through the `mfa` method (password, then a fresh
+/// recovery code) and return the proof.
+pub async fn sign_in<S: ConformanceStore>(w: &World<S>, user: &User) -> Authentication {
+    let Enrolled::RecoveryCodes(codes) = w
+        .svc
+        .enroll(w.tenant.id, user.id, Enroll::RecoveryCodes, &w.client)
+        .await
+        .expect("codes")
+    else {
+        panic!("recovery codes")
+    };
+    let (flow, _) = w
+        .svc
+        .begin_login(
+            w.tenant.id,
+            user.identifier.as_str(),
+            Some("mfa"),
+            &w.client,
+        )
+        .await
+        .expect("flow");
+    w.svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::Password(PASSWORD),
+            &w.client,
+        )
+        .await
+        .expect("password");
+    let s = w
+        .svc
+        .submit(
+            w.tenant.id,
+            flow.expose(),
+            FactorResponse::RecoveryCode(&codes[0]),
+            &w.client,
+        )
+        .await
+        .expect("code");
+    match s.status {
+        LoginStatus::Authenticated(a) => a,
+        other => panic!("not signed in: {other:?}"),
+    }
+}
+
+async fn set_sessions<S: ConformanceStore>(w: &World<S>, sessions: SessionPolicy) {
+    let mut policy = w.tenant.policy.clone();
+    policy.sessions = sessions;
+    w.svc
+        .update_tenant_policy(w.tenant.id, policy)
+        .await
+        .unwrap();
+}
+
+fn api_tokens() -> SessionPolicy {
+    SessionPolicy {
+        access_tokens: Some(AccessTokenPolicy {
+            audience: "api".into(),
+            ttl: std::time::Duration::from_secs(300),
+        }),
+        ..SessionPolicy::default()
+    }
+}
+
+/// A session validates, renews near its idle deadline, ends when idle,
+/// and ends at its absolute lifetime however active.
+pub async fn sessions_validate_renew_and_expire<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 30).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let issued = w.sessions.issue(&auth, &w.client).await.unwrap();
+    let token = issued.session_token.expose().to_owned();
+    assert!(token.starts_with("css_"));
+    let got = w.sessions.validate(&token).await.unwrap();
+    assert_eq!(
+        (got.id, got.user_id, got.auth.clone()),
+        (issued.session.id, alice.id, auth.clone())
+    );
+    w.clock.advance(Duration::minutes(20));
+    let renewed = w.sessions.validate(&token).await.unwrap();
+    assert_eq!(
+        renewed.expires_at,
+        w.svc.env().now() + Duration::minutes(30)
+    );
+    w.clock.advance(Duration::minutes(31));
+    assert!(
+        matches!(
+            w.sessions.validate(&token).await,
+            Err(Error::SessionInvalid)
+        ),
+        "idle too long"
+    );
+    // Active all day: still ends at the absolute lifetime (12 h).
+    let busy = w.sessions.issue(&auth, &w.client).await.unwrap();
+    let busy_token = busy.session_token.expose().to_owned();
+    for _ in 0..(12 * 3 - 1) {
+        w.clock.advance(Duration::minutes(20));
+        w.sessions.validate(&busy_token).await.unwrap();
+    }
+    w.clock.advance(Duration::minutes(20));
+    assert!(matches!(
+        w.sessions.validate(&busy_token).await,
+        Err(Error::SessionInvalid)
+    ));
+}
+
+/// Refresh tokens rotate; presenting a spent one revokes the whole login
+/// (family and session) and is audited.
+pub async fn refresh_reuse_revokes_the_login<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 31).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let issued = w.sessions.issue(&auth, &w.client).await.unwrap();
+    let first = issued.refresh_token.unwrap();
+    let second = w
+        .sessions
+        .refresh(first.expose(), &w.client)
+        .await
+        .unwrap()
+        .refresh_token;
+    let third = w
+        .sessions
+        .refresh(second.expose(), &w.client)
+        .await
+        .unwrap()
+        .refresh_token;
+    assert!(matches!(
+        w.sessions.refresh(first.expose(), &w.client).await,
+        Err(Error::RefreshRefused(RefreshRefusal::Reused))
+    ));
+    assert!(matches!(
+        w.sessions.refresh(third.expose(), &w.client).await,
+        Err(Error::RefreshRefused(RefreshRefusal::Revoked))
+    ));
+    assert!(matches!(
+        w.sessions.validate(issued.session_token.expose()).await,
+        Err(Error::SessionInvalid)
+    ));
+    let reuse = w
+        .store
+        .query_events(
+            w.tenant.id,
+            &AuditFilter {
+                kind: Some(AuditKind::RefreshReuse),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(reuse[0].user_id, Some(alice.id));
+}
+
+/// 32 concurrent uses of one refresh token yield exactly one new pair.
+pub async fn concurrent_refreshes_yield_one_pair<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 32).await;
+    set_sessions(
+        &w,
+        SessionPolicy {
+            refresh_reuse_grace: std::time::Duration::from_secs(5),
+            ..api_tokens()
+        },
+    )
+    .await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let token = w
+        .sessions
+        .issue(&auth, &w.client)
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (svc, t, c) = (
+            w.sessions.clone(),
+            token.expose().to_owned(),
+            w.client.clone(),
+        );
+        tasks.push(tokio::spawn(async move { svc.refresh(&t, &c).await }));
+    }
+    let mut pairs = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(r) => pairs.push(r),
+            Err(Error::RefreshRefused(RefreshRefusal::Superseded)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(pairs.len(), 1, "exactly one new pair");
+    assert!(pairs[0].access_token.is_some());
+    // The winner's token works; the race revoked nothing.
+    w.sessions
+        .refresh(pairs[0].refresh_token.expose(), &w.client)
+        .await
+        .unwrap();
+}
+
+/// Access tokens are EdDSA JWTs with standard claims; after a key rotation
+/// the old key verifies until its tokens expire, then leaves the JWKS.
+pub async fn access_tokens_verify_and_keys_rotate_with_overlap<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 33).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let issued = w.sessions.issue(&auth, &w.client).await.unwrap();
+    let jwt = issued.access_token.unwrap();
+    let header = jwt.split('.').next().unwrap();
+    use base64::Engine;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let old_kid = header["kid"].as_str().unwrap().to_owned();
+    let c = w.sessions.verify_access_token(&jwt).await.unwrap();
+    assert_eq!(
+        (c.iss.as_str(), c.aud.as_str(), c.sub.clone(), c.tid.clone()),
+        (ISSUER, "api", alice.id.to_string(), w.tenant.id.to_string())
+    );
+    assert_eq!(c.sid, issued.session.id.to_string());
+    assert_eq!(c.amr, ["otp", "pwd", "mfa"]);
+    assert_eq!(c.acr, "mfa");
+    assert_eq!(c.exp - c.iat, 300);
+    assert_eq!(w.sessions.jwks(w.tenant.id).await.unwrap().keys.len(), 1);
+
+    w.clock.advance(Duration::seconds(10));
+    let new_kid = w.sessions.rotate_signing_key(w.tenant.id).await.unwrap();
+    assert_ne!(new_kid, old_kid);
+    let jwks = w.sessions.jwks(w.tenant.id).await.unwrap();
+    assert_eq!(
+        jwks.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+        [old_kid.clone(), new_kid.clone()]
+    );
+    assert!(
+        jwks.keys
+            .iter()
+            .all(|k| k.kty == "OKP" && k.crv == "Ed25519" && k.alg == "EdDSA")
+    );
+    w.sessions
+        .verify_access_token(&jwt)
+        .await
+        .expect("the retired key still verifies");
+    let refreshed = w
+        .sessions
+        .refresh(issued.refresh_token.unwrap().expose(), &w.client)
+        .await
+        .unwrap();
+    let fresh = refreshed.access_token.unwrap();
+    assert!(
+        fresh.split('.').next() != jwt.split('.').next(),
+        "signed with the new kid"
+    );
+    w.clock.advance(Duration::seconds(290));
+    assert!(matches!(
+        w.sessions.verify_access_token(&jwt).await,
+        Err(Error::AccessToken(JwtError::Expired))
+    ));
+    w.clock.advance(Duration::seconds(71));
+    let jwks = w.sessions.jwks(w.tenant.id).await.unwrap();
+    assert_eq!(jwks.keys.len(), 1, "the old key's overlap is over");
+    assert_eq!(w.sessions.cleanup().await.unwrap().keys, 1);
+    // Private keys never show in Debug output.
+    let keys = format!(
+        "{:?}",
+        countersign_core::KeyStore::signing_keys(&w.store, w.tenant.id)
+            .await
+            .unwrap()
+    );
+    assert!(keys.contains("<redacted>"));
+}
+
+/// Tampered, unsigned, foreign and malformed access tokens are refused
+/// with a typed reason.
+pub async fn bad_access_tokens_are_refused_with_a_reason<S: ConformanceStore>(s: S) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let w = World::mfa(s.clone(), 34).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let jwt = w
+        .sessions
+        .issue(&auth, &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let reason = |r: Result<countersign_core::jwt::AccessClaims, Error>| match r {
+        Err(Error::AccessToken(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&none).await),
+        JwtError::Algorithm
+    );
+    let mut sig = b64.decode(parts[2]).unwrap();
+    sig[0] ^= 1;
+    let tampered = format!("{}.{}.{}", parts[0], parts[1], b64.encode(&sig));
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&tampered).await),
+        JwtError::Signature
+    );
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = serde_json::Value::String("someone-else".into());
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts[2]
+    );
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&forged).await),
+        JwtError::Signature
+    );
+    let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "nope"});
+    let unknown = format!(
+        "{}.{}.{}",
+        b64.encode(header.to_string()),
+        parts[1],
+        parts[2]
+    );
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&unknown).await),
+        JwtError::UnknownKey
+    );
+    let other_issuer =
+        SessionService::new(w.store.clone(), w.svc.env().clone(), "https://evil.example");
+    assert_eq!(
+        reason(other_issuer.verify_access_token(&jwt).await),
+        JwtError::Issuer
+    );
+    set_sessions(
+        &w,
+        SessionPolicy {
+            access_tokens: Some(AccessTokenPolicy {
+                audience: "other".into(),
+                ttl: std::time::Duration::from_secs(300),
+            }),
+            ..SessionPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&jwt).await),
+        JwtError::Audience
+    );
+    for garbage in ["", "a.b.c", "not a jwt", &"x".repeat(100_000)] {
+        assert_eq!(
+            reason(w.sessions.verify_access_token(garbage).await),
+            JwtError::Malformed,
+            "{garbage:.20}"
+        );
+    }
+}
+
+/// Logout, logout everywhere, admin revocation, suspension, password
+/// change and deletion end sessions at once.
+pub async fn revocation_ends_sessions_at_once<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 35).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let issue = || async { w.sessions.issue(&auth, &w.client).await.unwrap() };
+    let sessions = &w.sessions;
+    let valid = |t: String| async move { sessions.validate(&t).await.is_ok() };
+    let a = issue().await;
+    assert!(
+        w.sessions
+            .logout(a.session_token.expose(), &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(!valid(a.session_token.expose().into()).await);
+    assert!(matches!(
+        w.sessions
+            .refresh(a.refresh_token.unwrap().expose(), &w.client)
+            .await,
+        Err(Error::RefreshRefused(RefreshRefusal::Revoked))
+    ));
+    let (b, c, d) = (issue().await, issue().await, issue().await);
+    assert_eq!(
+        w.sessions
+            .sessions(w.tenant.id, alice.id)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        w.sessions
+            .revoke(w.tenant.id, b.session.id, &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(!valid(b.session_token.expose().into()).await);
+    assert_eq!(
+        w.sessions
+            .logout_everywhere(w.tenant.id, alice.id, Some(c.session.id), &w.client)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        valid(c.session_token.expose().into()).await
+            && !valid(d.session_token.expose().into()).await
+    );
+    // A password change ends every other session.
+    let e = issue().await;
+    w.svc
+        .change_password(
+            w.tenant.id,
+            alice.id,
+            PASSWORD,
+            "a brand new passphrase here",
+            Some(c.session.id),
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(
+        valid(c.session_token.expose().into()).await
+            && !valid(e.session_token.expose().into()).await
+    );
+    // Suspension ends them all.
+    w.svc
+        .transition(
+            w.tenant.id,
+            alice.id,
+            AccountState::Suspended,
+            None,
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(!valid(c.session_token.expose().into()).await);
+    w.svc
+        .transition(w.tenant.id, alice.id, AccountState::Active, None, &w.client)
+        .await
+        .unwrap();
+    let f = w.sessions.issue(&auth, &w.client).await.unwrap();
+    w.svc
+        .transition(
+            w.tenant.id,
+            alice.id,
+            AccountState::Deleted,
+            None,
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(!valid(f.session_token.expose().into()).await);
+    let bob = w.user("bob").await;
+    let bob_auth = sign_in(&w, &bob).await;
+    let g = w.sessions.issue(&bob_auth, &w.client).await.unwrap();
+    w.svc
+        .erase_user(w.tenant.id, bob.id, &w.client)
+        .await
+        .unwrap();
+    assert!(!valid(g.session_token.expose().into()).await);
+}
+
+/// Introspection answers RFC 7662-style for sessions and access tokens,
+/// and says only `active: false` for anything invalid.
+pub async fn introspection_answers_for_both_token_kinds<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 36).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    let issued = w.sessions.issue(&auth, &w.client).await.unwrap();
+    for token in [
+        issued.session_token.expose().to_owned(),
+        issued.access_token.clone().unwrap(),
+    ] {
+        let i = w.sessions.introspect(&token).await.unwrap();
+        assert!(i.active);
+        assert_eq!(
+            (i.tenant_id, i.sub, i.sid),
+            (Some(w.tenant.id), Some(alice.id), Some(issued.session.id))
+        );
+        assert_eq!(i.acr.as_deref(), Some("mfa"));
+        assert!(i.amr.contains(&"pwd".to_owned()));
+        assert_eq!(i.auth_time, Some(auth.at.timestamp()));
+    }
+    w.sessions
+        .logout(issued.session_token.expose(), &w.client)
+        .await
+        .unwrap();
+    for dead in [issued.session_token.expose(), "css_short", "garbage", ""] {
+        let i = w.sessions.introspect(dead).await.unwrap();
+        assert!(
+            !i.active && i.sub.is_none() && i.tenant_id.is_none(),
+            "{dead:.12}"
+        );
+        assert_eq!(
+            serde_json::to_value(&i).unwrap(),
+            serde_json::json!({"active": false})
+        );
+    }
+}
+
+/// The cleanup removes expired flows and ended sessions, and is safe to
+/// run again (and concurrently).
+pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 37).await;
+    let alice = w.user("alice").await;
+    let auth = sign_in(&w, &alice).await;
+    w.sessions.issue(&auth, &w.client).await.unwrap();
+    w.svc
+        .begin_login(w.tenant.id, "alice", None, &w.client)
+        .await
+        .unwrap();
+    w.clock.advance(Duration::hours(13));
+    let (a, b) = tokio::join!(w.sessions.cleanup(), w.sessions.cleanup());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.flows + b.flows >= 2, "the sign-in flow and the begun one");
+    assert_eq!(a.sessions + b.sessions, 2, "one session, one family");
+    let again = w.sessions.cleanup().await.unwrap();
+    assert_eq!((again.flows, again.sessions), (0, 0));
 }

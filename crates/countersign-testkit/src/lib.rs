@@ -176,6 +176,14 @@ macro_rules! engine_suite {
                 step_up_proves_a_fresh_factor,
                 factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
                 erasure_ends_flows_and_credentials,
+            sessions_validate_renew_and_expire,
+            refresh_reuse_revokes_the_login,
+            concurrent_refreshes_yield_one_pair,
+            access_tokens_verify_and_keys_rotate_with_overlap,
+            bad_access_tokens_are_refused_with_a_reason,
+            revocation_ends_sessions_at_once,
+            introspection_answers_for_both_token_kinds,
+            cleanup_removes_expired_state,
         );
     };
 }

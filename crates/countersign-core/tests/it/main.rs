@@ -14,3 +14,4 @@ mod lockout_property;
 mod password_login;
 mod provisioning;
 mod support;
+mod tokens;

@@ -321,7 +321,14 @@ async fn password_changes_prove_the_current_password_and_respect_rules_and_histo
     let new_pw = "purple elephant marching softly";
     assert!(matches!(
         w.svc
-            .change_password(w.tenant.id, alice.id, "not my password", new_pw, &w.client)
+            .change_password(
+                w.tenant.id,
+                alice.id,
+                "not my password",
+                new_pw,
+                None,
+                &w.client
+            )
             .await,
         Err(Error::InvalidCredentials)
     ));
@@ -336,18 +343,25 @@ async fn password_changes_prove_the_current_password_and_respect_rules_and_histo
     );
     assert!(matches!(
         w.svc
-            .change_password(w.tenant.id, alice.id, PASSWORD, "password1", &w.client)
+            .change_password(
+                w.tenant.id,
+                alice.id,
+                PASSWORD,
+                "password1",
+                None,
+                &w.client
+            )
             .await,
         Err(Error::PasswordRejected(PasswordViolation::TooWeak { .. }))
     ));
     assert!(matches!(
         w.svc
-            .change_password(w.tenant.id, alice.id, PASSWORD, PASSWORD, &w.client)
+            .change_password(w.tenant.id, alice.id, PASSWORD, PASSWORD, None, &w.client)
             .await,
         Err(Error::PasswordRejected(PasswordViolation::Reused))
     ));
     w.svc
-        .change_password(w.tenant.id, alice.id, PASSWORD, new_pw, &w.client)
+        .change_password(w.tenant.id, alice.id, PASSWORD, new_pw, None, &w.client)
         .await
         .unwrap();
     assert!(matches!(
@@ -358,7 +372,7 @@ async fn password_changes_prove_the_current_password_and_respect_rules_and_histo
     // Going back to the first password is refused while it is in history.
     assert!(matches!(
         w.svc
-            .set_password(w.tenant.id, alice.id, PASSWORD, &w.client)
+            .set_password(w.tenant.id, alice.id, PASSWORD, None, &w.client)
             .await,
         Err(Error::PasswordRejected(PasswordViolation::Reused))
     ));
@@ -451,7 +465,7 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
     assert!(matches!(r, Err(Error::AlreadyExists(_))), "{r:?}");
     assert!(matches!(
         w.svc
-            .set_password(w.tenant.id, alice.id, &huge, &w.client)
+            .set_password(w.tenant.id, alice.id, &huge, None, &w.client)
             .await,
         Err(Error::InvalidInput(_))
     ));
@@ -484,6 +498,7 @@ async fn ids_from_another_tenant_are_not_found() {
                 alice.id,
                 PASSWORD,
                 "purple elephant marching",
+                None,
                 &w.client
             )
             .await,
