@@ -123,19 +123,36 @@ impl TokenKind {
             .strip_prefix(self.prefix)
             .and_then(|rest| rest.strip_prefix('_'))
             .ok_or_else(err)?;
-        if body.len() != TOKEN_CHARS
-            || !body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(err());
-        }
-        // Canonical encoding only: decoding and re-encoding gives it back.
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| err())?;
-        if bytes.len() != TOKEN_BYTES {
+        if !is_canonical_body(body.as_bytes()) {
             return Err(err());
         }
         Ok(hash_of(presented))
+    }
+}
+
+/// Whether `body` is the canonical unpadded base64url encoding of
+/// [`TOKEN_BYTES`] bytes: 43 characters of the URL-safe alphabet whose last
+/// one carries no stray bits. Checked without decoding (this runs on every
+/// request).
+fn is_canonical_body(body: &[u8]) -> bool {
+    let Some((&last, rest)) = body.split_last() else {
+        return false;
+    };
+    body.len() == TOKEN_CHARS
+        && rest.iter().all(|&b| b64_value(b).is_some())
+        // 32 bytes = 256 bits = 42 full characters + 4 bits: the last
+        // character's low 2 bits must be zero.
+        && b64_value(last).is_some_and(|v| v & 0b11 == 0)
+}
+
+fn b64_value(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'-' => Some(62),
+        b'_' => Some(63),
+        _ => None,
     }
 }
 
@@ -146,6 +163,23 @@ fn hash_of(text: &str) -> TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast shape check accepts exactly what decoding accepts.
+        #[test]
+        fn shape_check_agrees_with_base64(body in "[A-Za-z0-9_=+/-]{41,45}") {
+            let decodes = URL_SAFE_NO_PAD.decode(&body).is_ok_and(|b| b.len() == TOKEN_BYTES);
+            prop_assert_eq!(is_canonical_body(body.as_bytes()), decodes);
+        }
+
+        #[test]
+        fn issued_tokens_always_parse(seed in any::<u64>()) {
+            let (env, _) = Env::manual(seed);
+            let (t, h) = TokenKind::FLOW.issue(&env).unwrap();
+            prop_assert_eq!(TokenKind::FLOW.parse(t.expose()).unwrap(), h);
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_malformed_ones_are_refused() {

@@ -141,6 +141,8 @@ struct Faults {
 struct Inner {
     state: Mutex<State>,
     faults: Mutex<Faults>,
+    /// Whether any fault is armed: the fast path skips the faults lock.
+    armed: std::sync::atomic::AtomicBool,
 }
 
 /// The in-memory store. Clones share state.
@@ -204,6 +206,9 @@ impl MemoryStore {
         f.remaining = calls;
         f.kind = Some(kind);
         f.only = only;
+        self.inner
+            .armed
+            .store(calls > 0, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Counts of everything the store holds.
@@ -245,7 +250,7 @@ impl MemoryStore {
 
     /// Consume one injected fault aimed at `method`, if any, then lock the state.
     fn begin(&self, method: &'static str) -> Result<MutexGuard<'_, State>> {
-        {
+        if self.inner.armed.load(std::sync::atomic::Ordering::SeqCst) {
             let mut f = self
                 .inner
                 .faults
@@ -253,6 +258,11 @@ impl MemoryStore {
                 .unwrap_or_else(PoisonError::into_inner);
             if f.remaining > 0 && f.only.is_none_or(|m| m == method) {
                 f.remaining -= 1;
+                if f.remaining == 0 {
+                    self.inner
+                        .armed
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                }
                 let kind = f.kind.unwrap_or(StoreErrorKind::Transient);
                 return Err(MemoryError::new(kind, "injected failure"));
             }

@@ -108,6 +108,20 @@ impl SqliteStore {
         })
     }
 
+    /// Run `f` on the store's own connection, on its worker thread, in
+    /// turn with every other store call. An escape hatch for inspection,
+    /// maintenance and benchmarks: writes made here bypass the store's
+    /// invariants.
+    pub async fn with_connection<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.worker
+            .call(move |c| f(c).map_err(SqliteError::from))
+            .await
+    }
+
     /// Run `f` on the worker thread with the connection.
     pub(crate) async fn call<T, F>(&self, f: F) -> Result<T>
     where
