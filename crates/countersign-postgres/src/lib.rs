@@ -4,8 +4,9 @@
 //!
 //! [`PostgresStore`] implements every store trait of countersign-core
 //! ([`IdentityLookup`], [`IdentityAuthnLog`], [`IdentityAdmin`],
-//! [`FactorStore`], [`AuditQuery`]) and passes the whole conformance suite
-//! of `countersign-testkit`. Guarantees:
+//! [`FactorStore`], [`FlowStore`], [`SessionStore`], [`KeyStore`],
+//! [`AuditQuery`]) and passes the whole conformance suite of
+//! `countersign-testkit`. Guarantees:
 //!
 //! - **No database at build time.** Every query is checked at run time
 //!   (`sqlx::query` with bind parameters); nothing needs a live database
@@ -19,13 +20,19 @@
 //!   [`connect`](PostgresStore::connect), before anything is written.
 //! - **Atomicity in SQL.** Compare-and-save, failed-attempt counting
 //!   (exactly [`LockoutPolicy::next_failure`]) and state transitions are
-//!   each one statement; provisioning, user creation, erasure and the
+//!   each one statement; so are session validation (with its renewal: a
+//!   check with idle time to spare writes nothing), ending sessions (with
+//!   the revocation of their refresh families) and refresh-token rotation
+//!   (the whole reuse decision, under a row lock on the family);
+//!   provisioning, user creation, erasure and the
 //!   invariant checks ("a tenant keeps a factor and an enabled method")
 //!   are one transaction each, the checks serialised per tenant by a row
 //!   lock on the tenant.
 //! - **Tenant scoping.** The tenant id is part of every key and every
-//!   `WHERE` clause; user-owned rows reference `(tenant_id, user_id)`, so
-//!   they cannot belong to a user of another tenant.
+//!   `WHERE` clause (but for lookups by a token hash, which names one row
+//!   of the whole deployment); user-owned rows reference
+//!   `(tenant_id, user_id)`, so they cannot belong to a user of another
+//!   tenant.
 //! - **Orderings** match the reference (memory) backend: names and kinds
 //!   bytewise (`COLLATE "C"`), users by id, audit events newest first with
 //!   ties broken by id.
@@ -37,12 +44,17 @@
 //! - **Pools.** Writes use the main pool; pure lookups
 //!   ([`IdentityLookup`], the reads of [`FactorStore`], [`AuditQuery`]) use
 //!   an optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
-//!   replica.
+//!   replica. Flows, sessions, refresh families and signing keys are always
+//!   read on the main pool: a lagging replica could miss a logout, a
+//!   revocation or a new key.
 //!
 //! [`IdentityLookup`]: countersign_core::IdentityLookup
 //! [`IdentityAuthnLog`]: countersign_core::IdentityAuthnLog
 //! [`IdentityAdmin`]: countersign_core::IdentityAdmin
 //! [`FactorStore`]: countersign_core::FactorStore
+//! [`FlowStore`]: countersign_core::FlowStore
+//! [`SessionStore`]: countersign_core::SessionStore
+//! [`KeyStore`]: countersign_core::KeyStore
 //! [`AuditQuery`]: countersign_core::AuditQuery
 //! [`LockoutPolicy::next_failure`]: countersign_core::LockoutPolicy::next_failure
 //! [`StoreErrorKind`]: countersign_core::StoreErrorKind
@@ -50,8 +62,10 @@
 mod codec;
 mod error;
 mod flows;
+mod keys;
 mod migrate;
 mod retry;
+mod sessions;
 mod store;
 
 use std::time::Duration;

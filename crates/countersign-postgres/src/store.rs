@@ -590,8 +590,9 @@ impl PostgresStore {
         pseudonym: UserId,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        // Credentials, user methods, the failure record and the password
-        // history go with the user (ON DELETE CASCADE).
+        // Credentials, user methods, the failure record, the password
+        // history, flows, sessions and refresh families (with their tokens)
+        // go with the user (ON DELETE CASCADE).
         let gone = sqlx::query("DELETE FROM cs_users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
