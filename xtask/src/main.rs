@@ -151,6 +151,7 @@ fn deny() -> Result {
 }
 
 fn bench(filter: &[String]) -> Result {
+    ensure_postgres()?;
     let mut args = vec!["bench", "--workspace"];
     if let Some(f) = filter.first() {
         args.push("--");

@@ -145,13 +145,19 @@ impl SessionRecord {
         now < self.expires_at && now < self.absolute_expires_at
     }
 
+    /// Whether a check at `now` renews this session: it is live and has
+    /// less than `renew_within` idle time left.
+    pub fn renewal_due(&self, now: DateTime<Utc>) -> bool {
+        let within = chrono::Duration::from_std(self.renew_within).unwrap_or_default();
+        self.is_live(now) && self.expires_at < now + within
+    }
+
     /// The reference renewal: a live session with less than `renew_within`
     /// idle time left at `now` gets `expires_at = min(now + idle_timeout,
     /// absolute_expires_at)` and `last_seen_at = now`. Returns whether it
     /// changed. SQL stores express the same in their validating statement.
     pub fn renew(&mut self, now: DateTime<Utc>) -> bool {
-        let within = chrono::Duration::from_std(self.renew_within).unwrap_or_default();
-        if !self.is_live(now) || self.expires_at >= now + within {
+        if !self.renewal_due(now) {
             return false;
         }
         let idle = chrono::Duration::from_std(self.idle_timeout).unwrap_or_default();

@@ -265,7 +265,7 @@ where
 
     /// Check a session token: one store call, which renews the session
     /// near its idle deadline. Malformed tokens never reach the store.
-    pub async fn validate(&self, token: &str) -> Result<SessionRecord> {
+    pub async fn validate(&self, token: &str) -> Result<std::sync::Arc<SessionRecord>> {
         let key = SESSION_TOKEN.parse(token)?;
         self.store
             .validate_session(&key, self.env.now())

@@ -390,13 +390,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The session with this token hash if it is live at `now`, in one
     /// atomic step that also renews it as [`SessionRecord::renew`] says.
-    /// The result is the session after renewal. A session that is not live
-    /// is `None`.
+    /// The result is the session after renewal (shared: this is the hot
+    /// path, and a store may hand out its own copy). A session that is not
+    /// live is `None`.
     fn validate_session(
         &self,
         key: &TokenHash,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<SessionRecord>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<std::sync::Arc<SessionRecord>>, Self::Error>> + Send;
 
     /// The session with this id in `tenant` (live or not, until deleted).
     fn session(

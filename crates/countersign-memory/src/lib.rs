@@ -70,7 +70,7 @@ struct State {
     methods: BTreeMap<MethodKey, MethodRecord>,
     history: HashMap<UserId, Vec<String>>,
     flows: HashMap<TokenHash, Versioned<FlowRecord>>,
-    sessions: HashMap<TokenHash, SessionRecord>,
+    sessions: HashMap<TokenHash, Arc<SessionRecord>>,
     session_keys: HashMap<SessionId, TokenHash>,
     families: HashMap<FamilyId, RefreshFamily>,
     refresh_tokens: HashMap<TokenHash, FamilyId>,
@@ -80,7 +80,7 @@ struct State {
 impl State {
     /// End a session and revoke its family at `now`.
     fn end_session(&mut self, key: &TokenHash, now: DateTime<Utc>) -> Option<SessionRecord> {
-        let s = self.sessions.remove(key)?;
+        let s = Arc::unwrap_or_clone(self.sessions.remove(key)?);
         self.session_keys.remove(&s.id);
         for f in self.families.values_mut().filter(|f| f.session_id == s.id) {
             if f.revoked_at.is_none() {
@@ -880,7 +880,7 @@ impl SessionStore for MemoryStore {
             st.refresh_tokens.insert(f.current, f.id);
         }
         st.session_keys.insert(session.id, session.key);
-        st.sessions.insert(session.key, session.clone());
+        st.sessions.insert(session.key, Arc::new(session.clone()));
         Ok(())
     }
 
@@ -888,7 +888,7 @@ impl SessionStore for MemoryStore {
         &self,
         key: &TokenHash,
         now: DateTime<Utc>,
-    ) -> Result<Option<SessionRecord>> {
+    ) -> Result<Option<Arc<SessionRecord>>> {
         let mut st = self.begin("validate_session")?;
         let Some(s) = st.sessions.get_mut(key) else {
             return Ok(None);
@@ -896,8 +896,10 @@ impl SessionStore for MemoryStore {
         if !s.is_live(now) {
             return Ok(None);
         }
-        s.renew(now);
-        Ok(Some(s.clone()))
+        if s.renewal_due(now) {
+            Arc::make_mut(s).renew(now);
+        }
+        Ok(Some(Arc::clone(s)))
     }
 
     async fn session(&self, tenant: TenantId, id: SessionId) -> Result<Option<SessionRecord>> {
@@ -907,7 +909,7 @@ impl SessionStore for MemoryStore {
             .get(&id)
             .and_then(|k| st.sessions.get(k))
             .filter(|s| s.tenant_id == tenant)
-            .cloned())
+            .map(|s| SessionRecord::clone(s)))
     }
 
     async fn user_sessions(
@@ -921,7 +923,7 @@ impl SessionStore for MemoryStore {
             .sessions
             .values()
             .filter(|s| s.tenant_id == tenant && s.user_id == user && s.is_live(now))
-            .cloned()
+            .map(|s| SessionRecord::clone(s))
             .collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(out)

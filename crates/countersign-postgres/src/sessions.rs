@@ -524,14 +524,16 @@ impl SessionStore for PostgresStore {
         &self,
         key: &TokenHash,
         now: DateTime<Utc>,
-    ) -> Result<Option<SessionRecord>> {
+    ) -> Result<Option<std::sync::Arc<SessionRecord>>> {
         // Idempotent: a second renewal at the same `now` changes nothing
         // and answers the same session.
-        self.retry
+        let found = self
+            .retry
             .run("validate_session", true, || {
                 self.validate_session_once(key, now)
             })
-            .await
+            .await?;
+        Ok(found.map(std::sync::Arc::new))
     }
 
     async fn session(&self, tenant: TenantId, id: SessionId) -> Result<Option<SessionRecord>> {

@@ -172,7 +172,7 @@ impl SessionStore for SqliteStore {
         &self,
         key: &TokenHash,
         now: DateTime<Utc>,
-    ) -> Result<Option<SessionRecord>> {
+    ) -> Result<Option<std::sync::Arc<SessionRecord>>> {
         let (k, now_t) = (key.to_hex(), now);
         self.call(move |c| {
             let now = micros(now_t);
@@ -191,7 +191,7 @@ impl SessionStore for SqliteStore {
             let Some(mut session) = live else {
                 return Ok(None);
             };
-            if !session.clone().renew(now_t) {
+            if !session.renewal_due(now_t) {
                 return Ok(Some(session));
             }
             let renewed = first(
@@ -227,6 +227,7 @@ impl SessionStore for SqliteStore {
             })
         })
         .await
+        .map(|found| found.map(std::sync::Arc::new))
     }
 
     async fn session(&self, tenant: TenantId, sid: SessionId) -> Result<Option<SessionRecord>> {

@@ -1640,7 +1640,7 @@ pub async fn session_round_trips<S: ConformanceStore>(s: S) {
     s.create_session(&sess, None).await.unwrap();
     assert_eq!(
         s.validate_session(&sess.key, at(1)).await.unwrap(),
-        Some(sess.clone()),
+        Some(std::sync::Arc::new(sess.clone())),
         "no renewal far from expiry"
     );
     assert_eq!(s.session(t.id, sess.id).await.unwrap(), Some(sess));
@@ -1658,7 +1658,7 @@ pub async fn validation_renews_near_the_idle_deadline<S: ConformanceStore>(s: S)
     let mut want = sess.clone();
     assert!(want.renew(now));
     let got = s.validate_session(&sess.key, now).await.unwrap().unwrap();
-    assert_eq!(got, want);
+    assert_eq!(*got, want);
     assert_eq!(got.expires_at, at(50 * 60));
     assert_eq!(s.session(t.id, sess.id).await.unwrap(), Some(want));
     // Near the absolute end, renewal stops at it.

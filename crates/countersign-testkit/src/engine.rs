@@ -305,13 +305,15 @@ pub async fn password_then_totp_completes_the_mfa_method<S: ConformanceStore>(s:
     ));
 }
 
-/// One TOTP code signs in once, even submitted to eight flows at the same instant.
+/// One TOTP code signs in once, even submitted to four flows at the same instant.
 pub async fn a_totp_code_works_once_even_under_concurrent_submission<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 2).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
     let mut flows = Vec::new();
-    for _ in 0..8 {
+    // Four racers: their three refused replays stay under the lockout
+    // threshold (5), so the one winner is not locked out by them.
+    for _ in 0..4 {
         let (flow, _) = w
             .svc
             .begin_login(w.tenant.id, "alice", Some("mfa"), &w.client)

@@ -534,7 +534,7 @@ fn validation_without_renewal_writes_nothing() {
         // are pure reads, however many.
         for secs in [0, 60, 14 * 60, 15 * 60 - 1] {
             let got = store.validate_session(&sess.key, at(secs)).await.unwrap();
-            assert_eq!(got, Some(sess.clone()));
+            assert_eq!(got, Some(std::sync::Arc::new(sess.clone())));
         }
         assert_eq!(
             session_row_version(store.pool(), &sess.key).await,

@@ -1,0 +1,215 @@
+//! Postgres hot paths beside their floors, on a server reached over
+//! loopback (`DATABASE_URL`, default the local one):
+//!
+//! - session validation (`SessionService::validate`: one statement, one
+//!   round trip) against a bare primary-key SELECT on the same pool; each
+//!   iteration is one call, so the median is the p50 latency;
+//! - refresh rotation throughput: each iteration rotates 256 refresh tokens
+//!   of distinct families from 16 concurrent tasks over a 16-connection
+//!   pool; items/s is rotations per second.
+//!
+//! Run: `cargo xtask bench` (or `cargo bench -p countersign-postgres`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods,
+    missing_docs,
+    reason = "benchmark"
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use countersign_core::flow::{Authentication, PassedFactor};
+use countersign_core::session::SESSION_TOKEN;
+use countersign_core::{
+    AccountState, Argon2Params, AuthnService, ClientInfo, Env, FactorKind, MethodName, NewTenant, NewUser,
+    PasswordHasher, SecretToken, SessionService,
+};
+use countersign_postgres::{PostgresOptions, PostgresStore};
+use divan::counter::ItemsCount;
+
+const SESSIONS: usize = 20_000;
+const ROTATIONS: usize = 256;
+
+fn main() {
+    divan::main();
+}
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    store: PostgresStore,
+    svc: SessionService<PostgresStore>,
+    tokens: Vec<SecretToken>,
+    keys: Vec<String>,
+    refresh: Mutex<Vec<SecretToken>>,
+    next: AtomicUsize,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let schema = format!("cs_bench_{}", std::process::id());
+        let (store, svc, tokens, refresh) = rt.block_on(async {
+            let admin = PostgresStore::connect(&url).await.expect("postgres reachable");
+            let stale: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cs_bench_%'")
+                .fetch_all(admin.pool())
+                .await
+                .unwrap();
+            for s in stale {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{s}\" CASCADE"))).execute(admin.pool()).await.unwrap();
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(admin.pool()).await.unwrap();
+            let mut options = PostgresOptions::new(url.clone());
+            options.max_connections = 16;
+            options.search_path = Some(schema.clone());
+            let store = PostgresStore::connect_with(options).await.unwrap();
+            store.migrate().await.unwrap();
+            let env = Env::system();
+            let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+            let authn = AuthnService::new(store.clone(), env.clone(), hasher);
+            let svc = SessionService::new(store.clone(), env.clone(), "https://auth.example.com");
+            let t = authn.provision_tenant(NewTenant::password_only("bench", "Bench").unwrap()).await.unwrap();
+            let new = NewUser { identifier: "user", state: Some(AccountState::Active), ..NewUser::default() };
+            let u = authn.register_user(t.id, new, &ClientInfo::default()).await.unwrap();
+            let auth = Authentication {
+                tenant_id: t.id,
+                user_id: u.id,
+                method: MethodName::parse("password").unwrap(),
+                factors: vec![PassedFactor { kind: FactorKind::Password, at: env.now() }],
+                at: env.now(),
+            };
+            let mut tokens = Vec::with_capacity(SESSIONS);
+            let mut refresh = Vec::with_capacity(SESSIONS);
+            for _ in 0..SESSIONS {
+                let s = svc.issue(&auth, &ClientInfo::default()).await.unwrap();
+                tokens.push(s.session_token);
+                refresh.push(s.refresh_token.unwrap());
+            }
+            (store, svc, tokens, refresh)
+        });
+        let keys = tokens.iter().map(|t| SESSION_TOKEN.parse(t.expose()).unwrap().to_hex()).collect();
+        Fixture { rt, store, svc, tokens, keys, refresh: Mutex::new(refresh), next: AtomicUsize::new(0) }
+    })
+}
+
+fn pick() -> usize {
+    fixture().next.fetch_add(7919, Ordering::Relaxed) % SESSIONS
+}
+
+/// Floor: one bare primary-key SELECT of the live session row (the same
+/// columns validation returns) over the same pool, rows left undecoded.
+#[divan::bench(sample_count = 300)]
+fn floor_pk_select() {
+    let f = fixture();
+    let k = &f.keys[pick()];
+    f.rt.block_on(async {
+        let row = sqlx::query(
+            "SELECT key, id, tenant_id, user_id, auth, ip, user_agent, created_at, last_seen_at,
+                    expires_at, absolute_expires_at, idle_timeout_us, renew_within_us
+               FROM cs_sessions WHERE key = $1 AND $2::timestamptz < expires_at AND $2::timestamptz < absolute_expires_at",
+        )
+        .bind(k)
+        .bind(chrono::Utc::now())
+        .fetch_one(f.store.pool())
+        .await
+        .unwrap();
+        divan::black_box(row);
+    });
+}
+
+/// Diagnostic: the validating statement itself, rows left undecoded.
+#[divan::bench(sample_count = 300)]
+fn diag_validating_statement_raw() {
+    let f = fixture();
+    let k = &f.keys[pick()];
+    f.rt.block_on(async {
+        let row = sqlx::query(
+            "WITH renewed AS (
+                 UPDATE cs_sessions
+                    SET expires_at = LEAST($2::timestamptz + idle_timeout_us * interval '1 microsecond', absolute_expires_at),
+                        last_seen_at = $2::timestamptz
+                  WHERE key = $1 AND $2::timestamptz < expires_at AND $2::timestamptz < absolute_expires_at
+                    AND expires_at < $2::timestamptz + renew_within_us * interval '1 microsecond'
+                 RETURNING key, id, tenant_id, user_id, auth, ip, user_agent, created_at, last_seen_at,
+                    expires_at, absolute_expires_at, idle_timeout_us, renew_within_us)
+             SELECT * FROM renewed
+             UNION ALL
+             SELECT key, id, tenant_id, user_id, auth, ip, user_agent, created_at, last_seen_at,
+                    expires_at, absolute_expires_at, idle_timeout_us, renew_within_us
+               FROM cs_sessions WHERE key = $1 AND $2::timestamptz < expires_at AND $2::timestamptz < absolute_expires_at
+                AND NOT EXISTS (SELECT 1 FROM renewed)",
+        )
+        .bind(k)
+        .bind(chrono::Utc::now())
+        .fetch_optional(f.store.pool())
+        .await
+        .unwrap();
+        divan::black_box(row);
+    });
+}
+
+/// Floor, narrow: one primary-key SELECT of a single column.
+#[divan::bench(sample_count = 300)]
+fn floor_pk_select_one_column() {
+    let f = fixture();
+    let k = &f.keys[pick()];
+    f.rt.block_on(async {
+        let e: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT expires_at FROM cs_sessions WHERE key = $1")
+            .bind(k)
+            .fetch_one(f.store.pool())
+            .await
+            .unwrap();
+        divan::black_box(e);
+    });
+}
+
+/// `SessionService::validate`: parse, hash, one statement.
+#[divan::bench(sample_count = 300)]
+fn service_validate_postgres() {
+    let f = fixture();
+    let t = &f.tokens[pick()];
+    f.rt.block_on(async {
+        divan::black_box(f.svc.validate(t.expose()).await.unwrap());
+    });
+}
+
+/// 256 refresh rotations from 16 concurrent tasks (distinct families).
+#[divan::bench(counter = ItemsCount::new(ROTATIONS), sample_count = 30, sample_size = 1)]
+fn throughput_refresh_rotations_16_concurrent() {
+    let f = fixture();
+    let batch: Vec<(usize, SecretToken)> = {
+        let tokens = f.refresh.lock().unwrap();
+        (0..ROTATIONS).map(|_| pick()).map(|i| (i, tokens[i].clone())).collect()
+    };
+    let out = f.rt.block_on(async {
+        let mut tasks = Vec::new();
+        for chunk in batch.chunks(ROTATIONS / 16) {
+            let (svc, chunk) = (f.svc.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                let mut next = Vec::with_capacity(chunk.len());
+                for (i, t) in chunk {
+                    let r = svc.refresh(t.expose(), &ClientInfo::default()).await;
+                    // Two picks of one family in a batch: the second is reuse.
+                    if let Ok(r) = r {
+                        next.push((i, r.refresh_token));
+                    }
+                }
+                next
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let mut tokens = f.refresh.lock().unwrap();
+    for (i, t) in out {
+        tokens[i] = t;
+    }
+}
