@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout, reason = "an example prints what it does")]
 
 use countersign::prelude::*;
-use countersign::{AuditFilter, Error};
+use countersign::{AuditFilter, Error, FactorResponse, LoginStatus, SessionService};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -61,24 +61,49 @@ async fn main() -> Result<(), Error> {
         err(unknown)
     );
 
-    // 5. The right password signs in.
-    let login = authn
-        .verify_password(
+    // 5. A login is a server-side flow: begin it, submit the password.
+    let (flow, status) = authn
+        .begin_login(tenant.id, "Alice@Example.org", None, &client)
+        .await?;
+    println!("5. login flow started: {status:?}");
+    let step = authn
+        .submit(
             tenant.id,
-            "Alice@Example.org",
-            "correct horse battery staple",
+            flow.expose(),
+            FactorResponse::Password("correct horse battery staple"),
             &client,
         )
         .await?;
-    println!(
-        "5. signed in as `{}` at {}",
-        login.user.identifier, login.at
-    );
+    let LoginStatus::Authenticated(auth) = step.status else {
+        println!("   not signed in: {:?}", step.status);
+        return Ok(());
+    };
+    println!("   signed in by method `{}` at {}", auth.method, auth.at);
 
-    // 6. Everything above is in the tenant's audit log.
+    // 6. A session: an opaque token for the client, only its hash stored.
+    let sessions = SessionService::new(store.clone(), Env::system(), "https://auth.example.com");
+    let issued = sessions.issue(&auth, &client).await?;
+    let checked = sessions.validate(issued.session_token.expose()).await?;
+    println!(
+        "6. session {} valid until {} (absolute {})",
+        checked.id, checked.expires_at, checked.absolute_expires_at
+    );
+    if let Some(refresh) = &issued.refresh_token {
+        let next = sessions.refresh(refresh.expose(), &client).await?;
+        println!(
+            "   refresh token rotated (generation {})",
+            next.family.generation
+        );
+        let reuse = sessions.refresh(refresh.expose(), &client).await;
+        println!("   the old refresh token again: {}", err(reuse));
+        let after = sessions.validate(issued.session_token.expose()).await;
+        println!("   the session after that reuse: {}", err(after));
+    }
+
+    // 7. Everything above is in the tenant's audit log.
     let events = store.query_events(tenant.id, &AuditFilter::default()).await;
     let events = events.map_err(Error::store)?;
-    println!("6. audit log, newest first:");
+    println!("7. audit log, newest first:");
     for e in events {
         println!(
             "   {} {:<18} {:<8} {}",
@@ -93,7 +118,7 @@ async fn main() -> Result<(), Error> {
 
 fn err<T>(r: Result<T, Error>) -> String {
     match r {
-        Ok(_) => "signed in (unexpected)".into(),
+        Ok(_) => "accepted (unexpected)".into(),
         Err(e) => e.to_string(),
     }
 }

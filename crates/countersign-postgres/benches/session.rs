@@ -22,11 +22,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use countersign_core::flow::{Authentication, PassedFactor};
 use countersign_core::session::SESSION_TOKEN;
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, FactorKind, MethodName, NewTenant, NewUser,
-    PasswordHasher, SecretToken, SessionService,
+    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
+    SecretToken, SessionService,
 };
 use countersign_postgres::{PostgresOptions, PostgresStore};
 use divan::counter::ItemsCount;
@@ -51,19 +50,34 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let schema = format!("cs_bench_{}", std::process::id());
         let (store, svc, tokens, refresh) = rt.block_on(async {
-            let admin = PostgresStore::connect(&url).await.expect("postgres reachable");
-            let stale: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cs_bench_%'")
-                .fetch_all(admin.pool())
+            let admin = PostgresStore::connect(&url)
+                .await
+                .expect("postgres reachable");
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cs_bench_%'",
+            )
+            .fetch_all(admin.pool())
+            .await
+            .unwrap();
+            for s in stale {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{s}\" CASCADE")))
+                    .execute(admin.pool())
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+                .execute(admin.pool())
                 .await
                 .unwrap();
-            for s in stale {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{s}\" CASCADE"))).execute(admin.pool()).await.unwrap();
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\""))).execute(admin.pool()).await.unwrap();
             let mut options = PostgresOptions::new(url.clone());
             options.max_connections = 16;
             options.search_path = Some(schema.clone());
@@ -73,16 +87,20 @@ fn fixture() -> &'static Fixture {
             let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
             let authn = AuthnService::new(store.clone(), env.clone(), hasher);
             let svc = SessionService::new(store.clone(), env.clone(), "https://auth.example.com");
-            let t = authn.provision_tenant(NewTenant::password_only("bench", "Bench").unwrap()).await.unwrap();
-            let new = NewUser { identifier: "user", state: Some(AccountState::Active), ..NewUser::default() };
-            let u = authn.register_user(t.id, new, &ClientInfo::default()).await.unwrap();
-            let auth = Authentication {
-                tenant_id: t.id,
-                user_id: u.id,
-                method: MethodName::parse("password").unwrap(),
-                factors: vec![PassedFactor { kind: FactorKind::Password, at: env.now() }],
-                at: env.now(),
+            let t = authn
+                .provision_tenant(NewTenant::password_only("bench", "Bench").unwrap())
+                .await
+                .unwrap();
+            let new = NewUser {
+                identifier: "user",
+                state: Some(AccountState::Active),
+                ..NewUser::default()
             };
+            let u = authn
+                .register_user(t.id, new, &ClientInfo::default())
+                .await
+                .unwrap();
+            let auth = countersign_testkit::fixtures::authentication(t.id, u.id, env.now());
             let mut tokens = Vec::with_capacity(SESSIONS);
             let mut refresh = Vec::with_capacity(SESSIONS);
             for _ in 0..SESSIONS {
@@ -92,8 +110,19 @@ fn fixture() -> &'static Fixture {
             }
             (store, svc, tokens, refresh)
         });
-        let keys = tokens.iter().map(|t| SESSION_TOKEN.parse(t.expose()).unwrap().to_hex()).collect();
-        Fixture { rt, store, svc, tokens, keys, refresh: Mutex::new(refresh), next: AtomicUsize::new(0) }
+        let keys = tokens
+            .iter()
+            .map(|t| SESSION_TOKEN.parse(t.expose()).unwrap().to_hex())
+            .collect();
+        Fixture {
+            rt,
+            store,
+            svc,
+            tokens,
+            keys,
+            refresh: Mutex::new(refresh),
+            next: AtomicUsize::new(0),
+        }
     })
 }
 
@@ -159,11 +188,12 @@ fn floor_pk_select_one_column() {
     let f = fixture();
     let k = &f.keys[pick()];
     f.rt.block_on(async {
-        let e: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT expires_at FROM cs_sessions WHERE key = $1")
-            .bind(k)
-            .fetch_one(f.store.pool())
-            .await
-            .unwrap();
+        let e: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT expires_at FROM cs_sessions WHERE key = $1")
+                .bind(k)
+                .fetch_one(f.store.pool())
+                .await
+                .unwrap();
         divan::black_box(e);
     });
 }
@@ -184,7 +214,10 @@ fn throughput_refresh_rotations_16_concurrent() {
     let f = fixture();
     let batch: Vec<(usize, SecretToken)> = {
         let tokens = f.refresh.lock().unwrap();
-        (0..ROTATIONS).map(|_| pick()).map(|i| (i, tokens[i].clone())).collect()
+        (0..ROTATIONS)
+            .map(|_| pick())
+            .map(|i| (i, tokens[i].clone()))
+            .collect()
     };
     let out = f.rt.block_on(async {
         let mut tasks = Vec::new();

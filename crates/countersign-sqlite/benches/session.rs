@@ -16,10 +16,9 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use countersign_core::flow::{Authentication, PassedFactor};
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, FactorKind, MethodName, NewTenant,
-    NewUser, PasswordHasher, SecretToken, SessionService, TokenHash,
+    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
+    SecretToken, SessionService, TokenHash,
 };
 use countersign_sqlite::SqliteStore;
 use divan::counter::ItemsCount;
@@ -72,16 +71,7 @@ fn fixture() -> &'static Fixture {
                 .register_user(t.id, new, &ClientInfo::default())
                 .await
                 .unwrap();
-            let auth = Authentication {
-                tenant_id: t.id,
-                user_id: u.id,
-                method: MethodName::parse("password").unwrap(),
-                factors: vec![PassedFactor {
-                    kind: FactorKind::Password,
-                    at: env.now(),
-                }],
-                at: env.now(),
-            };
+            let auth = countersign_testkit::fixtures::authentication(t.id, u.id, env.now());
             let mut tokens = Vec::with_capacity(SESSIONS);
             for _ in 0..SESSIONS {
                 tokens.push(

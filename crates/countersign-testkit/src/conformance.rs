@@ -1901,7 +1901,8 @@ pub async fn refresh_rotation_and_reuse_detection<S: ConformanceStore>(s: S) {
     );
 }
 
-/// Of 32 concurrent presentations of one refresh token, exactly one rotates.
+/// Of 32 concurrent presentations of one refresh token, exactly one rotates
+/// (with a grace period the others are superseded; without, they are reuse).
 pub async fn concurrent_refreshes_rotate_once<S: ConformanceStore>(s: S) {
     let fx = Fx::new(68);
     let t = tenant(&s, &fx, "acme").await;
@@ -1931,6 +1932,35 @@ pub async fn concurrent_refreshes_rotate_once<S: ConformanceStore>(s: S) {
         (after.generation, after.revoked_at),
         (1, None),
         "the race within grace revokes nothing"
+    );
+    // Strict (no grace): still exactly one rotation; every other
+    // presentation is reuse, which revokes the family.
+    let strict = session(&fx, t.id, u.id);
+    let strict_fam = family(&fx, &strict);
+    s.create_session(&strict, Some(&strict_fam)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (s, presented, next) = (s.clone(), strict_fam.current, token_hash(&fx));
+        tasks.push(tokio::spawn(async move {
+            s.rotate_refresh(&presented, &next, at(2)).await.unwrap()
+        }));
+    }
+    let (mut rotated, mut reused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Reused(_) | Rotation::Revoked => reused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated, reused), (1, 31));
+    assert!(
+        s.refresh_family(t.id, strict_fam.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
     );
 }
 

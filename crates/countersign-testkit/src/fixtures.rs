@@ -162,28 +162,37 @@ pub fn flow(
     }
 }
 
+/// A one-factor (password) authentication of `user` at `at`.
+pub fn authentication(
+    tenant: TenantId,
+    user: UserId,
+    at: DateTime<Utc>,
+) -> countersign_core::Authentication {
+    use countersign_core::flow::PassedFactor;
+    countersign_core::Authentication {
+        tenant_id: tenant,
+        user_id: user,
+        method: countersign_core::MethodName::parse("password").expect("name"),
+        factors: vec![PassedFactor {
+            kind: FactorKind::Password,
+            at,
+        }],
+        at,
+    }
+}
+
 /// A session of `user` created at `t0()`: idle 30 minutes (renewed within
 /// 15), absolute 12 hours, with a password authentication.
 pub fn session(fx: &Fx, tenant: TenantId, user: UserId) -> countersign_core::SessionRecord {
-    use countersign_core::flow::{Authentication, PassedFactor};
     use countersign_core::session::SESSION_TOKEN;
-    use countersign_core::{MethodName, SessionId, SessionRecord};
+    use countersign_core::{SessionId, SessionRecord};
     let (_, key) = SESSION_TOKEN.issue(&fx.env).expect("token");
     SessionRecord {
         id: SessionId::generate(&fx.env).expect("id"),
         key,
         tenant_id: tenant,
         user_id: user,
-        auth: Authentication {
-            tenant_id: tenant,
-            user_id: user,
-            method: MethodName::parse("password").expect("name"),
-            factors: vec![PassedFactor {
-                kind: FactorKind::Password,
-                at: t0(),
-            }],
-            at: t0(),
-        },
+        auth: authentication(tenant, user, t0()),
         ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
         user_agent: Some("testkit/1.0".into()),
         created_at: t0(),

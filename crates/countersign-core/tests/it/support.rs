@@ -1,15 +1,12 @@
 use std::time::Duration;
 
 use countersign_core::{
-    AccountState, Argon2Params, AuthMethod, AuthnService, ClientInfo, EmailOtpSettings, Env,
-    FactorKind, FactorStep, LockoutPolicy, ManualClock, NewTenant, NewUser, Outbox,
-    PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings, Tenant, TenantFactor,
-    TenantPolicy, TotpSettings, User,
+    AccountState, Argon2Params, AuthnService, ClientInfo, Env, LockoutPolicy, ManualClock,
+    NewTenant, NewUser, Outbox, PasswordHasher, Tenant, TenantPolicy, User,
 };
 use countersign_memory::MemoryStore;
 
 pub const PASSWORD: &str = "correct horse battery staple";
-pub const ORIGIN: &str = "https://login.example.com";
 
 pub struct World {
     pub svc: AuthnService<MemoryStore>,
@@ -31,47 +28,7 @@ pub fn policy(max: u32, window_secs: u64, lock_secs: u64) -> LockoutPolicy {
     }
 }
 
-/// Every factor adopted; methods `mfa` (password, then one of totp,
-/// recovery code, email code) and `passkey` (a passkey alone).
-pub fn mfa_tenant(lockout: LockoutPolicy) -> NewTenant {
-    NewTenant {
-        slug: "acme".into(),
-        name: "Acme Inc".into(),
-        policy: TenantPolicy {
-            lockout,
-            ..TenantPolicy::default()
-        },
-        factors: vec![
-            TenantFactor::Password(PasswordSettings::default()),
-            TenantFactor::Totp(TotpSettings {
-                issuer: "Acme".into(),
-                ..TotpSettings::default()
-            }),
-            TenantFactor::RecoveryCodes(RecoveryCodeSettings::default()),
-            TenantFactor::EmailOtp(EmailOtpSettings::default()),
-            TenantFactor::Passkey(PasskeySettings {
-                rp_id: "example.com".into(),
-                rp_name: "Acme".into(),
-                origin: ORIGIN.into(),
-            }),
-        ],
-        methods: vec![
-            AuthMethod::new(
-                "mfa",
-                vec![
-                    FactorStep::Required(FactorKind::Password),
-                    FactorStep::AnyOf(vec![
-                        FactorKind::Totp,
-                        FactorKind::RecoveryCodes,
-                        FactorKind::EmailOtp,
-                    ]),
-                ],
-            )
-            .unwrap(),
-            AuthMethod::sequence("passkey", &[FactorKind::Passkey]).unwrap(),
-        ],
-    }
-}
+pub use countersign_testkit::engine::mfa_tenant;
 
 impl World {
     pub async fn new(seed: u64) -> Self {
