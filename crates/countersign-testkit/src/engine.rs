@@ -10,9 +10,9 @@ use countersign_core::{
     AccountState, Argon2Params, AuditFilter, AuditKind, AuditStatus, AuthMethod, AuthnService,
     ClientInfo, Confirm, DenyReason, EmailOtpSettings, Enroll, Enrolled, Env, Error, FactorKind,
     FactorResponse, FactorStep, LockoutPolicy, LoginStatus, ManualClock, NewTenant, NewUser,
-    Outbox, PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings,
-    SessionService, StepUp, Tenant, TenantFactor, TenantPolicy, TokenKind, TotpSettings, User,
-    UserFactor,
+    Outbox, PasskeySettings, PasswordHasher, PasswordSettings, RecoveryCodeSettings, SecretToken,
+    SessionService, StepUp, Submission, Tenant, TenantFactor, TenantPolicy, TokenKind,
+    TotpSettings, User, UserFactor,
 };
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::prelude::Url;
@@ -141,6 +141,29 @@ impl<S: ConformanceStore> World<S> {
         }
     }
 
+    /// Begin a login in the fixture tenant.
+    pub async fn begin(
+        &self,
+        identifier: &str,
+        method: Option<&str>,
+    ) -> (SecretToken, LoginStatus) {
+        self.svc
+            .begin_login(self.tenant.id, identifier, method, &self.client)
+            .await
+            .expect("begin login")
+    }
+
+    /// Submit a factor to a flow of the fixture tenant.
+    pub async fn submit(
+        &self,
+        flow: &SecretToken,
+        response: FactorResponse<'_>,
+    ) -> Result<Submission, Error> {
+        self.svc
+            .submit(self.tenant.id, flow.expose(), response, &self.client)
+            .await
+    }
+
     /// An active user with [`PASSWORD`].
     pub async fn user(&self, identifier: &str) -> User {
         let new = NewUser {
@@ -231,23 +254,13 @@ pub async fn password_then_totp_completes_the_mfa_method<S: ConformanceStore>(s:
     let w = World::mfa(s.clone(), 1).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, status) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
+    let (flow, status) = w.begin("alice", None).await;
     assert_eq!(
         accepts(&status),
         [FactorKind::Passkey, FactorKind::Password]
     );
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     assert!(s.accepted);
@@ -260,16 +273,7 @@ pub async fn password_then_totp_completes_the_mfa_method<S: ConformanceStore>(s:
         ]
     );
     let code = current_totp(&w, &alice).await;
-    let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Totp(&code),
-            &w.client,
-        )
-        .await
-        .unwrap();
+    let s = w.submit(&flow, FactorResponse::Totp(&code)).await.unwrap();
     let LoginStatus::Authenticated(auth) = s.status else {
         panic!("{s:?}")
     };
@@ -293,14 +297,7 @@ pub async fn password_then_totp_completes_the_mfa_method<S: ConformanceStore>(s:
     assert_eq!(logins.len(), 1);
     // The ended flow takes no more factors.
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Totp(&code),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Totp(&code)).await,
         Err(Error::FlowEnded)
     ));
 }
@@ -314,19 +311,9 @@ pub async fn a_totp_code_works_once_even_under_concurrent_submission<S: Conforma
     // Four racers: their three refused replays stay under the lockout
     // threshold (5), so the one winner is not locked out by them.
     for _ in 0..4 {
-        let (flow, _) = w
-            .svc
-            .begin_login(w.tenant.id, "alice", Some("mfa"), &w.client)
-            .await
-            .unwrap();
+        let (flow, _) = w.begin("alice", Some("mfa")).await;
         let s = w
-            .svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client,
-            )
+            .submit(&flow, FactorResponse::Password(PASSWORD))
             .await
             .unwrap();
         assert!(s.accepted);
@@ -401,27 +388,11 @@ pub async fn recovery_codes_are_single_use_and_regeneration_voids_the_old_set<
     let login_with = |code: String| {
         let w = &w;
         async move {
-            let (flow, _) = w
-                .svc
-                .begin_login(w.tenant.id, "alice", None, &w.client)
+            let (flow, _) = w.begin("alice", None).await;
+            w.submit(&flow, FactorResponse::Password(PASSWORD))
                 .await
                 .unwrap();
-            w.svc
-                .submit(
-                    w.tenant.id,
-                    flow.expose(),
-                    FactorResponse::Password(PASSWORD),
-                    &w.client,
-                )
-                .await
-                .unwrap();
-            w.svc
-                .submit(
-                    w.tenant.id,
-                    flow.expose(),
-                    FactorResponse::RecoveryCode(&code),
-                    &w.client,
-                )
+            w.submit(&flow, FactorResponse::RecoveryCode(&code))
                 .await
                 .unwrap()
         }
@@ -485,30 +456,13 @@ pub async fn email_codes_are_hashed_expire_cap_guesses_and_work_once<S: Conforma
         .await
         .unwrap();
 
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     // No code sent yet: a typed error, nothing counted.
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::EmailCode("123456"),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::EmailCode("123456")).await,
         Err(Error::ChallengeMissing)
     ));
     w.svc
@@ -530,42 +484,20 @@ pub async fn email_codes_are_hashed_expire_cap_guesses_and_work_once<S: Conforma
     );
     let wrong = if code == "111111" { "222222" } else { "111111" };
     assert!(
-        !w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::EmailCode(wrong),
-                &w.client
-            )
+        !w.submit(&flow, FactorResponse::EmailCode(wrong))
             .await
             .unwrap()
             .accepted
     );
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::EmailCode(&code),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::EmailCode(&code))
         .await
         .unwrap();
     assert!(matches!(s.status, LoginStatus::Authenticated(_)));
 
     // Expiry: a code older than its ttl is refused.
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     w.svc
@@ -616,18 +548,8 @@ pub async fn email_code_guesses_are_capped<S: ConformanceStore>(s: S) {
         )
         .await
         .unwrap();
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     w.svc
@@ -640,26 +562,14 @@ pub async fn email_code_guesses_are_capped<S: ConformanceStore>(s: S) {
     // wrong guesses the right code still works once.
     for _ in 0..4 {
         assert!(
-            !w.svc
-                .submit(
-                    w.tenant.id,
-                    flow.expose(),
-                    FactorResponse::EmailCode(wrong),
-                    &w.client
-                )
+            !w.submit(&flow, FactorResponse::EmailCode(wrong))
                 .await
                 .unwrap()
                 .accepted
         );
     }
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::EmailCode(&code),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::EmailCode(&code))
         .await
         .unwrap();
     assert!(s.accepted);
@@ -712,11 +622,7 @@ pub async fn bad_input_is_typed_audited_and_changes_nothing<S: ConformanceStore>
     let w = World::mfa(s.clone(), 7).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("mfa"), &w.client)
-        .await
-        .unwrap();
+    let (flow, _) = w.begin("alice", Some("mfa")).await;
     let key = TokenKind::FLOW.parse(flow.expose()).unwrap();
     let version = |w: &World<S>| {
         let store = w.store.clone();
@@ -727,47 +633,19 @@ pub async fn bad_input_is_typed_audited_and_changes_nothing<S: ConformanceStore>
     let events0 = audit_count(&w).await;
     // A factor out of order.
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Totp("123456"),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Totp("123456")).await,
         Err(Error::FactorNotExpected)
     ));
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     let v1 = version(&w).await;
     for bad in ["12345", "1234567", "12a456", "", "１２３４５６"] {
-        let r = w
-            .svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Totp(bad),
-                &w.client,
-            )
-            .await;
+        let r = w.submit(&flow, FactorResponse::Totp(bad)).await;
         assert!(matches!(r, Err(Error::InvalidInput(_))), "{bad:?}: {r:?}");
     }
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::RecoveryCode("nope"),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::RecoveryCode("nope")).await,
         Err(Error::InvalidInput(_))
     ));
     assert_eq!(version(&w).await, v1, "no state change");
@@ -779,13 +657,7 @@ pub async fn bad_input_is_typed_audited_and_changes_nothing<S: ConformanceStore>
     // Unknown, malformed, foreign flows.
     let (other_flow, _) = TokenKind::FLOW.issue(w.svc.env()).unwrap();
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                other_flow.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client
-            )
+        w.submit(&other_flow, FactorResponse::Password(PASSWORD))
             .await,
         Err(Error::FlowNotFound)
     ));
@@ -823,25 +695,11 @@ pub async fn bad_input_is_typed_audited_and_changes_nothing<S: ConformanceStore>
     w.clock.advance(Duration::seconds(301));
     let code = current_totp(&w, &alice).await;
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Totp(&code),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Totp(&code)).await,
         Err(Error::FlowExpired)
     ));
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Totp(&code),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Totp(&code)).await,
         Err(Error::FlowEnded)
     ));
 }
@@ -850,27 +708,13 @@ pub async fn bad_input_is_typed_audited_and_changes_nothing<S: ConformanceStore>
 pub async fn unknown_identifiers_get_a_flow_that_never_succeeds<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 8).await;
     w.user("alice").await;
-    let (real, real_status) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    let (fake, fake_status) = w
-        .svc
-        .begin_login(w.tenant.id, "mallory", None, &w.client)
-        .await
-        .unwrap();
+    let (real, real_status) = w.begin("alice", None).await;
+    let (fake, fake_status) = w.begin("mallory", None).await;
     assert_eq!(accepts(&real_status), accepts(&fake_status), "same shape");
     assert_eq!(real.expose().len(), fake.expose().len());
     let c = w.svc.hasher().computations();
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            fake.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+        .submit(&fake, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     assert!(!s.accepted);
@@ -880,25 +724,12 @@ pub async fn unknown_identifiers_get_a_flow_that_never_succeeds<S: ConformanceSt
         "the same hashing work"
     );
     for _ in 0..4 {
-        w.svc
-            .submit(
-                w.tenant.id,
-                fake.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client,
-            )
+        w.submit(&fake, FactorResponse::Password(PASSWORD))
             .await
             .unwrap();
     }
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                fake.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client
-            )
-            .await,
+        w.submit(&fake, FactorResponse::Password(PASSWORD)).await,
         Err(Error::FlowEnded)
     ));
 }
@@ -911,37 +742,17 @@ pub async fn failures_across_factors_lock_the_account_and_flows_end_locked<S: Co
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
     // Default policy: 5 failures lock. Mix factors across two flows.
-    let (f1, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
+    let (f1, _) = w.begin("alice", None).await;
     for _ in 0..3 {
         assert!(
-            !w.svc
-                .submit(
-                    w.tenant.id,
-                    f1.expose(),
-                    FactorResponse::Password("wrong password!"),
-                    &w.client
-                )
+            !w.submit(&f1, FactorResponse::Password("wrong password!"))
                 .await
                 .unwrap()
                 .accepted
         );
     }
-    let (f2, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            f2.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (f2, _) = w.begin("alice", None).await;
+    w.submit(&f2, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     let code = current_totp(&w, &alice).await;
@@ -956,37 +767,16 @@ pub async fn failures_across_factors_lock_the_account_and_flows_end_locked<S: Co
         })
         .collect();
     assert!(
-        !w.svc
-            .submit(
-                w.tenant.id,
-                f2.expose(),
-                FactorResponse::Totp(&wrong),
-                &w.client
-            )
+        !w.submit(&f2, FactorResponse::Totp(&wrong))
             .await
             .unwrap()
             .accepted
     );
-    let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            f2.expose(),
-            FactorResponse::Totp(&wrong),
-            &w.client,
-        )
-        .await
-        .unwrap();
+    let s = w.submit(&f2, FactorResponse::Totp(&wrong)).await.unwrap();
     assert!(matches!(s.status, LoginStatus::Locked { .. }), "{s:?}");
     // A right password in the first flow is refused: the account is locked.
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            f1.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+        .submit(&f1, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     assert!(!s.accepted && matches!(s.status, LoginStatus::Locked { .. }));
@@ -997,18 +787,8 @@ pub async fn suspension_mid_flow_denies_it<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 10).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     w.svc
@@ -1022,16 +802,7 @@ pub async fn suspension_mid_flow_denies_it<S: ConformanceStore>(s: S) {
         .await
         .unwrap();
     let code = current_totp(&w, &alice).await;
-    let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Totp(&code),
-            &w.client,
-        )
-        .await
-        .unwrap();
+    let s = w.submit(&flow, FactorResponse::Totp(&code)).await.unwrap();
     assert_eq!(s.status, LoginStatus::Denied(DenyReason::AccountInactive));
     assert!(!s.accepted);
 }
@@ -1040,11 +811,7 @@ pub async fn suspension_mid_flow_denies_it<S: ConformanceStore>(s: S) {
 pub async fn a_chosen_method_limits_the_flow<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 11).await;
     w.user("alice").await;
-    let (_, s) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
-        .await
-        .unwrap();
+    let (_, s) = w.begin("alice", Some("passkey")).await;
     assert_eq!(accepts(&s), [FactorKind::Passkey]);
     assert!(matches!(
         w.svc
@@ -1052,20 +819,9 @@ pub async fn a_chosen_method_limits_the_flow<S: ConformanceStore>(s: S) {
             .await,
         Err(Error::InvalidInput(_))
     ));
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
-        .await
-        .unwrap();
+    let (flow, _) = w.begin("alice", Some("passkey")).await;
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Password(PASSWORD)).await,
         Err(Error::FactorNotExpected)
     ));
 }
@@ -1147,21 +903,10 @@ pub async fn passkeys_register_sign_in_and_are_managed<S: ConformanceStore>(s: S
     let mut pk = SoftPasskey::new(true);
     register_passkey(&w, &alice, &mut pk, "laptop").await;
 
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
-        .await
-        .unwrap();
+    let (flow, _) = w.begin("alice", Some("passkey")).await;
     // No challenge yet: a typed error.
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Passkey("{}"),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Passkey("{}")).await,
         Err(Error::InvalidInput(_)) | Err(Error::ChallengeMissing)
     ));
     let challenge = w
@@ -1170,25 +915,12 @@ pub async fn passkeys_register_sign_in_and_are_managed<S: ConformanceStore>(s: S
         .await
         .unwrap();
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Passkey("{not json"),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Passkey("{not json")).await,
         Err(Error::InvalidInput(_))
     ));
     let answer = soft_login(&mut pk, challenge);
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Passkey(&answer),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::Passkey(&answer))
         .await
         .unwrap();
     let LoginStatus::Authenticated(auth) = s.status else {
@@ -1200,23 +932,13 @@ pub async fn passkeys_register_sign_in_and_are_managed<S: ConformanceStore>(s: S
     assert!(listed[0].last_used_at.is_some(), "use is recorded");
 
     // Replaying the same assertion in a new flow fails (new challenge).
-    let (flow2, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
-        .await
-        .unwrap();
+    let (flow2, _) = w.begin("alice", Some("passkey")).await;
     w.svc
         .passkey_challenge(w.tenant.id, flow2.expose(), &w.client)
         .await
         .unwrap();
     assert!(
-        !w.svc
-            .submit(
-                w.tenant.id,
-                flow2.expose(),
-                FactorResponse::Passkey(&answer),
-                &w.client
-            )
+        !w.submit(&flow2, FactorResponse::Passkey(&answer))
             .await
             .unwrap()
             .accepted
@@ -1245,11 +967,7 @@ pub async fn passkeys_register_sign_in_and_are_managed<S: ConformanceStore>(s: S
             .unwrap()
             .is_empty()
     );
-    let (flow3, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", Some("passkey"), &w.client)
-        .await
-        .unwrap();
+    let (flow3, _) = w.begin("alice", Some("passkey")).await;
     assert!(matches!(
         w.svc
             .passkey_challenge(w.tenant.id, flow3.expose(), &w.client)
@@ -1302,13 +1020,7 @@ pub async fn discoverable_passkeys_sign_in_without_a_username<S: ConformanceStor
     );
     let answer = value.to_string();
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Passkey(&answer),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::Passkey(&answer))
         .await
         .unwrap();
     let LoginStatus::Authenticated(auth) = s.status else {
@@ -1322,29 +1034,13 @@ pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 14).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .unwrap();
     let code = current_totp(&w, &alice).await;
     let LoginStatus::Authenticated(first) = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Totp(&code),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::Totp(&code))
         .await
         .unwrap()
         .status
@@ -1366,13 +1062,7 @@ pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
     assert_eq!(accepts(&status), [FactorKind::Totp]);
     let code = current_totp(&w, &alice).await;
     let LoginStatus::Authenticated(again) = w
-        .svc
-        .submit(
-            w.tenant.id,
-            step.expose(),
-            FactorResponse::Totp(&code),
-            &w.client,
-        )
+        .submit(&step, FactorResponse::Totp(&code))
         .await
         .unwrap()
         .status
@@ -1454,24 +1144,13 @@ pub async fn erasure_ends_flows_and_credentials<S: ConformanceStore>(s: S) {
     let w = World::mfa(s.clone(), 17).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
+    let (flow, _) = w.begin("alice", None).await;
     w.svc
         .erase_user(w.tenant.id, alice.id, &w.client)
         .await
         .unwrap();
     assert!(matches!(
-        w.svc
-            .submit(
-                w.tenant.id,
-                flow.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client
-            )
-            .await,
+        w.submit(&flow, FactorResponse::Password(PASSWORD)).await,
         Err(Error::FlowNotFound)
     ));
     assert!(
@@ -1481,19 +1160,9 @@ pub async fn erasure_ends_flows_and_credentials<S: ConformanceStore>(s: S) {
             .unwrap()
             .is_empty()
     );
-    let (again, _) = w
-        .svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
+    let (again, _) = w.begin("alice", None).await;
     assert!(
-        !w.svc
-            .submit(
-                w.tenant.id,
-                again.expose(),
-                FactorResponse::Password(PASSWORD),
-                &w.client
-            )
+        !w.submit(&again, FactorResponse::Password(PASSWORD))
             .await
             .unwrap()
             .accepted
@@ -1526,23 +1195,11 @@ pub async fn sign_in<S: ConformanceStore>(w: &World<S>, user: &User) -> Authenti
         )
         .await
         .expect("flow");
-    w.svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::Password(PASSWORD),
-            &w.client,
-        )
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
         .expect("password");
     let s = w
-        .svc
-        .submit(
-            w.tenant.id,
-            flow.expose(),
-            FactorResponse::RecoveryCode(&codes[0]),
-            &w.client,
-        )
+        .submit(&flow, FactorResponse::RecoveryCode(&codes[0]))
         .await
         .expect("code");
     match s.status {
@@ -2023,10 +1680,7 @@ pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
     let alice = w.user("alice").await;
     let auth = sign_in(&w, &alice).await;
     w.sessions.issue(&auth, &w.client).await.unwrap();
-    w.svc
-        .begin_login(w.tenant.id, "alice", None, &w.client)
-        .await
-        .unwrap();
+    w.begin("alice", None).await;
     w.clock.advance(Duration::hours(13));
     let (a, b) = tokio::join!(w.sessions.cleanup(), w.sessions.cleanup());
     let (a, b) = (a.unwrap(), b.unwrap());
