@@ -369,6 +369,38 @@ mod tests {
         assert!(!h.verify("anything", &h.inner.dummy).await.unwrap());
     }
 
+    /// A hash runs off the async worker: on a one-thread runtime, another
+    /// task keeps running while an OWASP-cost hash (~15 ms) is in flight.
+    #[test]
+    fn hashing_never_blocks_the_async_worker() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (env, _) = Env::manual(6);
+            let h = PasswordHasher::new(Argon2Params::OWASP, 1).unwrap();
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (t, d) = (ticks.clone(), done.clone());
+            let ticker = tokio::spawn(async move {
+                while !d.load(Ordering::SeqCst) {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let before = ticks.load(Ordering::SeqCst);
+            h.hash("a long enough passphrase", &env).await.unwrap();
+            let during = ticks.load(Ordering::SeqCst) - before;
+            done.store(true, Ordering::SeqCst);
+            ticker.await.unwrap();
+            assert!(
+                during > 100,
+                "the worker stayed free while hashing ({during} ticks)"
+            );
+        });
+    }
+
     #[test]
     fn hashing_outside_a_runtime_is_an_error_not_a_panic() {
         let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
