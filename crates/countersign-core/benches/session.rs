@@ -18,8 +18,7 @@ use std::sync::{Mutex, OnceLock};
 
 use countersign_core::session::SESSION_TOKEN;
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
-    SecretToken, SessionService,
+    Argon2Params, AuthnService, ClientInfo, Env, PasswordHasher, SecretToken, SessionService,
 };
 use countersign_memory::MemoryStore;
 use divan::counter::ItemsCount;
@@ -55,20 +54,8 @@ fn fixture() -> &'static Fixture {
         );
         let svc = SessionService::new(store, env.clone(), "https://auth.example.com");
         let tokens = rt.block_on(async {
-            let t = authn
-                .provision_tenant(NewTenant::password_only("bench", "Bench").unwrap())
-                .await
-                .unwrap();
-            let new = NewUser {
-                identifier: "user",
-                state: Some(AccountState::Active),
-                ..NewUser::default()
-            };
-            let u = authn
-                .register_user(t.id, new, &ClientInfo::default())
-                .await
-                .unwrap();
-            let auth = countersign_testkit::fixtures::authentication(t.id, u.id, env.now());
+            let auth =
+                countersign_testkit::engine::provisioned_authentication(&authn, "bench").await;
             let mut tokens = Vec::with_capacity(SESSIONS);
             for _ in 0..SESSIONS {
                 tokens.push(

@@ -167,6 +167,10 @@ pub enum Error {
     /// Password hashing failed (bad stored hash, no runtime, ...).
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A cryptographic or encoding step other than password hashing failed
+    /// (signing a token, building a TOTP URI or QR code). Not caller input.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

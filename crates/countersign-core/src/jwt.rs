@@ -124,14 +124,14 @@ pub fn sign(key: &SigningKeyRecord, claims: &AccessClaims) -> Result<String> {
         .private_key
         .as_slice()
         .try_into()
-        .map_err(|_| Error::Hashing("signing key is not 32 bytes".into()))?;
+        .map_err(|_| Error::Internal("signing key is not 32 bytes".into()))?;
     let der = ed25519_dalek::SigningKey::from_bytes(&seed)
         .to_pkcs8_der()
-        .map_err(|e| Error::Hashing(format!("signing key: {e}")))?;
+        .map_err(|e| Error::Internal(format!("signing key: {e}")))?;
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
-        .map_err(|e| Error::Hashing(format!("signing: {e}")))
+        .map_err(|e| Error::Internal(format!("signing: {e}")))
 }
 
 /// The unverified `kid` and `tid` of a token: only to choose the key that

@@ -76,7 +76,7 @@ fn totp_engine(
         .with_issuer(issuer)
         .with_account_name(account)
         .build()
-        .map_err(|e| Error::Hashing(format!("totp: {e}")))
+        .map_err(|e| Error::Internal(format!("totp: {e}")))
 }
 
 /// The TOTP code for `credential` at unix time `unix_secs` (for tests and
@@ -189,9 +189,9 @@ pub fn totp_enrollment(
     )?;
     let uri = totp
         .to_url()
-        .map_err(|e| Error::Hashing(format!("totp uri: {e}")))?;
-    let qr =
-        qrcode::QrCode::new(uri.as_bytes()).map_err(|e| Error::Hashing(format!("qr code: {e}")))?;
+        .map_err(|e| Error::Internal(format!("totp uri: {e}")))?;
+    let qr = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|e| Error::Internal(format!("qr code: {e}")))?;
     let qr_svg = qr
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)

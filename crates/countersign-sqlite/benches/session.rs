@@ -17,8 +17,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
-    SecretToken, SessionService, TokenHash,
+    Argon2Params, AuthnService, ClientInfo, Env, PasswordHasher, SecretToken, SessionService,
 };
 use countersign_sqlite::SqliteStore;
 use divan::counter::ItemsCount;
@@ -58,20 +57,8 @@ fn fixture() -> &'static Fixture {
             let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
             let authn = AuthnService::new(store.clone(), env.clone(), hasher);
             let svc = SessionService::new(store.clone(), env.clone(), "https://auth.example.com");
-            let t = authn
-                .provision_tenant(NewTenant::password_only("bench", "Bench").unwrap())
-                .await
-                .unwrap();
-            let new = NewUser {
-                identifier: "user",
-                state: Some(AccountState::Active),
-                ..NewUser::default()
-            };
-            let u = authn
-                .register_user(t.id, new, &ClientInfo::default())
-                .await
-                .unwrap();
-            let auth = countersign_testkit::fixtures::authentication(t.id, u.id, env.now());
+            let auth =
+                countersign_testkit::engine::provisioned_authentication(&authn, "bench").await;
             let mut tokens = Vec::with_capacity(SESSIONS);
             for _ in 0..SESSIONS {
                 tokens.push(
@@ -149,6 +136,3 @@ fn service_validate_sqlite() {
         }
     });
 }
-
-#[allow(dead_code, reason = "keeps the type in scope for readers")]
-fn _types(_: TokenHash) {}

@@ -179,16 +179,19 @@ impl SessionStore for SqliteStore {
             // The common case is one indexed read. Only a session due for
             // renewal is written, by a statement that re-checks liveness and
             // due-ness, so a concurrent revocation (another process) wins.
-            let live = first(
-                c,
-                &format!(
-                    "SELECT {SESSION_COLS} FROM cs_sessions
-                     WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
-                ),
-                params![k, now],
-                read_session,
-            )?;
-            let Some(mut session) = live else {
+            let read_live = |c: &Connection| {
+                first(
+                    c,
+                    &format!(
+                        "SELECT {SESSION_COLS} FROM cs_sessions
+                         WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
+                    ),
+                    params![k, now],
+                    read_session,
+                )
+            };
+            let live = read_live(c)?;
+            let Some(session) = live else {
                 return Ok(None);
             };
             if !session.renewal_due(now_t) {
@@ -206,25 +209,11 @@ impl SessionStore for SqliteStore {
                 params![k, now],
                 read_session,
             )?;
-            Ok(match renewed {
-                Some(r) => Some(r),
+            match renewed {
+                Some(r) => Ok(Some(r)),
                 // Renewed or ended by someone else meanwhile: read again.
-                None => {
-                    session = match first(
-                        c,
-                        &format!(
-                            "SELECT {SESSION_COLS} FROM cs_sessions
-                             WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
-                        ),
-                        params![k, now],
-                        read_session,
-                    )? {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    };
-                    Some(session)
-                }
-            })
+                None => read_live(c),
+            }
         })
         .await
         .map(|found| found.map(std::sync::Arc::new))

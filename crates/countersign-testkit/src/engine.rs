@@ -1689,3 +1689,30 @@ pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
     let again = w.sessions.cleanup().await.unwrap();
     assert_eq!((again.flows, again.sessions), (0, 0));
 }
+
+/// Provision a password-only tenant `slug` through `authn`, register an
+/// active user `user` without a password, and return a one-factor
+/// authentication of that user at the service's current time (for
+/// benchmarks and session fixtures that need a real user row).
+pub async fn provisioned_authentication<S>(authn: &AuthnService<S>, slug: &str) -> Authentication
+where
+    S: countersign_core::IdentityStore
+        + countersign_core::FactorStore
+        + countersign_core::FlowStore
+        + countersign_core::SessionStore,
+{
+    let t = authn
+        .provision_tenant(NewTenant::password_only(slug, slug).expect("tenant spec"))
+        .await
+        .expect("tenant");
+    let new = NewUser {
+        identifier: "user",
+        state: Some(AccountState::Active),
+        ..NewUser::default()
+    };
+    let u = authn
+        .register_user(t.id, new, &ClientInfo::default())
+        .await
+        .expect("user");
+    crate::fixtures::authentication(t.id, u.id, authn.env().now())
+}
