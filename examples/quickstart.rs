@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout, reason = "an example prints what it does")]
 
 use countersign::prelude::*;
-use countersign::{AuditFilter, Error, FactorResponse, LoginStatus, SessionService};
+use countersign::{AuditFilter, AuditQuery};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -78,7 +78,8 @@ async fn main() -> Result<(), Error> {
         println!("   not signed in: {:?}", step.status);
         return Ok(());
     };
-    println!("   signed in by method `{}` at {}", auth.method, auth.at);
+    let proof = auth.record();
+    println!("   signed in by method `{}` at {}", proof.method, proof.at);
 
     // 6. A session: an opaque token for the client, only its hash stored.
     let sessions = SessionService::new(store.clone(), Env::system(), "https://auth.example.com");

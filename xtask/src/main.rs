@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask test`: every test of the workspace, Postgres included
 //!   (starting the local PostgreSQL cluster first when it is down).
-//! - `cargo xtask ci`: formatting, clippy with warnings denied, every test,
-//!   and `cargo deny` (installing cargo-deny when missing).
+//! - `cargo xtask ci`: formatting, clippy with warnings denied, the docs
+//!   with warnings denied, every test, and `cargo deny` (installing
+//!   cargo-deny when missing). `.ci/run` is exactly this command.
 //! - `cargo xtask bench [FILTER]`: the benchmarks, release build.
 
 use std::env;
@@ -73,6 +74,16 @@ fn ensure_postgres() -> Result {
     if up() {
         return Ok(());
     }
+    if Command::new("pg_ctlcluster")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        // A fresh Debian machine: install the server (it starts a cluster).
+        eprintln!("xtask: PostgreSQL is not installed; installing it");
+        run("apt-get", &["update", "-qq"])?;
+        run("apt-get", &["install", "-y", "-qq", "postgresql"])?;
+    }
     let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -110,8 +121,24 @@ fn ci() -> Result {
         "-D",
         "warnings",
     ])?;
+    docs()?;
     test()?;
     deny()
+}
+
+/// The API docs with warnings denied: a broken intra-doc link fails CI.
+fn docs() -> Result {
+    eprintln!("$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps --workspace");
+    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["doc", "--no-deps", "--workspace"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo doc failed ({status})"))
+    }
 }
 
 fn deny() -> Result {

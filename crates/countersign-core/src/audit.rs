@@ -122,9 +122,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// A new event stamped with the environment's clock and a fresh id.
+    /// A new event that happened `at` (the request's one clock reading),
+    /// with a fresh id from `env`.
     pub fn new(
         env: &Env,
+        at: DateTime<Utc>,
         tenant_id: TenantId,
         user_id: Option<UserId>,
         kind: AuditKind,
@@ -140,7 +142,7 @@ impl AuditEvent {
             factor: None,
             ip: client.ip,
             user_agent: client.user_agent.clone(),
-            at: env.now(),
+            at,
             detail: None,
         })
     }

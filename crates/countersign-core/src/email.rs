@@ -1,5 +1,7 @@
-//! Sending email: the trait core uses, and a capturing outbox for tests and
-//! development. SMTP lives in the countersign-mail crate.
+//! Delivering email: the trait core uses, and a capturing outbox for tests
+//! and development. What a message says comes from a
+//! [`NoticeRenderer`](crate::notice::NoticeRenderer); SMTP lives in the
+//! countersign-mail crate.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,19 +9,36 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ids::TenantId;
 use crate::model::EmailAddress;
+use crate::notice::Notice;
 
-/// One message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One rendered message to send. Its `Debug` output leaves out the bodies
+/// (they may carry a one-time code).
+#[derive(Clone, PartialEq, Eq)]
 pub struct EmailMessage {
     /// The tenant on whose behalf it is sent.
     pub tenant_id: TenantId,
     /// The recipient.
     pub to: EmailAddress,
-    /// The subject line.
+    /// The subject line (never a secret).
     pub subject: String,
     /// The plain-text body. It may carry a one-time code: senders must not
     /// log it.
     pub text: String,
+    /// The HTML body, when the renderer makes one. Same rule as `text`.
+    pub html: Option<String>,
+    /// The notice this message renders (its secret is redacted in `Debug`).
+    pub notice: Notice,
+}
+
+impl std::fmt::Debug for EmailMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailMessage")
+            .field("tenant_id", &self.tenant_id)
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("notice", &self.notice)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sends email. Implementations must not log message bodies.

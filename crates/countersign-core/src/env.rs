@@ -85,9 +85,31 @@ pub trait SecureRng: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsRng;
 
+/// One request as the services see it: the caller's client details and
+/// the one clock reading every check and record of the request uses, so
+/// that an expiry check, a lockout decision and the audit stamp of one
+/// request never disagree about the time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
+    /// Who is calling (for the audit trail).
+    pub(crate) client: &'a crate::model::ClientInfo,
+    /// The request's time, read once from the [`Env`]'s clock.
+    pub(crate) now: DateTime<Utc>,
+}
+
+impl Env {
+    /// Start a request: read the clock once.
+    pub(crate) fn request<'a>(&self, client: &'a crate::model::ClientInfo) -> Request<'a> {
+        Request {
+            client,
+            now: self.now(),
+        }
+    }
+}
+
 impl SecureRng for OsRng {
     fn fill(&self, dest: &mut [u8]) -> Result<()> {
-        getrandom::fill(dest).map_err(|e| Error::Rng(e.to_string()))
+        getrandom::fill(dest).map_err(Error::Rng)
     }
 }
 

@@ -4,8 +4,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use crate::factor::PasswordViolation;
 use crate::model::AccountState;
-use crate::password::PasswordViolation;
 
 /// What kind of failure a store reported, so core can react without
 /// downcasting a backend's own error type.
@@ -137,12 +137,17 @@ pub enum Error {
     /// The factor is not enrolled (or enrolment is unfinished).
     #[error("factor `{0}` is not enrolled")]
     FactorNotEnrolled(crate::factor::FactorKind),
-    /// WebAuthn refused a ceremony.
-    #[error("passkey ceremony failed: {0}")]
-    Passkey(String),
+    /// WebAuthn refused a ceremony (a malformed or unverifiable response,
+    /// or relying-party settings it cannot use).
+    #[error("passkey ceremony failed")]
+    Passkey(#[source] webauthn_rs::prelude::WebauthnError),
+    /// No email sender is configured, so a factor that mails a code cannot
+    /// be used.
+    #[error("no email sender is configured")]
+    NoEmailSender,
     /// Sending an email failed.
-    #[error("sending email failed: {0}")]
-    Email(String),
+    #[error("sending email failed")]
+    Email(#[source] BoxError),
     /// The session token is unknown, expired or revoked (one error for all
     /// three).
     #[error("session not valid")]
@@ -152,7 +157,7 @@ pub enum Error {
     RefreshRefused(RefreshRefusal),
     /// The access token was refused.
     #[error("access token refused: {0}")]
-    AccessToken(#[from] crate::jwt::JwtError),
+    AccessToken(#[from] crate::session::jwt::JwtError),
     /// The store failed.
     #[error("store error ({kind}): {source}")]
     Store {
@@ -162,18 +167,151 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The random source failed; nothing random-dependent was produced.
-    #[error("random source failed: {0}")]
-    Rng(String),
-    /// Password hashing failed (bad stored hash, no runtime, ...).
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
+    #[error("random source failed")]
+    Rng(#[source] getrandom::Error),
+    /// Password hashing failed (an unusable stored hash, no runtime, ...).
+    #[error("password hashing failed: {what}")]
+    Hashing {
+        /// What failed, with no secret in it.
+        what: &'static str,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A cryptographic or encoding step other than password hashing failed
     /// (signing a token, building a TOTP URI or QR code). Not caller input.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {what}")]
+    Internal {
+        /// What failed, with no secret in it.
+        what: &'static str,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// A boxed error kept as the source of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is, for an edge (HTTP, CLI) that maps
+/// each kind to its own answer. Exhaustive on purpose: a new kind is a
+/// breaking change that every edge must place, with no wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request itself is malformed or breaks a rule; nothing changed.
+    InvalidInput,
+    /// The caller did not prove who they are (unknown or wrong credentials,
+    /// an invalid session or token).
+    Unauthenticated,
+    /// The account is locked for a while after too many failures.
+    Locked,
+    /// Known and authenticated enough, but not allowed (inactive account,
+    /// no usable method).
+    Forbidden,
+    /// The named thing does not exist (in this tenant).
+    NotFound,
+    /// It exists already, or a concurrent change won; reload and retry.
+    Conflict,
+    /// It existed but has ended (an expired or finished flow).
+    Gone,
+    /// A dependency is unavailable or not configured; retrying later may work.
+    Unavailable,
+    /// A bug or a broken invariant; the details go to the log, not the caller.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A stable snake_case code for APIs and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Gone => "gone",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
+    /// The kind of this error: how an edge should answer it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput(_)
+            | Error::PasswordRejected(_)
+            | Error::Reserved(_)
+            | Error::Provisioning(_)
+            | Error::FactorNotExpected
+            | Error::ChallengeMissing
+            | Error::Passkey(_) => ErrorKind::InvalidInput,
+            Error::InvalidCredentials
+            | Error::SessionInvalid
+            | Error::RefreshRefused(_)
+            | Error::AccessToken(_) => ErrorKind::Unauthenticated,
+            Error::AccountLocked { .. } => ErrorKind::Locked,
+            Error::AccountInactive { .. } | Error::NoUsableMethod => ErrorKind::Forbidden,
+            Error::TenantNotFound
+            | Error::UserNotFound
+            | Error::FlowNotFound
+            | Error::FactorNotEnrolled(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_) | Error::InvalidTransition { .. } | Error::Concurrent(_) => {
+                ErrorKind::Conflict
+            }
+            Error::FlowExpired | Error::FlowEnded => ErrorKind::Gone,
+            Error::NoEmailSender | Error::Email(_) => ErrorKind::Unavailable,
+            Error::Store { kind, .. } => match kind {
+                StoreErrorKind::NotFound => ErrorKind::NotFound,
+                StoreErrorKind::Conflict => ErrorKind::Conflict,
+                StoreErrorKind::Rejected => ErrorKind::InvalidInput,
+                StoreErrorKind::Transient => ErrorKind::Unavailable,
+                StoreErrorKind::Other => ErrorKind::Internal,
+            },
+            Error::Rng(_) | Error::Hashing { .. } | Error::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// A hashing failure with no underlying error.
+    pub(crate) fn hashing(what: &'static str) -> Self {
+        Error::Hashing { what, source: None }
+    }
+
+    /// A hashing failure caused by `source`.
+    pub(crate) fn hashing_from(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Hashing {
+            what,
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// An internal failure with no underlying error.
+    pub(crate) fn internal(what: &'static str) -> Self {
+        Error::Internal { what, source: None }
+    }
+
+    /// An internal failure caused by `source`.
+    pub(crate) fn internal_from(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Internal {
+            what,
+            source: Some(Box::new(source)),
+        }
+    }
+
     /// Wrap a store error, keeping its kind.
     pub fn store<E: StoreError>(err: E) -> Self {
         Error::Store {
@@ -189,6 +327,20 @@ impl Error {
             _ => None,
         }
     }
+
+    /// `Ok` if a compare-and-save won, else [`Error::Concurrent`]`(what)`.
+    pub(crate) fn unless_lost(saved: bool, what: &'static str) -> Result<()> {
+        if saved {
+            Ok(())
+        } else {
+            Err(Error::Concurrent(what))
+        }
+    }
+}
+
+/// [`Error::store`] as a function, for `map_err`.
+pub(crate) fn store_err<E: StoreError>(e: E) -> Error {
+    Error::store(e)
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -20,10 +20,13 @@ pub struct PassedFactor {
     pub at: DateTime<Utc>,
 }
 
-/// Proof of a completed login: who, by which method, which factors when.
-/// Sessions keep it to answer step-up questions later.
+/// How a login was authenticated, as recorded: who, by which method,
+/// which factors and when. Sessions keep it (it answers step-up questions
+/// and fills a JWT's `amr`, `acr` and `auth_time`); it is plain data, so a
+/// backend can store and load it. It is *not* a proof of login: that is
+/// [`Authentication`], which only a finished flow hands out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Authentication {
+pub struct AuthRecord {
     /// The tenant.
     pub tenant_id: TenantId,
     /// The user.
@@ -59,7 +62,7 @@ impl StepUp {
     }
 }
 
-impl Authentication {
+impl AuthRecord {
     /// The factors verified no earlier than `now - max_age`.
     fn counting(&self, req: &StepUp, now: DateTime<Utc>) -> Vec<FactorKind> {
         let oldest = req
@@ -84,15 +87,76 @@ impl Authentication {
             && (req.any_of.is_empty() || kinds.iter().any(|k| req.any_of.contains(k)))
     }
 
-    /// This authentication with the factors of a later one (a step-up of the
-    /// same user) added.
-    pub fn merge(mut self, later: &Authentication) -> Result<Self> {
+    /// This record with the factors of a later one (a step-up of the same
+    /// user) added.
+    pub fn merge(mut self, later: &AuthRecord) -> Result<Self> {
         if later.user_id != self.user_id || later.tenant_id != self.tenant_id {
             return Err(Error::Concurrent("a step-up must be for the same user"));
         }
         self.factors.extend(later.factors.iter().copied());
         self.at = self.at.max(later.at);
         Ok(self)
+    }
+}
+
+/// Proof of a completed login: handed out only by a login flow that passed
+/// every step of one method ([`LoginStatus::Authenticated`]), and the only
+/// thing [`SessionService::issue`] accepts.
+///
+/// It cannot be built, deserialized or edited outside countersign-core: its
+/// one field is private and it implements no `Deserialize`. Read what it
+/// proves through [`record`](Self::record). (Tests that need one without a
+/// flow enable the `testing` feature for `Authentication::for_testing`.)
+///
+/// [`LoginStatus::Authenticated`]: crate::LoginStatus::Authenticated
+/// [`SessionService::issue`]: crate::SessionService::issue
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    record: AuthRecord,
+}
+
+impl Authentication {
+    /// The proof of the login a flow just finished.
+    pub(crate) fn from_flow(record: AuthRecord) -> Self {
+        Self { record }
+    }
+
+    /// A proof built from a record, with no flow behind it. **For tests
+    /// only**: it exists with the `testing` feature, which production code
+    /// must not enable.
+    #[cfg(feature = "testing")]
+    pub fn for_testing(record: AuthRecord) -> Self {
+        Self { record }
+    }
+
+    /// What this login proves: who, by which method, which factors when.
+    pub fn record(&self) -> &AuthRecord {
+        &self.record
+    }
+
+    /// The tenant signed in to.
+    pub fn tenant_id(&self) -> TenantId {
+        self.record.tenant_id
+    }
+
+    /// The user signed in.
+    pub fn user_id(&self) -> UserId {
+        self.record.user_id
+    }
+
+    /// Whether this login meets `req` at `now`.
+    pub fn satisfies(&self, req: &StepUp, now: DateTime<Utc>) -> bool {
+        self.record.satisfies(req, now)
+    }
+
+    /// This login with the factors of a later one (a step-up of the same
+    /// user, from [`AuthnService::begin_step_up`]) added.
+    ///
+    /// [`AuthnService::begin_step_up`]: crate::AuthnService::begin_step_up
+    pub fn merge(self, later: &Authentication) -> Result<Self> {
+        Ok(Self {
+            record: self.record.merge(&later.record)?,
+        })
     }
 }
 
@@ -137,6 +201,19 @@ pub struct Awaiting {
 }
 
 impl Awaiting {
+    /// A fresh flow's state: nothing passed, no failure, no challenge.
+    pub(crate) fn start(user: Option<UserId>, candidates: Vec<AuthMethod>) -> Self {
+        Self {
+            user,
+            discoverable: false,
+            candidates,
+            passed: Vec::new(),
+            failures: 0,
+            email_code: None,
+            passkey: None,
+        }
+    }
+
     /// The index of the step now awaited.
     pub fn step(&self) -> usize {
         self.passed.len()
@@ -209,7 +286,7 @@ pub enum LoginState {
     /// Waiting for a factor.
     AwaitingFactor(Awaiting),
     /// Every step of a method passed.
-    Authenticated(Authentication),
+    Authenticated(AuthRecord),
     /// Ended without a login.
     Denied(DenyReason),
     /// Ended: the account is locked.
@@ -271,7 +348,7 @@ impl LoginState {
                     .iter()
                     .find(|m| m.steps.len() == w.passed.len())
                 {
-                    Some(done) => LoginState::Authenticated(Authentication {
+                    Some(done) => LoginState::Authenticated(AuthRecord {
                         tenant_id: tenant,
                         user_id: user,
                         method: done.name.clone(),
@@ -479,7 +556,7 @@ mod tests {
     #[test]
     fn step_up_requirements() {
         let now = DateTime::<Utc>::from_timestamp(10_000, 0).unwrap();
-        let a = Authentication {
+        let a = AuthRecord {
             tenant_id: TenantId::from_uuid(uuid::Uuid::from_u128(1)),
             user_id: UserId::from_uuid(uuid::Uuid::from_u128(2)),
             method: MethodName::parse("mfa").unwrap(),
@@ -516,7 +593,7 @@ mod tests {
             max_age: None,
         };
         assert!(!a.satisfies(&passkey, now));
-        let later = Authentication {
+        let later = AuthRecord {
             factors: vec![PassedFactor {
                 kind: FactorKind::Passkey,
                 at: now,

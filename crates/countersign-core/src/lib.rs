@@ -9,58 +9,85 @@
 //! store traits in [`store`], and time and randomness come in through an
 //! [`Env`].
 //!
+//! # Map
+//!
+//! The domain: [`ids`] (typed ids), [`model`] (tenants, users, account
+//! lifecycle), [`lockout`], [`audit`], [`token`] (opaque tokens, kept as
+//! SHA-256), [`provision`] and [`error`]; [`env`](mod@env) brings time and
+//! randomness in. [`store`] holds the traits a backend implements, with
+//! their contracts. [`factor`] holds the kinds of factor, methods and steps,
+//! and one private file per factor (password, TOTP, recovery codes, email
+//! codes, passkeys) with its settings, credential, verification and the one
+//! compare-and-save loop that spends a credential. [`flow`] is the login
+//! state machine, pure and advanced by value. [`AuthnService`] runs
+//! provisioning, accounts, login flows and enrolment over the stores;
+//! [`session`] holds session and refresh-token records and policies,
+//! [`SessionService`] (issue, validate, refresh, revoke) and [`jwt`]
+//! (signed access tokens). [`email`] is the outgoing-mail seam. Every name
+//! an application needs is re-exported here, at the crate root.
+//!
 //! [`countersign`]: https://docs.rs/countersign
 
 pub mod audit;
+mod authn;
 pub mod email;
-mod enroll;
 pub mod env;
 pub mod error;
 pub mod factor;
 pub mod flow;
 pub mod ids;
-pub mod jwt;
 pub mod lockout;
-mod login;
 pub mod model;
-pub mod otp;
-pub mod password;
+pub mod notice;
 pub mod provision;
-pub mod service;
 pub mod session;
-mod sessions;
 pub mod store;
 pub mod token;
 
+/// Signed JWT access tokens and the JWKS document; the same module as
+/// [`session::jwt`], re-exported at the root where backends and tests
+/// name it.
+pub use session::jwt;
+
+/// Kept for the callers that name `countersign_core::otp::totp_code`;
+/// the home of that function is [`factor`].
+#[doc(hidden)]
+pub mod otp {
+    pub use crate::factor::totp_code;
+}
+
 pub use audit::{AuditEvent, AuditFilter, AuditKind, AuditStatus};
+pub use authn::{
+    AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorResponse, LoginStatus, NewTenant,
+    NewUser, PasswordLogin, Refusal, Submission,
+};
 pub use email::{EmailMessage, EmailSender, Outbox};
-pub use enroll::{Confirm, Enroll, Enrolled, PasskeyInfo};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
-pub use error::{Error, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind};
+pub use error::{
+    BoxError, Error, ErrorKind, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind,
+};
 pub use factor::{
-    AuthMethod, EmailOtpSettings, FactorKind, FactorStep, MethodName, MethodRecord,
-    PasskeySettings, PasswordCredential, PasswordSettings, RecoveryCodeSettings, Scope,
-    TenantFactor, TotpAlgorithm, TotpSettings, UserFactor, Versioned,
+    Argon2Params, AuthMethod, EmailOtpSettings, FactorKind, FactorStep, MethodName, MethodRecord,
+    PasskeyInfo, PasskeySettings, PasswordCredential, PasswordHasher, PasswordRules,
+    PasswordSettings, PasswordViolation, RecoveryCodeSettings, Scope, TenantFactor, TotpAlgorithm,
+    TotpEnrollment, TotpSettings, UserFactor, Versioned,
 };
 pub use flow::{
-    Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,
+    AuthRecord, Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,
 };
 pub use ids::{EventId, FamilyId, IdError, SessionId, TenantId, UserId};
 pub use lockout::{FailureRecord, LockoutPolicy};
-pub use login::{FactorResponse, LoginStatus, Submission};
 pub use model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
 };
-pub use otp::TotpEnrollment;
-pub use password::{Argon2Params, PasswordHasher, PasswordRules, PasswordViolation};
+pub use notice::{Notice, NoticeRenderer, NoticeSecret, PlainText, SecurityEvent};
 pub use provision::TenantProvision;
-pub use service::{AuthnConfig, AuthnService, NewTenant, NewUser, PasswordLogin};
 pub use session::{
-    AccessTokenPolicy, RefreshFamily, Rotation, SessionPolicy, SessionRecord, SigningKeyRecord,
+    AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily, Refreshed, Rotation,
+    SessionPolicy, SessionRecord, SessionService, SigningKeyRecord,
 };
-pub use sessions::{Cleanup, Introspection, IssuedSession, Refreshed, SessionService};
 pub use store::{
     AuditQuery, FactorStore, FlowStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    IdentityStore, KeyStore, SessionStore,
+    IdentityStore, KeyStore, SessionStore, Store,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

@@ -217,6 +217,19 @@ pub trait IdentityAdmin: IdentityAuthnLog {
 pub trait IdentityStore: IdentityAdmin {}
 impl<T: IdentityAdmin> IdentityStore for T {}
 
+/// Every store trait the services need, in one name: what a complete
+/// backend implements, and the bound the services, the server and
+/// applications write (`S: Store`). Implemented for every type that
+/// implements the parts (a blanket impl); clones share state.
+///
+/// [`AuditQuery`] is not part of it: querying the audit trail is an opt-in
+/// capability a backend may lack.
+pub trait Store: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone {}
+impl<T> Store for T where
+    T: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone
+{
+}
+
 /// Factor settings per tenant, credentials per user, and methods.
 pub trait FactorStore: Send + Sync + 'static {
     /// The backend's error.

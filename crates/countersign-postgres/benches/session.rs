@@ -22,11 +22,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use countersign_core::session::SESSION_TOKEN;
-use countersign_core::{
-    Argon2Params, AuthnService, ClientInfo, Env, PasswordHasher, SecretToken, SessionService,
-};
-use countersign_postgres::{PostgresOptions, PostgresStore};
+use countersign_core::{ClientInfo, SecretToken, SessionService};
+use countersign_postgres::PostgresStore;
+use countersign_postgres::testing;
+use countersign_testkit::bench;
 use divan::counter::ItemsCount;
 
 const SESSIONS: usize = 20_000;
@@ -46,68 +45,26 @@ struct Fixture {
     next: AtomicUsize,
 }
 
+/// A migrated store in a fresh schema (16 connections) holding one user's
+/// `SESSIONS` sessions.
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let schema = format!("cs_bench_{}", std::process::id());
-        let (store, svc, tokens, refresh) = rt.block_on(async {
-            let admin = PostgresStore::connect(&url)
-                .await
-                .expect("postgres reachable");
-            let stale: Vec<String> = sqlx::query_scalar(
-                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cs_bench_%'",
-            )
-            .fetch_all(admin.pool())
-            .await
-            .unwrap();
-            for s in stale {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{s}\" CASCADE")))
-                    .execute(admin.pool())
-                    .await
-                    .unwrap();
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-                .execute(admin.pool())
-                .await
-                .unwrap();
-            let mut options = PostgresOptions::new(url.clone());
+        let rt = bench::runtime();
+        let (store, sessions) = rt.block_on(async {
+            let mut options = testing::options(&testing::new_schema().await);
             options.max_connections = 16;
-            options.search_path = Some(schema.clone());
-            let store = PostgresStore::connect_with(options).await.unwrap();
-            store.migrate().await.unwrap();
-            let env = Env::system();
-            let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
-            let authn = AuthnService::new(store.clone(), env.clone(), hasher);
-            let svc = SessionService::new(store.clone(), env.clone(), "https://auth.example.com");
-            let auth =
-                countersign_testkit::engine::provisioned_authentication(&authn, "bench").await;
-            let mut tokens = Vec::with_capacity(SESSIONS);
-            let mut refresh = Vec::with_capacity(SESSIONS);
-            for _ in 0..SESSIONS {
-                let s = svc.issue(&auth, &ClientInfo::default()).await.unwrap();
-                tokens.push(s.session_token);
-                refresh.push(s.refresh_token.unwrap());
-            }
-            (store, svc, tokens, refresh)
+            let store = testing::migrated(options).await;
+            let sessions = bench::issue_sessions(store.clone(), 1, SESSIONS).await;
+            (store, sessions)
         });
-        let keys = tokens
-            .iter()
-            .map(|t| SESSION_TOKEN.parse(t.expose()).unwrap().to_hex())
-            .collect();
         Fixture {
             rt,
             store,
-            svc,
-            tokens,
-            keys,
-            refresh: Mutex::new(refresh),
+            keys: sessions.keys(),
+            svc: sessions.service,
+            tokens: sessions.tokens,
+            refresh: Mutex::new(sessions.refresh),
             next: AtomicUsize::new(0),
         }
     })

@@ -1,14 +1,17 @@
-//! Rows to domain values. Anything that does not decode is an error of
-//! kind `Other` ([`PgError::Corrupt`]), never a panic.
+//! Rows to domain values, and the column lists the decoders read. Anything
+//! that does not decode is an error of kind `Other` ([`PgError::Corrupt`]),
+//! never a panic.
 
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AccountState, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress, EventId,
-    FactorKind, FailureRecord, Identifier, MethodRecord, Tenant, TenantFactor, TenantId,
-    TenantPolicy, TenantSlug, User, UserFactor, UserId, Versioned,
+    FactorKind, FailureRecord, FamilyId, FlowRecord, Identifier, MethodRecord, RefreshFamily,
+    SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantFactor, TenantId,
+    TenantPolicy, TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -42,7 +45,45 @@ macro_rules! event_cols {
 }
 pub(crate) use event_cols;
 
-fn get<'r, T>(row: &'r PgRow, table: &'static str, col: &'static str) -> Result<T, PgError>
+/// The columns [`flow`] reads.
+macro_rules! flow_cols {
+    () => {
+        "key, tenant_id, user_id, state, version, created_at, expires_at"
+    };
+}
+pub(crate) use flow_cols;
+
+/// The columns [`session`] reads.
+macro_rules! session_cols {
+    () => {
+        "key, id, tenant_id, user_id, auth, ip, user_agent, created_at, last_seen_at, \
+         expires_at, absolute_expires_at, idle_timeout_us, renew_within_us"
+    };
+}
+pub(crate) use session_cols;
+
+/// The columns [`family`] reads.
+macro_rules! family_cols {
+    () => {
+        "id, tenant_id, user_id, session_id, current_hash, previous_hash, generation, \
+         rotated_at, created_at, expires_at, revoked_at, reuse_grace_us"
+    };
+}
+pub(crate) use family_cols;
+
+/// The columns [`signing_key`] reads.
+macro_rules! key_cols {
+    () => {
+        "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until"
+    };
+}
+pub(crate) use key_cols;
+
+pub(crate) fn get<'r, T>(
+    row: &'r PgRow,
+    table: &'static str,
+    col: &'static str,
+) -> Result<T, PgError>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
@@ -151,4 +192,99 @@ pub(crate) fn method(row: &PgRow, table: &'static str) -> Result<MethodRecord, P
         method: get::<Json<AuthMethod>>(row, table, "method")?.0,
         enabled: get(row, table, "enabled")?,
     })
+}
+
+pub(crate) fn flow(row: &PgRow) -> Result<Versioned<FlowRecord>, PgError> {
+    const T: &str = "cs_flows";
+    let key: String = get(row, T, "key")?;
+    let user_id: Option<Uuid> = get(row, T, "user_id")?;
+    Ok(Versioned {
+        value: FlowRecord {
+            key: hash(T, "key", &key)?,
+            tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+            user_id: user_id.map(UserId::from_uuid),
+            state: get::<Json<_>>(row, T, "state")?.0,
+            created_at: get(row, T, "created_at")?,
+            expires_at: get(row, T, "expires_at")?,
+        },
+        version: unsigned(T, "version", get::<i64>(row, T, "version")?)?,
+    })
+}
+
+pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, PgError> {
+    const T: &str = "cs_signing_keys";
+    Ok(SigningKeyRecord {
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        kid: get(row, T, "kid")?,
+        private_key: get(row, T, "private_key")?,
+        public_key: get(row, T, "public_key")?,
+        created_at: get(row, T, "created_at")?,
+        retired_at: get(row, T, "retired_at")?,
+        verify_until: get(row, T, "verify_until")?,
+    })
+}
+
+pub(crate) fn session(row: &PgRow) -> Result<SessionRecord, PgError> {
+    const T: &str = "cs_sessions";
+    let key: String = get(row, T, "key")?;
+    let ip: Option<String> = get(row, T, "ip")?;
+    Ok(SessionRecord {
+        id: SessionId::from_uuid(get(row, T, "id")?),
+        key: hash(T, "key", &key)?,
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        user_id: UserId::from_uuid(get(row, T, "user_id")?),
+        auth: get::<Json<_>>(row, T, "auth")?.0,
+        ip: ip.map(|i| parse::<IpAddr>(T, "ip", &i)).transpose()?,
+        user_agent: get(row, T, "user_agent")?,
+        created_at: get(row, T, "created_at")?,
+        last_seen_at: get(row, T, "last_seen_at")?,
+        expires_at: get(row, T, "expires_at")?,
+        absolute_expires_at: get(row, T, "absolute_expires_at")?,
+        idle_timeout: duration(T, "idle_timeout_us", get(row, T, "idle_timeout_us")?)?,
+        renew_within: duration(T, "renew_within_us", get(row, T, "renew_within_us")?)?,
+    })
+}
+
+pub(crate) fn family(row: &PgRow) -> Result<RefreshFamily, PgError> {
+    const T: &str = "cs_refresh_families";
+    let current: String = get(row, T, "current_hash")?;
+    let previous: Option<String> = get(row, T, "previous_hash")?;
+    Ok(RefreshFamily {
+        id: FamilyId::from_uuid(get(row, T, "id")?),
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        user_id: UserId::from_uuid(get(row, T, "user_id")?),
+        session_id: SessionId::from_uuid(get(row, T, "session_id")?),
+        current: hash(T, "current_hash", &current)?,
+        previous: previous.map(|p| hash(T, "previous_hash", &p)).transpose()?,
+        generation: unsigned(T, "generation", get::<i64>(row, T, "generation")?)?,
+        rotated_at: get(row, T, "rotated_at")?,
+        created_at: get(row, T, "created_at")?,
+        expires_at: get(row, T, "expires_at")?,
+        revoked_at: get(row, T, "revoked_at")?,
+        reuse_grace: duration(T, "reuse_grace_us", get(row, T, "reuse_grace_us")?)?,
+    })
+}
+
+fn hash(table: &'static str, col: &'static str, hex: &str) -> Result<TokenHash, PgError> {
+    TokenHash::from_hex(hex)
+        .ok_or_else(|| PgError::corrupt(table, format!("column {col}: not a token hash")))
+}
+
+fn duration(table: &'static str, col: &'static str, us: i64) -> Result<Duration, PgError> {
+    u64::try_from(us)
+        .map(Duration::from_micros)
+        .map_err(|_| PgError::corrupt(table, format!("column {col}: negative duration {us}")))
+}
+
+/// A duration as the microseconds stored in a `bigint`; one out of range
+/// is refused (`Rejected`) before anything is written.
+pub(crate) fn micros(what: &'static str, d: Duration) -> Result<i64, PgError> {
+    i64::try_from(d.as_micros())
+        .map_err(|_| PgError::refused(StoreErrorKind::Rejected, format!("{what} is out of range")))
+}
+
+/// A version as the `bigint` it is compared with: one beyond `i64` cannot
+/// be stored, so it becomes -1, which matches nothing.
+pub(crate) fn version(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(-1)
 }

@@ -6,6 +6,8 @@ use std::fmt;
 
 use countersign_core::{StoreError, StoreErrorKind};
 
+use crate::retry::Idempotence;
+
 /// Every failure of the PostgreSQL backend.
 ///
 /// [`StoreError::kind`] tells callers what happened without matching on
@@ -81,12 +83,12 @@ impl PgError {
     /// Whether the retry policy may run the failed call again: the error is
     /// transient and either the write certainly did not apply, or the call
     /// is idempotent.
-    pub(crate) fn may_retry(&self, idempotent: bool) -> bool {
+    pub(crate) fn may_retry(&self, idempotence: Idempotence) -> bool {
         match self {
             PgError::Database(e) => match e.retry {
                 Retry::Never => false,
                 Retry::Always => true,
-                Retry::IfIdempotent => idempotent,
+                Retry::IfIdempotent => idempotence == Idempotence::Idempotent,
             },
             _ => false,
         }
@@ -233,4 +235,31 @@ pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> PgError {
 /// `map_err` adapter for autocommit writes and `COMMIT`.
 pub(crate) fn db_commit(context: &'static str) -> impl FnOnce(sqlx::Error) -> PgError {
     move |e| PgError::Database(DbError::new(context, Phase::Committing, e))
+}
+
+/// `map_err` adapter for a statement whose unique violation is one of the
+/// store's rules: it becomes `Conflict` with `message`; any other failure
+/// maps as [`db`] (`Uncommitted`) or [`db_commit`] (`Committing`) would.
+pub(crate) fn unique_violation(
+    phase: Phase,
+    context: &'static str,
+    message: &'static str,
+) -> impl FnOnce(sqlx::Error) -> PgError {
+    move |e| {
+        let unique = e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation());
+        if unique {
+            PgError::refused(StoreErrorKind::Conflict, message)
+        } else {
+            PgError::Database(DbError::new(context, phase, e))
+        }
+    }
+}
+
+/// Whether `e` is the server's foreign-key violation (a referenced tenant
+/// or user is missing).
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
 }

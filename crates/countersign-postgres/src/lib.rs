@@ -48,6 +48,11 @@
 //!   read on the main pool: a lagging replica could miss a logout, a
 //!   revocation or a new key.
 //!
+//! Feature `testing` adds the module `testing`: one fresh schema per test
+//! in the server at `DATABASE_URL` (or the local one), failing loudly when
+//! the server cannot be reached. This crate's tests and benchmarks use it;
+//! so may applications' own tests.
+//!
 //! [`IdentityLookup`]: countersign_core::IdentityLookup
 //! [`IdentityAuthnLog`]: countersign_core::IdentityAuthnLog
 //! [`IdentityAdmin`]: countersign_core::IdentityAdmin
@@ -61,12 +66,11 @@
 
 mod codec;
 mod error;
-mod flows;
-mod keys;
 mod migrate;
 mod retry;
-mod sessions;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 
@@ -74,6 +78,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub use error::{DbError, PgError};
 pub use migrate::SCHEMA_VERSION;
+use retry::Idempotence::Idempotent;
 pub use retry::RetryPolicy;
 
 /// `Result` with [`PgError`].
@@ -257,7 +262,7 @@ impl PostgresStore {
     /// refused with [`PgError::SchemaTooNew`] and nothing is written.
     pub async fn migrate(&self) -> Result<u32> {
         self.retry
-            .run("migrate", true, || migrate::migrate(&self.write))
+            .run("migrate", Idempotent, || migrate::migrate(&self.write))
             .await
     }
 
@@ -266,7 +271,9 @@ impl PostgresStore {
     /// [`PgError::SchemaTooNew`].
     pub async fn schema_version(&self) -> Result<Option<u32>> {
         self.retry
-            .run("schema_version", true, || migrate::version(&self.write))
+            .run("schema_version", Idempotent, || {
+                migrate::version(&self.write)
+            })
             .await
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::error::{PgError, db, db_commit};
+use crate::error::{PgError, db};
 
 /// The migrations this build knows, in order: version = position + 1.
 /// Each runs once, in the migrating transaction; never edit a shipped one.
@@ -113,8 +113,6 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<u32, PgError> {
             .await
             .map_err(db("recording a migration"))?;
     }
-    tx.commit()
-        .await
-        .map_err(db_commit("committing the migration"))?;
+    crate::store::commit(tx, "committing the migration").await?;
     Ok(SCHEMA_VERSION)
 }

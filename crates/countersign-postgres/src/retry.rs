@@ -7,6 +7,20 @@ use std::time::Duration;
 
 use crate::error::PgError;
 
+/// Whether running a call twice has the effect and the result of running
+/// it once. Decides whether a call is retried after a failure that may
+/// have let its write commit (see [`RetryPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotence {
+    /// Running it twice is running it once: reads, audit appends keyed by
+    /// event id, upserts, deletes by key, renewals at a given instant.
+    Idempotent,
+    /// A second run could apply the write twice or answer differently
+    /// (inserts that refuse duplicates, compare-and-save, counters,
+    /// rotations): retried only when the first run certainly did not apply.
+    Once,
+}
+
 /// How the store retries calls that failed transiently.
 ///
 /// A call is retried only when its error is transient (see
@@ -73,12 +87,11 @@ impl RetryPolicy {
     }
 
     /// Run `attempt` until it succeeds, fails permanently, or the retries
-    /// are spent. `idempotent` says whether running the call twice has the
-    /// effect and result of running it once.
+    /// are spent; `op` names the call in the log.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         op: &'static str,
-        idempotent: bool,
+        idempotence: Idempotence,
         mut attempt: F,
     ) -> Result<T, PgError>
     where
@@ -89,7 +102,7 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(e) if retry < self.max_retries && e.may_retry(idempotent) => {
+                Err(e) if retry < self.max_retries && e.may_retry(idempotence) => {
                     let wait = self.delay(retry);
                     tracing::warn!(
                         op,

@@ -16,10 +16,8 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use countersign_core::{
-    Argon2Params, AuthnService, ClientInfo, Env, PasswordHasher, SecretToken, SessionService,
-};
 use countersign_sqlite::SqliteStore;
+use countersign_testkit::bench::SessionBench;
 use divan::counter::ItemsCount;
 
 const SESSIONS: usize = 10_000;
@@ -30,10 +28,7 @@ fn main() {
 }
 
 struct Fixture {
-    rt: tokio::runtime::Runtime,
-    store: SqliteStore,
-    svc: SessionService<SqliteStore>,
-    tokens: Vec<SecretToken>,
+    bench: SessionBench<SqliteStore>,
     keys: Vec<String>,
     direct: Mutex<rusqlite::Connection>,
 }
@@ -41,52 +36,17 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let path =
             std::env::temp_dir().join(format!("countersign-bench-{}.db", std::process::id()));
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        let (store, svc, tokens) = rt.block_on(async {
-            let store = SqliteStore::open(&path).await.unwrap();
-            let env = Env::system();
-            let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
-            let authn = AuthnService::new(store.clone(), env.clone(), hasher);
-            let svc = SessionService::new(store.clone(), env.clone(), "https://auth.example.com");
-            let auth =
-                countersign_testkit::engine::provisioned_authentication(&authn, "bench").await;
-            let mut tokens = Vec::with_capacity(SESSIONS);
-            for _ in 0..SESSIONS {
-                tokens.push(
-                    svc.issue(&auth, &ClientInfo::default())
-                        .await
-                        .unwrap()
-                        .session_token,
-                );
-            }
-            (store, svc, tokens)
-        });
-        let keys = tokens
-            .iter()
-            .map(|t| {
-                countersign_core::session::SESSION_TOKEN
-                    .parse(t.expose())
-                    .unwrap()
-                    .to_hex()
-            })
-            .collect();
-        let direct = rusqlite::Connection::open(&path).unwrap();
+        let open = async || SqliteStore::open(&path).await.unwrap();
+        let bench = SessionBench::new(open, 1, SESSIONS);
         Fixture {
-            rt,
-            store,
-            svc,
-            tokens,
-            keys,
-            direct: Mutex::new(direct),
+            keys: bench.sessions.keys(),
+            direct: Mutex::new(rusqlite::Connection::open(&path).unwrap()),
+            bench,
         }
     })
 }
@@ -96,10 +56,12 @@ fn fixture() -> &'static Fixture {
 #[divan::bench(counter = ItemsCount::new(BATCH))]
 fn floor_pk_select_via_worker() {
     let f = fixture();
-    f.rt.block_on(async {
+    f.bench.rt.block_on(async {
         for k in &f.keys[..BATCH] {
             let k = k.clone();
             let n: i64 = f
+                .bench
+                .sessions
                 .store
                 .with_connection(move |c| {
                     c.prepare_cached("SELECT expires_at FROM cs_sessions WHERE key = ?1")?
@@ -129,10 +91,5 @@ fn floor_pk_select_direct() {
 /// `SessionService::validate` on SQLite.
 #[divan::bench(counter = ItemsCount::new(BATCH))]
 fn service_validate_sqlite() {
-    let f = fixture();
-    f.rt.block_on(async {
-        for t in &f.tokens[..BATCH] {
-            divan::black_box(f.svc.validate(t.expose()).await.unwrap());
-        }
-    });
+    fixture().bench.validate_first(BATCH);
 }

@@ -1,8 +1,17 @@
-//! Conversions between domain values and SQLite columns.
+//! Conversions between domain values and SQLite columns: the column lists
+//! and every row decoder of the store.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use countersign_core::{
+    AuditEvent, EmailAddress, EventId, FailureRecord, FamilyId, FlowRecord, Identifier,
+    MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord, Tenant, TenantId,
+    TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+};
+use rusqlite::Row;
+use rusqlite::types::FromSql;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -31,8 +40,13 @@ pub(crate) fn time(m: i64) -> Result<DateTime<Utc>> {
 }
 
 /// A std duration in microseconds, saturating.
-pub(crate) fn duration_micros(d: std::time::Duration) -> i64 {
+pub(crate) fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A compare-and-save version as a statement parameter.
+pub(crate) fn version_param(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| SqliteError::Conflict("version out of range"))
 }
 
 /// Serialise to JSON text.
@@ -49,4 +63,242 @@ pub(crate) fn from_json<T: DeserializeOwned>(s: &str) -> Result<T> {
 pub(crate) fn code<T: FromStr>(s: &str) -> Result<T> {
     s.parse()
         .map_err(|_| SqliteError::Corrupt(format!("unknown code `{s}`")))
+}
+
+/// Parse a stored token hash.
+fn hash(s: &str) -> Result<TokenHash> {
+    TokenHash::from_hex(s).ok_or_else(|| SqliteError::Corrupt("bad token hash".into()))
+}
+
+/// Column readers shared by every decoder: one column, one stored shape.
+trait Col {
+    /// The column as stored.
+    fn col<T: FromSql>(&self, i: usize) -> Result<T>;
+
+    /// A UUID column as a typed id.
+    fn id_col<T>(&self, i: usize, to: fn(Uuid) -> T) -> Result<T> {
+        Ok(to(uuid(&self.col::<String>(i)?)?))
+    }
+
+    /// A nullable UUID column as a typed id.
+    fn opt_id_col<T>(&self, i: usize, to: fn(Uuid) -> T) -> Result<Option<T>> {
+        self.col::<Option<String>>(i)?
+            .map(|s| uuid(&s).map(to))
+            .transpose()
+    }
+
+    /// A time column.
+    fn time_col(&self, i: usize) -> Result<DateTime<Utc>> {
+        time(self.col(i)?)
+    }
+
+    /// A nullable time column.
+    fn opt_time_col(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
+        self.col::<Option<i64>>(i)?.map(time).transpose()
+    }
+
+    /// A JSON column.
+    fn json_col<T: DeserializeOwned>(&self, i: usize) -> Result<T> {
+        from_json(&self.col::<String>(i)?)
+    }
+
+    /// A code column (`active`, `authn.factor`, an IP address, ...).
+    fn code_col<T: FromStr>(&self, i: usize) -> Result<T> {
+        code(&self.col::<String>(i)?)
+    }
+
+    /// A nullable code column.
+    fn opt_code_col<T: FromStr>(&self, i: usize) -> Result<Option<T>> {
+        self.col::<Option<String>>(i)?.map(|s| code(&s)).transpose()
+    }
+
+    /// A token hash column.
+    fn hash_col(&self, i: usize) -> Result<TokenHash> {
+        hash(&self.col::<String>(i)?)
+    }
+
+    /// A non-negative integer column; `what` names it in the error.
+    fn u64_col(&self, i: usize, what: &str) -> Result<u64> {
+        u64::try_from(self.col::<i64>(i)?).map_err(|_| SqliteError::Corrupt(what.into()))
+    }
+
+    /// A duration column in microseconds (negative reads as zero).
+    fn duration_col(&self, i: usize) -> Result<Duration> {
+        Ok(Duration::from_micros(
+            u64::try_from(self.col::<i64>(i)?).unwrap_or(0),
+        ))
+    }
+}
+
+impl Col for Row<'_> {
+    fn col<T: FromSql>(&self, i: usize) -> Result<T> {
+        Ok(self.get(i)?)
+    }
+}
+
+pub(crate) const TENANT_COLS: &str = "id, slug, name, policy, created_at";
+
+pub(crate) fn read_tenant(r: &Row<'_>) -> Result<Tenant> {
+    Ok(Tenant {
+        id: r.id_col(0, TenantId::from_uuid)?,
+        slug: TenantSlug::parse(&r.col::<String>(1)?)
+            .map_err(|e| SqliteError::Corrupt(e.to_string()))?,
+        name: r.col(2)?,
+        policy: r.json_col(3)?,
+        created_at: r.time_col(4)?,
+    })
+}
+
+pub(crate) const USER_COLS: &str = "id, tenant_id, identifier, display_name, email, state, \
+                                    state_reason, created_at, updated_at, last_login_at";
+
+pub(crate) fn read_user(r: &Row<'_>) -> Result<User> {
+    let corrupt = |e: countersign_core::InvalidInput| SqliteError::Corrupt(e.to_string());
+    Ok(User {
+        id: r.id_col(0, UserId::from_uuid)?,
+        tenant_id: r.id_col(1, TenantId::from_uuid)?,
+        identifier: Identifier::parse(&r.col::<String>(2)?).map_err(corrupt)?,
+        display_name: r.col(3)?,
+        email: r
+            .col::<Option<String>>(4)?
+            .map(|e| EmailAddress::parse(&e))
+            .transpose()
+            .map_err(corrupt)?,
+        state: r.code_col(5)?,
+        state_reason: r.col(6)?,
+        created_at: r.time_col(7)?,
+        updated_at: r.time_col(8)?,
+        last_login_at: r.opt_time_col(9)?,
+    })
+}
+
+/// Columns of `cs_failures` that [`read_failure`] decodes.
+pub(crate) const FAILURE_COLS: &str = "count, window_start, locked_until";
+
+pub(crate) fn read_failure(r: &Row<'_>) -> Result<FailureRecord> {
+    Ok(FailureRecord {
+        count: u32::try_from(r.col::<i64>(0)?).unwrap_or(u32::MAX),
+        window_start: r.time_col(1)?,
+        locked_until: r.opt_time_col(2)?,
+    })
+}
+
+pub(crate) const EVENT_COLS: &str =
+    "id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail";
+
+pub(crate) fn read_event(r: &Row<'_>) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.id_col(0, EventId::from_uuid)?,
+        tenant_id: r.id_col(1, TenantId::from_uuid)?,
+        user_id: r.opt_id_col(2, UserId::from_uuid)?,
+        kind: r.code_col(3)?,
+        status: r.code_col(4)?,
+        factor: r.opt_code_col(5)?,
+        ip: r.opt_code_col(6)?,
+        user_agent: r.col(7)?,
+        at: r.time_col(8)?,
+        detail: r.col(9)?,
+    })
+}
+
+/// Columns of `cs_user_factors` that [`read_versioned_factor`] decodes.
+pub(crate) const USER_FACTOR_COLS: &str = "config, version";
+
+pub(crate) fn read_versioned_factor(r: &Row<'_>) -> Result<Versioned<UserFactor>> {
+    Ok(Versioned {
+        value: r.json_col(0)?,
+        version: r.u64_col(1, "negative version")?,
+    })
+}
+
+/// Decode a JSON configuration in the first column (tenant factors).
+pub(crate) fn read_json<T: DeserializeOwned>(r: &Row<'_>) -> Result<T> {
+    r.json_col(0)
+}
+
+/// Columns of the method tables that [`read_method`] decodes.
+pub(crate) const METHOD_COLS: &str = "method, enabled";
+
+pub(crate) fn read_method(r: &Row<'_>) -> Result<MethodRecord> {
+    Ok(MethodRecord {
+        method: r.json_col(0)?,
+        enabled: r.col(1)?,
+    })
+}
+
+pub(crate) const FLOW_COLS: &str =
+    "state, version, key, tenant_id, user_id, created_at, expires_at";
+
+pub(crate) fn read_flow(r: &Row<'_>) -> Result<Versioned<FlowRecord>> {
+    let key: String = r.col(2)?;
+    Ok(Versioned {
+        value: FlowRecord {
+            key: TokenHash::from_hex(&key)
+                .ok_or_else(|| SqliteError::Corrupt("bad flow key".into()))?,
+            tenant_id: r.id_col(3, TenantId::from_uuid)?,
+            user_id: r.opt_id_col(4, UserId::from_uuid)?,
+            state: r.json_col(0)?,
+            created_at: r.time_col(5)?,
+            expires_at: r.time_col(6)?,
+        },
+        version: r.u64_col(1, "negative version")?,
+    })
+}
+
+pub(crate) const SESSION_COLS: &str = "key, id, tenant_id, user_id, auth, ip, user_agent, \
+                                       created_at, last_seen_at, expires_at, absolute_expires_at, \
+                                       idle_timeout, renew_within";
+
+pub(crate) fn read_session(r: &Row<'_>) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        key: r.hash_col(0)?,
+        id: r.id_col(1, SessionId::from_uuid)?,
+        tenant_id: r.id_col(2, TenantId::from_uuid)?,
+        user_id: r.id_col(3, UserId::from_uuid)?,
+        auth: r.json_col(4)?,
+        ip: r.opt_code_col(5)?,
+        user_agent: r.col(6)?,
+        created_at: r.time_col(7)?,
+        last_seen_at: r.time_col(8)?,
+        expires_at: r.time_col(9)?,
+        absolute_expires_at: r.time_col(10)?,
+        idle_timeout: r.duration_col(11)?,
+        renew_within: r.duration_col(12)?,
+    })
+}
+
+pub(crate) const FAMILY_COLS: &str = "id, tenant_id, user_id, session_id, current, previous, \
+                                      generation, rotated_at, created_at, expires_at, revoked_at, \
+                                      reuse_grace";
+
+pub(crate) fn read_family(r: &Row<'_>) -> Result<RefreshFamily> {
+    Ok(RefreshFamily {
+        id: r.id_col(0, FamilyId::from_uuid)?,
+        tenant_id: r.id_col(1, TenantId::from_uuid)?,
+        user_id: r.id_col(2, UserId::from_uuid)?,
+        session_id: r.id_col(3, SessionId::from_uuid)?,
+        current: r.hash_col(4)?,
+        previous: r.col::<Option<String>>(5)?.map(|s| hash(&s)).transpose()?,
+        generation: r.u64_col(6, "generation")?,
+        rotated_at: r.opt_time_col(7)?,
+        created_at: r.time_col(8)?,
+        expires_at: r.time_col(9)?,
+        revoked_at: r.opt_time_col(10)?,
+        reuse_grace: r.duration_col(11)?,
+    })
+}
+
+pub(crate) const KEY_COLS: &str =
+    "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until";
+
+pub(crate) fn read_key(r: &Row<'_>) -> Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        tenant_id: r.id_col(0, TenantId::from_uuid)?,
+        kid: r.col(1)?,
+        private_key: r.col(2)?,
+        public_key: r.col(3)?,
+        created_at: r.time_col(4)?,
+        retired_at: r.opt_time_col(5)?,
+        verify_until: r.opt_time_col(6)?,
+    })
 }

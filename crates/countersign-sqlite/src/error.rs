@@ -1,5 +1,14 @@
+//! The SQLite backend's error and its store error kind.
+
 use countersign_core::{StoreError, StoreErrorKind};
 use rusqlite::ErrorCode;
+
+/// SQLITE_CONSTRAINT_FOREIGNKEY: the referenced row is missing.
+const CONSTRAINT_FOREIGNKEY: i32 = 787;
+/// SQLITE_CONSTRAINT_PRIMARYKEY.
+const CONSTRAINT_PRIMARYKEY: i32 = 1555;
+/// SQLITE_CONSTRAINT_UNIQUE.
+const CONSTRAINT_UNIQUE: i32 = 2067;
 
 /// Errors of the SQLite backend.
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +42,27 @@ pub enum SqliteError {
     Worker(String),
 }
 
+impl SqliteError {
+    /// Whether SQLite refused a write because a `UNIQUE` or `PRIMARY KEY`
+    /// constraint already holds the value.
+    pub(crate) fn unique_violation(&self) -> bool {
+        matches!(
+            self,
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::ConstraintViolation
+                    && matches!(e.extended_code, CONSTRAINT_PRIMARYKEY | CONSTRAINT_UNIQUE)
+        )
+    }
+}
+
 impl StoreError for SqliteError {
     fn kind(&self) -> StoreErrorKind {
         match self {
             SqliteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreErrorKind::Transient,
                 ErrorCode::ConstraintViolation => match e.extended_code {
-                    // SQLITE_CONSTRAINT_FOREIGNKEY: the referenced row is missing.
-                    787 => StoreErrorKind::NotFound,
+                    CONSTRAINT_FOREIGNKEY => StoreErrorKind::NotFound,
+                    // Unique violations and every other refused constraint.
                     _ => StoreErrorKind::Conflict,
                 },
                 _ => StoreErrorKind::Other,

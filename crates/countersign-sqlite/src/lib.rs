@@ -17,33 +17,29 @@
 //!   database whose schema is newer than this build is refused with
 //!   [`SqliteError::SchemaTooNew`] before anything is written.
 //! - Foreign keys are on; tenant id is part of every key and every lookup.
+//!
+//! The modules follow the shape every backend shares: `error` (the error
+//! and its kind), `codec` (column lists and row decoders), `migrate`,
+//! `store/` (one file per store trait), plus `worker` (the connection's
+//! thread).
 
 mod codec;
 mod error;
-mod sessions;
+mod migrate;
 mod store;
 mod worker;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 pub use error::SqliteError;
+pub use migrate::SCHEMA_VERSION;
 use worker::Worker;
 
 /// `Result` with [`SqliteError`].
 pub type Result<T, E = SqliteError> = std::result::Result<T, E>;
-
-/// The migrations this build knows, in order. Version = position + 1.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_flows.sql"),
-    include_str!("../migrations/0003_sessions.sql"),
-];
-
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The SQLite store. Clones share the connection and its worker thread.
 #[derive(Debug, Clone)]
@@ -134,58 +130,13 @@ impl SqliteStore {
     /// The schema version of the database (0 for an empty one). Errors with
     /// [`SqliteError::SchemaTooNew`] if it is newer than this build.
     pub async fn schema_version(&self) -> Result<u32> {
-        self.call(|c| current_version(c)).await
+        self.call(|c| migrate::current_version(c)).await
     }
 
     /// Apply pending migrations in one transaction; idempotent. Returns the
     /// schema version. Refuses, writing nothing, a database whose schema is
     /// newer than this build knows.
     pub async fn migrate(&self) -> Result<u32> {
-        self.call(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(
-                "CREATE TABLE IF NOT EXISTS cs_schema_migrations (
-                    version INTEGER PRIMARY KEY NOT NULL,
-                    applied_at INTEGER NOT NULL
-                ) STRICT;",
-            )?;
-            let current = current_version(&tx)?;
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-                tx.execute_batch(sql)?;
-                tx.execute(
-                    "INSERT INTO cs_schema_migrations (version, applied_at)
-                     VALUES (?1, CAST(unixepoch('subsec') * 1000000 AS INTEGER))",
-                    [i as i64 + 1],
-                )?;
-            }
-            tx.commit()?;
-            Ok(SCHEMA_VERSION)
-        })
-        .await
+        self.call(migrate::migrate).await
     }
-}
-
-/// The database's schema version, refusing one newer than this build.
-fn current_version(c: &Connection) -> Result<u32> {
-    let exists: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cs_schema_migrations')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(0);
-    }
-    let found: i64 = c.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM cs_schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    let found = u32::try_from(found).map_err(|_| SqliteError::Corrupt("schema version".into()))?;
-    if found > SCHEMA_VERSION {
-        return Err(SqliteError::SchemaTooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    Ok(found)
 }

@@ -21,14 +21,19 @@ pub use countersign_postgres as postgres;
 #[cfg(feature = "sqlite")]
 pub use countersign_sqlite as sqlite;
 
-/// The names most applications need, in one import.
+/// The names most applications need, in one import: the services, their
+/// inputs and outcomes, the backends, and the [`Store`] bound for code
+/// generic over a backend.
+///
+/// The store traits themselves (`FactorStore`, `IdentityAdmin`, ...) are
+/// deliberately not here: they reach raw credentials (password hashes, TOTP
+/// secrets) and skip the services' validation and audit. Import them by
+/// name when writing a backend.
 pub mod prelude {
     pub use countersign_core::{
-        AccountState, AuthMethod, AuthnService, ClientInfo, Env, Error, FactorKind, NewTenant,
-        NewUser, PasswordHasher, Tenant, TenantId, User, UserId,
-    };
-    pub use countersign_core::{
-        AuditQuery, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
+        AccountState, AuthMethod, Authentication, AuthnService, ClientInfo, Env, Error, ErrorKind,
+        FactorKind, FactorResponse, LoginStatus, NewTenant, NewUser, PasswordHasher,
+        SessionService, Store, Submission, Tenant, TenantFactor, TenantId, User, UserId,
     };
 
     #[cfg(feature = "memory")]

@@ -21,5 +21,5 @@ async fn fresh() -> SqliteStore {
         .expect("in-memory sqlite")
 }
 
-countersign_testkit::conformance_suite!(fresh);
-countersign_testkit::engine_suite!(fresh);
+countersign_testkit::conformance_suite!(fresh, audit);
+countersign_testkit::engine_suite!(fresh, audit);

@@ -1,0 +1,550 @@
+//! Accounts: tenant provisioning and policy, user registration, lifecycle
+//! and erasure, and passwords (verification, change, reset).
+
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+
+use super::AuthnService;
+use crate::audit::AuditKind;
+use crate::env::Request;
+use crate::error::{Error, InvalidInput, Result, StoreErrorKind, store_err};
+use crate::factor::{
+    AuthMethod, FactorKind, PasswordCredential, PasswordRules, PasswordViolation, TenantFactor,
+    UserFactor, normalize_password,
+};
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::model::{
+    AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
+    parse_display_name,
+};
+use crate::provision::TenantProvision;
+
+/// What a new tenant is made of.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// Its unique short name.
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Its security policy.
+    pub policy: TenantPolicy,
+    /// The factors it adopts, with their settings.
+    pub factors: Vec<TenantFactor>,
+    /// Its login methods (all enabled).
+    pub methods: Vec<AuthMethod>,
+}
+
+impl NewTenant {
+    /// A tenant with a name, default rules and lockout policy, and no factor
+    /// or method yet: add them with [`adopt`](Self::adopt) and
+    /// [`method`](Self::method). Provisioning refuses a tenant without at
+    /// least one factor and one method, or with a method that uses a factor
+    /// it has not adopted.
+    ///
+    /// ```
+    /// # use countersign_core::{FactorKind, NewTenant, TenantFactor};
+    /// let mfa = NewTenant::new("acme", "Acme Inc")
+    ///     .adopt(TenantFactor::Password(Default::default()))
+    ///     .adopt(TenantFactor::Totp(Default::default()))
+    ///     .method("password-totp", &[FactorKind::Password, FactorKind::Totp])?;
+    /// # Ok::<(), countersign_core::Error>(())
+    /// ```
+    pub fn new(slug: &str, name: &str) -> Self {
+        Self {
+            slug: slug.to_owned(),
+            name: name.to_owned(),
+            policy: TenantPolicy::default(),
+            factors: Vec::new(),
+            methods: Vec::new(),
+        }
+    }
+
+    /// A tenant whose users sign in with a password alone, at default rules
+    /// and lockout policy.
+    pub fn password_only(slug: &str, name: &str) -> Result<Self> {
+        Self::new(slug, name)
+            .adopt(TenantFactor::Password(Default::default()))
+            .method("password", &[FactorKind::Password])
+    }
+
+    /// Adopt a factor with its settings, replacing any earlier settings of
+    /// the same kind.
+    pub fn adopt(mut self, factor: TenantFactor) -> Self {
+        self.factors.retain(|f| f.kind() != factor.kind());
+        self.factors.push(factor);
+        self
+    }
+
+    /// Add a method whose steps each require one factor, in order.
+    pub fn method(self, name: &str, factors: &[FactorKind]) -> Result<Self> {
+        let method = AuthMethod::sequence(name, factors)?;
+        Ok(self.with_method(method))
+    }
+
+    /// Add a method of any steps (`Required` and `AnyOf`).
+    pub fn with_method(mut self, method: AuthMethod) -> Self {
+        self.methods.push(method);
+        self
+    }
+
+    /// Replace the security policy (lockout, password rules, sessions).
+    pub fn policy(mut self, policy: TenantPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// What a new user is made of. Strings are raw caller input: the service
+/// normalises and validates them.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser<'a> {
+    /// Login identifier (username or email).
+    pub identifier: &'a str,
+    /// Initial password, if the user gets one.
+    pub password: Option<&'a str>,
+    /// Display name.
+    pub display_name: Option<&'a str>,
+    /// Email address.
+    pub email: Option<&'a str>,
+    /// Initial state: `Candidate`, `Pending` or `Active` (default `Candidate`).
+    pub state: Option<AccountState>,
+}
+
+/// A successful password authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordLogin {
+    /// The user, as of the login.
+    pub user: User,
+    /// When the password was verified.
+    pub at: DateTime<Utc>,
+}
+
+impl<S> AuthnService<S>
+where
+    S: Store,
+{
+    /// Provision a tenant with its factors and methods, atomically.
+    pub async fn provision_tenant(&self, spec: NewTenant) -> Result<Tenant> {
+        let anonymous = ClientInfo::default();
+        let rq = self.env.request(&anonymous);
+        let slug = TenantSlug::parse(&spec.slug)?;
+        let name = parse_display_name(&spec.name)?;
+        let tenant = Tenant {
+            id: TenantId::generate(&self.env)?,
+            slug: slug.clone(),
+            name,
+            policy: spec.policy,
+            created_at: rq.now,
+        };
+        let provision = TenantProvision::new(tenant, spec.factors, spec.methods)?;
+        self.store.provision_tenant(&provision).await.map_err(|e| {
+            match crate::error::StoreError::kind(&e) {
+                StoreErrorKind::Conflict => Error::AlreadyExists(format!("tenant `{slug}`")),
+                _ => store_err(e),
+            }
+        })?;
+        let tenant = provision.tenant().clone();
+        self.audit(self.success(tenant.id, None, AuditKind::TenantProvisioned, rq))
+            .await?;
+        Ok(tenant)
+    }
+
+    /// The tenant with this slug.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        let slug = TenantSlug::parse(slug)?;
+        self.store
+            .find_tenant(&slug)
+            .await
+            .map_err(store_err)?
+            .ok_or(Error::TenantNotFound)
+    }
+
+    /// Replace a tenant's policy after validating it.
+    pub async fn update_tenant_policy(&self, tenant: TenantId, policy: TenantPolicy) -> Result<()> {
+        let anonymous = ClientInfo::default();
+        let rq = self.env.request(&anonymous);
+        policy.lockout.validate()?;
+        self.tenant(tenant).await?;
+        self.store
+            .update_tenant_policy(tenant, &policy)
+            .await
+            .map_err(store_err)?;
+        self.audit(self.success(tenant, None, AuditKind::TenantPolicyChanged, rq))
+            .await
+    }
+
+    async fn password_rules(&self, tenant: TenantId) -> Result<PasswordRules> {
+        match self
+            .store
+            .tenant_factor(tenant, FactorKind::Password)
+            .await
+            .map_err(store_err)?
+        {
+            Some(TenantFactor::Password(settings)) => Ok(settings.rules),
+            _ => Err(InvalidInput::new("password", "this tenant does not offer passwords").into()),
+        }
+    }
+
+    /// Check a new password against the tenant's rules, the user's context
+    /// and (for an existing user) their password history. Returns the
+    /// normalised password.
+    async fn accept_new_password(
+        &self,
+        tenant: &Tenant,
+        rules: &PasswordRules,
+        password: &str,
+        context: &[&str],
+        history: &[String],
+    ) -> Result<String> {
+        let password = normalize_password(password)?;
+        let mut words: Vec<&str> = context.to_vec();
+        words.push(tenant.slug.as_str());
+        words.push(&tenant.name);
+        rules
+            .check(&password, &words)
+            .map_err(Error::PasswordRejected)?;
+        for old in history {
+            if self.hasher.verify(&password, old).await? {
+                return Err(Error::PasswordRejected(PasswordViolation::Reused));
+            }
+        }
+        Ok(password)
+    }
+
+    /// Register a user in `tenant`, with an optional first password,
+    /// atomically (the user never exists without the password it was
+    /// registered with).
+    pub async fn register_user(
+        &self,
+        tenant: TenantId,
+        new: NewUser<'_>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let rq = self.env.request(client);
+        let tenant = self.tenant(tenant).await?;
+        let identifier = Identifier::parse(new.identifier)?;
+        let display_name = new.display_name.map(parse_display_name).transpose()?;
+        let email = new.email.map(EmailAddress::parse).transpose()?;
+        let state = new.state.unwrap_or(AccountState::Candidate);
+        if !matches!(
+            state,
+            AccountState::Candidate | AccountState::Pending | AccountState::Active
+        ) {
+            return Err(InvalidInput::new(
+                "state",
+                "a new user starts as candidate, pending or active",
+            )
+            .into());
+        }
+        let now = rq.now;
+        let mut credentials = Vec::new();
+        let mut phc = None;
+        if let Some(password) = new.password {
+            let rules = self.password_rules(tenant.id).await?;
+            let mut context = vec![identifier.as_str()];
+            if let Some(e) = &email {
+                context.push(e.as_str());
+            }
+            if let Some(d) = &display_name {
+                context.push(d);
+            }
+            let password = self
+                .accept_new_password(&tenant, &rules, password, &context, &[])
+                .await?;
+            let hash = self.hasher.hash(&password, &self.env).await?;
+            credentials.push(UserFactor::Password(PasswordCredential {
+                phc: hash.clone(),
+                changed_at: now,
+            }));
+            phc = Some((hash, rules.history));
+        }
+        let user = User {
+            id: UserId::generate(&self.env)?,
+            tenant_id: tenant.id,
+            identifier,
+            display_name,
+            email,
+            state,
+            state_reason: None,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        self.store
+            .create_user(&user, &credentials)
+            .await
+            .map_err(|e| match crate::error::StoreError::kind(&e) {
+                StoreErrorKind::Conflict => Error::AlreadyExists("identifier".into()),
+                StoreErrorKind::NotFound => Error::TenantNotFound,
+                _ => store_err(e),
+            })?;
+        if let Some((hash, keep)) = phc
+            && keep > 0
+        {
+            self.store
+                .push_password_history(tenant.id, user.id, &hash, now, keep)
+                .await
+                .map_err(store_err)?;
+        }
+        self.audit(self.success(tenant.id, Some(user.id), AuditKind::UserRegistered, rq))
+            .await?;
+        Ok(user)
+    }
+
+    /// Move a user along its lifecycle. Refuses transitions the lifecycle
+    /// does not allow ([`AccountState::can_become`]); a concurrent change
+    /// of state makes this fail with [`Error::Concurrent`] rather than
+    /// overwrite it.
+    pub async fn transition(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        to: AccountState,
+        reason: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let rq = self.env.request(client);
+        let reason = reason.map(parse_display_name).transpose()?;
+        let current = self.user(tenant, user).await?;
+        if !current.state.can_become(to) {
+            return Err(Error::InvalidTransition {
+                from: current.state,
+                to,
+            });
+        }
+        let moved = self
+            .store
+            .set_user_state(tenant, user, current.state, to, reason.as_deref(), rq.now)
+            .await
+            .map_err(store_err)?;
+        if !moved {
+            return Err(Error::Concurrent("account state changed meanwhile"));
+        }
+        if matches!(to, AccountState::Suspended | AccountState::Deleted) {
+            // Every session of the account ends with it.
+            self.store
+                .delete_user_sessions(tenant, user, None, rq.now)
+                .await
+                .map_err(store_err)?;
+        }
+        let detail = format!("{}->{}", current.state, to);
+        self.audit(
+            self.success(tenant, Some(user), AuditKind::UserStateChanged, rq)
+                .map(|e| e.with_detail(&detail)),
+        )
+        .await?;
+        self.user(tenant, user).await
+    }
+
+    /// Erase a user and their personal data (GDPR art. 17). Audit events
+    /// stay, pseudonymised under a fresh random id.
+    pub async fn erase_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let rq = self.env.request(client);
+        let pseudonym = UserId::generate(&self.env)?;
+        let existed = self
+            .store
+            .erase_user(tenant, user, pseudonym)
+            .await
+            .map_err(store_err)?;
+        if !existed {
+            return Err(Error::UserNotFound);
+        }
+        self.audit(self.success(tenant, Some(pseudonym), AuditKind::UserErased, rq))
+            .await
+    }
+
+    /// Verify a user's password in `tenant`.
+    ///
+    /// This checks one factor; whether it completes a login is the login
+    /// flow's decision. Errors: [`Error::InvalidCredentials`] for an
+    /// unknown identifier, a user with no password and a wrong password
+    /// alike; [`Error::AccountInactive`] and [`Error::AccountLocked`] (the
+    /// password is then not checked at all); [`Error::InvalidInput`] for a
+    /// malformed identifier or an oversized password.
+    pub async fn verify_password(
+        &self,
+        tenant: TenantId,
+        identifier: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<PasswordLogin> {
+        let rq = self.env.request(client);
+        self.check_password(tenant, identifier, password, rq).await
+    }
+
+    async fn check_password(
+        &self,
+        tenant: TenantId,
+        identifier: &str,
+        password: &str,
+        rq: Request<'_>,
+    ) -> Result<PasswordLogin> {
+        let tenant = self.tenant(tenant).await?;
+        let identifier = Identifier::parse(identifier)?;
+        let password = normalize_password(password)?;
+        let user = self
+            .store
+            .find_user(tenant.id, &identifier)
+            .await
+            .map_err(store_err)?;
+        if let Some(user) = &user {
+            self.check_can_sign_in(&tenant, user, rq).await?;
+        }
+        let outcome = self
+            .password_matches(&tenant, user.as_ref(), &password, rq)
+            .await?;
+        let user = match (outcome, user) {
+            (Ok(()), Some(user)) => user,
+            (Err(detail), user) => {
+                if let Some(user) = &user {
+                    self.count_failure(&tenant, user.id, FactorKind::Password, rq)
+                        .await?;
+                }
+                self.audit(
+                    self.auth_failure(tenant.id, user.map(|u| u.id), rq)
+                        .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
+                )
+                .await?;
+                return Err(Error::InvalidCredentials);
+            }
+            (Ok(()), None) => return Err(Error::InvalidCredentials),
+        };
+
+        // Re-check: a suspension or lock may have landed while we hashed.
+        let user = self.user(tenant.id, user.id).await?;
+        self.check_can_sign_in(&tenant, &user, rq).await?;
+        let now = self.complete_login(&tenant, &user, rq).await?;
+        self.audit(
+            self.success(tenant.id, Some(user.id), AuditKind::Authentication, rq)
+                .map(|e| e.with_factor(FactorKind::Password)),
+        )
+        .await?;
+        Ok(PasswordLogin {
+            user: User {
+                last_login_at: Some(now),
+                ..user
+            },
+            at: now,
+        })
+    }
+
+    /// Change a password, proving the current one. A wrong current password
+    /// counts toward lockout. The new one must meet the tenant's rules and
+    /// not repeat the history.
+    ///
+    /// Every session of the user ends, except `keep` (the session making
+    /// the change, if the caller wants it kept).
+    pub async fn change_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        current: &str,
+        new: &str,
+        keep: Option<SessionId>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let rq = self.env.request(client);
+        let account = self.user(tenant, user).await?;
+        self.check_password(tenant, account.identifier.as_str(), current, rq)
+            .await?;
+        self.replace_password(tenant, user, new, keep, rq).await
+    }
+
+    /// Set a user's password without the current one (administrators,
+    /// completed resets). Rules and history apply. Every session of the
+    /// user ends, except `keep`.
+    pub async fn set_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        new: &str,
+        keep: Option<SessionId>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let rq = self.env.request(client);
+        self.replace_password(tenant, user, new, keep, rq).await
+    }
+
+    async fn replace_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        new: &str,
+        keep: Option<SessionId>,
+        rq: Request<'_>,
+    ) -> Result<()> {
+        let tenant_row = self.tenant(tenant).await?;
+        let account = self.user(tenant, user).await?;
+        let rules = self.password_rules(tenant).await?;
+        let existing = self
+            .store
+            .user_factor(tenant, user, FactorKind::Password)
+            .await
+            .map_err(store_err)?;
+        let mut history = if rules.history > 0 {
+            self.store
+                .password_history(tenant, user, rules.history)
+                .await
+                .map_err(store_err)?
+        } else {
+            Vec::new()
+        };
+        let expected = match &existing {
+            Some(v) => {
+                if let UserFactor::Password(c) = &v.value
+                    && rules.history > 0
+                    && !history.contains(&c.phc)
+                {
+                    history.push(c.phc.clone());
+                }
+                Some(v.version)
+            }
+            None => None,
+        };
+        let mut context = vec![account.identifier.as_str()];
+        if let Some(e) = &account.email {
+            context.push(e.as_str());
+        }
+        let password = self
+            .accept_new_password(&tenant_row, &rules, new, &context, &history)
+            .await?;
+        let now = rq.now;
+        let phc = self.hasher.hash(&password, &self.env).await?;
+        let saved = self
+            .store
+            .compare_and_save_user_factor(
+                tenant,
+                user,
+                expected,
+                &UserFactor::Password(PasswordCredential {
+                    phc: phc.clone(),
+                    changed_at: now,
+                }),
+            )
+            .await
+            .map_err(store_err)?;
+        if !saved {
+            return Err(Error::Concurrent("password changed meanwhile"));
+        }
+        self.store
+            .delete_user_sessions(tenant, user, keep, now)
+            .await
+            .map_err(store_err)?;
+        if rules.history > 0 {
+            self.store
+                .push_password_history(tenant, user, &phc, now, rules.history)
+                .await
+                .map_err(store_err)?;
+        }
+        self.audit(
+            self.success(tenant, Some(user), AuditKind::PasswordChanged, rq)
+                .map(|e| e.with_factor(FactorKind::Password)),
+        )
+        .await
+    }
+}

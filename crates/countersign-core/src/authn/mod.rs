@@ -1,0 +1,375 @@
+//! [`AuthnService`]: the authentication entry point, generic over the store
+//! traits. Its methods are spread by concern: `accounts` (provisioning,
+//! registration, lifecycle, erasure, passwords), `login` (flows and factor
+//! submission) and `enroll` (enrolment and removal of factors); this file
+//! holds the service, its tunables and the checks they share.
+
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEvent, AuditKind, AuditStatus};
+use crate::email::{DynEmailSender, EmailSender};
+use crate::env::{Env, Request};
+use crate::error::{Error, InvalidInput, Result, store_err};
+use crate::factor::{
+    FactorKind, PasskeySettings, PasswordCredential, PasswordHasher, TenantFactor, UserFactor,
+    Versioned, credential,
+};
+use crate::flow::FlowEvent;
+use crate::ids::{TenantId, UserId};
+use crate::lockout::FailureRecord;
+use crate::model::{AccountState, Tenant, User};
+use crate::notice::{Notice, NoticeRenderer, PlainText};
+
+mod accounts;
+mod enroll;
+mod login;
+
+pub use accounts::{NewTenant, NewUser, PasswordLogin};
+pub use enroll::{Confirm, Enroll, Enrolled};
+pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
+
+/// Provisioning, registration, lifecycle and password authentication.
+///
+/// Guarantees:
+/// - an unknown identifier and a wrong password give the same error
+///   ([`Error::InvalidCredentials`]) after the same hashing work;
+/// - account state and lockout are checked before the password and again
+///   after it, so a login never completes for an account that is not
+///   active or is locked, even when the lock lands mid-verification;
+/// - every attempt writes an audit event (with no secret in it), and a
+///   failed audit write fails the operation (fail closed);
+/// - wrong passwords count toward the tenant's lockout policy;
+/// - stored hashes weaker than current parameters are upgraded on the next
+///   successful login.
+#[derive(Clone)]
+pub struct AuthnService<S> {
+    pub(crate) store: S,
+    pub(crate) env: Env,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) config: AuthnConfig,
+    pub(crate) mailer: Option<Arc<dyn DynEmailSender>>,
+    pub(crate) renderer: Arc<dyn NoticeRenderer>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthnService")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("mailer", &self.mailer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tunables of the login engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthnConfig {
+    /// How long a login flow stays usable.
+    pub flow_ttl: Duration,
+    /// Wrong factors one flow tolerates before it is denied.
+    pub flow_max_failures: u32,
+}
+
+impl Default for AuthnConfig {
+    /// Flows live 5 minutes and tolerate 5 wrong factors.
+    fn default() -> Self {
+        Self {
+            flow_ttl: Duration::from_secs(300),
+            flow_max_failures: 5,
+        }
+    }
+}
+
+impl<S> AuthnService<S>
+where
+    S: Store,
+{
+    /// A service over `store`, with time and randomness from `env`, default
+    /// [`AuthnConfig`] and no email sender.
+    pub fn new(store: S, env: Env, hasher: PasswordHasher) -> Self {
+        Self {
+            store,
+            env,
+            hasher,
+            config: AuthnConfig::default(),
+            mailer: None,
+            renderer: Arc::new(PlainText),
+        }
+    }
+
+    /// The same service with other tunables.
+    pub fn with_config(mut self, config: AuthnConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The same service sending email (codes) through `sender`.
+    pub fn with_email_sender<M: EmailSender>(mut self, sender: M) -> Self {
+        self.mailer = Some(Arc::new(sender));
+        self
+    }
+
+    /// The same service wording its mail with `renderer` instead of the
+    /// built-in [`PlainText`].
+    pub fn with_notice_renderer<R: NoticeRenderer>(mut self, renderer: R) -> Self {
+        self.renderer = Arc::new(renderer);
+        self
+    }
+
+    /// Tell `to`, a user of `tenant`, about `notice`: rendered by the
+    /// service's renderer, delivered by its sender. Fails with
+    /// [`Error::NoEmailSender`] when no sender is configured.
+    pub(crate) async fn notify(
+        &self,
+        tenant: &Tenant,
+        to: &crate::model::EmailAddress,
+        notice: Notice,
+    ) -> Result<()> {
+        let Some(mailer) = &self.mailer else {
+            return Err(Error::NoEmailSender);
+        };
+        let message = self.renderer.render(tenant, to, &notice);
+        mailer.send_dyn(&message).await.map_err(Error::Email)
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &AuthnConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The environment (clock and random source).
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The password hasher.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Append an audit event (fail closed: a failed write is an error).
+    pub(crate) async fn audit(&self, event: Result<AuditEvent>) -> Result<()> {
+        self.store.record_event(&event?).await.map_err(store_err)
+    }
+
+    /// A success event of `kind`, stamped with the request's time.
+    pub(crate) fn success(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        kind: AuditKind,
+        rq: Request<'_>,
+    ) -> Result<AuditEvent> {
+        let status = AuditStatus::Success;
+        AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)
+    }
+
+    /// A failed authentication (a refused flow or factor), stamped with the
+    /// request's time.
+    pub(crate) fn auth_failure(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        rq: Request<'_>,
+    ) -> Result<AuditEvent> {
+        let (kind, status) = (AuditKind::Authentication, AuditStatus::Failure);
+        AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)
+    }
+
+    pub(crate) async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
+        if tenant.is_system() {
+            return Err(Error::Reserved("system tenant".into()));
+        }
+        self.store
+            .get_tenant(tenant)
+            .await
+            .map_err(store_err)?
+            .ok_or(Error::TenantNotFound)
+    }
+
+    /// The user with this id in `tenant`.
+    pub async fn user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        self.store
+            .get_user(tenant, user)
+            .await
+            .map_err(store_err)?
+            .ok_or(Error::UserNotFound)
+    }
+
+    /// The tenant's settings for `kind`, if it offers the factor.
+    pub(crate) async fn tenant_settings(
+        &self,
+        tenant: TenantId,
+        kind: FactorKind,
+    ) -> Result<Option<TenantFactor>> {
+        self.store
+            .tenant_factor(tenant, kind)
+            .await
+            .map_err(store_err)
+    }
+
+    /// The tenant's passkey settings; a tenant without passkeys is bad input.
+    pub(crate) async fn passkey_settings(&self, tenant: TenantId) -> Result<PasskeySettings> {
+        match self.tenant_settings(tenant, FactorKind::Passkey).await? {
+            Some(TenantFactor::Passkey(p)) => Ok(p),
+            _ => Err(InvalidInput::new("factor", "this tenant does not offer passkeys").into()),
+        }
+    }
+
+    /// Forget failures and record the login time; returns the time.
+    pub(crate) async fn complete_login(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        rq: Request<'_>,
+    ) -> Result<DateTime<Utc>> {
+        let now = rq.now;
+        self.store
+            .reset_failed_attempts(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        self.store
+            .record_last_login(tenant.id, user.id, now)
+            .await
+            .map_err(store_err)?;
+        Ok(now)
+    }
+
+    /// Check a normalised password for `user` (or for nobody: then a dummy
+    /// verification does the same work). `Ok(Err(detail))` is a mismatch.
+    /// A match upgrades a weaker stored hash.
+    pub(crate) async fn password_matches(
+        &self,
+        tenant: &Tenant,
+        user: Option<&User>,
+        password: &str,
+        rq: Request<'_>,
+    ) -> Result<Result<(), &'static str>> {
+        let Some(user) = user else {
+            self.hasher.verify_dummy(password).await?;
+            return Ok(Err("unknown_identifier"));
+        };
+        let stored = credential::<PasswordCredential, _>(&self.store, tenant.id, user.id).await?;
+        let Some(Versioned {
+            value: PasswordCredential { phc, .. },
+            version,
+        }) = stored
+        else {
+            self.hasher.verify_dummy(password).await?;
+            return Ok(Err("no_credential"));
+        };
+        if !self.hasher.verify(password, &phc).await? {
+            return Ok(Err("wrong_secret"));
+        }
+        if self.hasher.needs_rehash(&phc) {
+            self.rehash(tenant, user, password, version, rq).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Count a failed factor toward the tenant's lockout policy, auditing
+    /// the lock if this failure caused it. Returns the new record.
+    pub(crate) async fn count_failure(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+        factor: FactorKind,
+        rq: Request<'_>,
+    ) -> Result<FailureRecord> {
+        let now = rq.now;
+        let policy = &tenant.policy.lockout;
+        let record = self
+            .store
+            .record_failed_attempt(tenant.id, user, policy, now)
+            .await
+            .map_err(store_err)?;
+        if record.locked_until == Some(now + policy.lock_delta()) {
+            self.audit(
+                self.success(tenant.id, Some(user), AuditKind::AccountLocked, rq)
+                    .map(|e| e.with_factor(factor)),
+            )
+            .await?;
+        }
+        Ok(record)
+    }
+
+    pub(crate) async fn rehash(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        password: &str,
+        version: u64,
+        rq: Request<'_>,
+    ) -> Result<()> {
+        let phc = self.hasher.hash(password, &self.env).await?;
+        let upgraded = UserFactor::Password(PasswordCredential {
+            phc,
+            changed_at: rq.now,
+        });
+        // Losing the race to a concurrent password change is fine: the
+        // newer credential wins and is at current parameters anyway.
+        let saved = self
+            .store
+            .compare_and_save_user_factor(tenant.id, user.id, Some(version), &upgraded)
+            .await
+            .map_err(store_err)?;
+        if saved {
+            self.audit(
+                self.success(tenant.id, Some(user.id), AuditKind::PasswordRehashed, rq)
+                    .map(|e| e.with_factor(FactorKind::Password)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Why `user` may not sign in now, if they may not: inactive, or locked.
+    pub(crate) async fn account_block(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FlowEvent>> {
+        if user.state != AccountState::Active {
+            return Ok(Some(FlowEvent::Inactive));
+        }
+        let record = self
+            .store
+            .failure_record(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        Ok(record
+            .and_then(|r| r.locked_at(now))
+            .map(|until| FlowEvent::Locked { until }))
+    }
+
+    /// Refuse a user who may not sign in now (inactive or locked), with an
+    /// audit event.
+    pub(crate) async fn check_can_sign_in(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        rq: Request<'_>,
+    ) -> Result<()> {
+        let (err, detail) = match self.account_block(tenant, user, rq.now).await? {
+            None => return Ok(()),
+            Some(FlowEvent::Locked { until }) => (Error::AccountLocked { until }, "locked"),
+            Some(_) => (Error::AccountInactive { state: user.state }, "inactive"),
+        };
+        self.audit(
+            self.auth_failure(tenant.id, Some(user.id), rq)
+                .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
+        )
+        .await?;
+        Err(err)
+    }
+}

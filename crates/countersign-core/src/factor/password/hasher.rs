@@ -1,0 +1,529 @@
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::env::Env;
+use crate::error::{Error, InvalidInput, Result};
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes over memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for Argon2Params {
+    /// The OWASP recommendation: m = 19456 KiB (19 MiB), t = 2, p = 1.
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+impl Argon2Params {
+    /// The OWASP recommendation: m = 19456 KiB (19 MiB), t = 2, p = 1.
+    pub const OWASP: Argon2Params = Argon2Params {
+        m_cost_kib: 19_456,
+        t_cost: 2,
+        p_cost: 1,
+    };
+
+    /// Cheap parameters **for tests only** (m = 64 KiB, t = 1).
+    pub const INSECURE_TEST: Argon2Params = Argon2Params {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    fn to_params(self) -> Result<Params> {
+        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(OUTPUT_LEN))
+            .map_err(|e| InvalidInput::new("argon2 parameters", e.to_string()).into())
+    }
+}
+
+const OUTPUT_LEN: usize = 32;
+const SALT_LEN: usize = 16;
+const DUMMY_SALT: &[u8] = b"countersign-none";
+/// Stored hashes asking for more memory than this are refused, not run: a
+/// corrupt or hostile row must not make a login allocate gigabytes.
+const MAX_VERIFY_M_COST_KIB: u32 = 1024 * 1024;
+
+/// Hashes and verifies passwords with argon2id.
+///
+/// Guarantees:
+/// - at most `max_concurrent` hashes run at once, whatever the number of
+///   callers; the rest wait their turn, so a login flood cannot exhaust
+///   memory (each slot owns one buffer, allocated once and reused);
+/// - hashing runs on tokio's blocking threads, never on an async worker;
+/// - hashes are PHC strings, so parameters can rise later:
+///   [`PasswordHasher::needs_rehash`] tells when a stored hash is weaker
+///   than the current parameters;
+/// - comparisons of hash outputs are constant-time;
+/// - [`PasswordHasher::verify_dummy`] does the same work as a real
+///   verification, for unknown identifiers.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Argon2Params,
+    params: Params,
+    permits: Arc<Semaphore>,
+    slow_warned: AtomicBool,
+    pool: Mutex<Vec<Vec<Block>>>,
+    dummy: String,
+    computations: AtomicU64,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// How long one argon2 computation at `params` should take on a current
+/// core with an optimised build: about 1 ns per KiB per pass, with a wide
+/// margin. Only used to detect a build that hashes far too slowly.
+fn expected_duration(params: &Params) -> Duration {
+    let kib_passes = u64::from(params.m_cost()) * u64::from(params.t_cost());
+    Duration::from_nanos(kib_passes.saturating_mul(2))
+}
+
+/// A computation this many times slower than expected triggers the warning.
+const SLOW_FACTOR: u32 = 25;
+/// Nothing faster than this is ever reported as slow (test parameters).
+const SLOW_FLOOR: Duration = Duration::from_millis(200);
+
+impl Inner {
+    /// Warn once per hasher when a hash takes far longer than its
+    /// parameters should: the usual cause is a debug build of a downstream
+    /// crate that does not optimise argon2 (about 100 times slower).
+    fn note_duration(&self, took: Duration, expected: Duration) {
+        let limit = expected.saturating_mul(SLOW_FACTOR).max(SLOW_FLOOR);
+        if took > limit && !self.slow_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                expected_ms = expected.as_millis() as u64,
+                "argon2 is running far slower than its parameters should; in a debug build, \
+                 optimise it: [profile.dev.package.argon2] opt-level = 3 (and blake2)"
+            );
+        }
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with `params` and at most `max_concurrent` hashes in flight
+    /// (at least 1).
+    pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self> {
+        let argon_params = params.to_params()?;
+        let slots = max_concurrent.max(1);
+        // A hash no password reaches: an all-zero output. Verifying against
+        // it runs argon2 at current parameters like any real verification.
+        let dummy = encode_phc(&argon_params, DUMMY_SALT, &[0u8; OUTPUT_LEN])?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: params,
+                params: argon_params,
+                permits: Arc::new(Semaphore::new(slots)),
+                slow_warned: AtomicBool::new(false),
+                pool: Mutex::new(Vec::with_capacity(slots)),
+                dummy,
+                computations: AtomicU64::new(0),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// OWASP parameters, one hash in flight per available core.
+    pub fn owasp() -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::new(Argon2Params::OWASP, cores)
+    }
+
+    /// How many argon2 computations (hashes and verifications, dummy ones
+    /// included) this hasher has run: a metric, and how tests check that
+    /// two paths did the same work.
+    pub fn computations(&self) -> u64 {
+        self.inner.computations.load(Ordering::Relaxed)
+    }
+
+    /// How many argon2 computations are running right now (a gauge for
+    /// metrics: the hashing queue's busy slots).
+    pub fn in_flight(&self) -> usize {
+        self.inner.running.load(Ordering::Relaxed)
+    }
+
+    /// The most computations that ever ran at once: never more than the
+    /// slot count, even when callers give up (drop their future) while
+    /// their hash is running.
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.peak.load(Ordering::Relaxed)
+    }
+
+    /// The parameters new hashes use.
+    pub fn params(&self) -> Argon2Params {
+        self.inner.config
+    }
+
+    /// Hash a (normalised) password with a fresh salt from `env`.
+    pub async fn hash(&self, password: &str, env: &Env) -> Result<String> {
+        let salt: [u8; SALT_LEN] = env.random_bytes()?;
+        let params = self.inner.params.clone();
+        let pwd = password.as_bytes().to_vec();
+        let out = self
+            .run(params.clone(), move |blocks| {
+                let mut out = [0u8; OUTPUT_LEN];
+                Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                    .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
+                    .map(|()| out)
+                    .map_err(|e| Error::hashing_from("argon2", e))
+            })
+            .await??;
+        encode_phc(&self.inner.params, &salt, &out)
+    }
+
+    /// Whether `password` matches the stored PHC string. A malformed or
+    /// unsupported hash is an error, not a mismatch.
+    pub async fn verify(&self, password: &str, phc: &str) -> Result<bool> {
+        let parsed = ParsedHash::parse(phc)?;
+        let pwd = password.as_bytes().to_vec();
+        let ParsedHash {
+            algorithm,
+            version,
+            params,
+            salt,
+            expected,
+        } = parsed;
+        let matches = self
+            .run(params.clone(), move |blocks| {
+                let mut out = vec![0u8; expected.len()];
+                Argon2::new(algorithm, version, params)
+                    .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
+                    .map_err(|e| Error::hashing_from("argon2", e))?;
+                Ok::<bool, Error>(bool::from(out.ct_eq(&expected)))
+            })
+            .await??;
+        Ok(matches)
+    }
+
+    /// Do the work of one verification against a hash no password matches.
+    /// Used when the identifier is unknown, so that path costs what a wrong
+    /// password costs.
+    pub async fn verify_dummy(&self, password: &str) -> Result<()> {
+        // The result is always false; computing it is the point.
+        let _ = self.verify(password, &self.inner.dummy).await?;
+        Ok(())
+    }
+
+    /// Whether a stored hash should be replaced by one at current
+    /// parameters (weaker or different algorithm, version or costs).
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        match ParsedHash::parse(phc) {
+            Ok(h) => {
+                h.algorithm != Algorithm::Argon2id
+                    || h.version != Version::V0x13
+                    || h.params.m_cost() != self.inner.params.m_cost()
+                    || h.params.t_cost() != self.inner.params.t_cost()
+                    || h.params.p_cost() != self.inner.params.p_cost()
+                    || h.expected.len() != OUTPUT_LEN
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Run `f` on a blocking thread with a memory buffer of the right size,
+    /// holding one of the bounded slots for the whole time.
+    async fn run<T, F>(&self, params: Params, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut [Block]) -> T + Send + 'static,
+    {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::hashing_from("no tokio runtime to hash on", e))?;
+        // The permit moves into the blocking job: it is released when argon2
+        // finishes, not when the caller's future is dropped, so cancelled
+        // logins cannot lift the bound on concurrent hashes.
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::hashing_from("hasher closed", e))?;
+        let needed = params.block_count();
+        let standard = self.inner.params.block_count();
+        let pooled = needed <= standard;
+        let mut buf = if pooled {
+            self.inner
+                .pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_else(|| vec![Block::default(); standard])
+        } else {
+            // An old hash with more memory than today's parameters: a
+            // one-off buffer, still under the slot bound.
+            vec![Block::default(); needed]
+        };
+        self.inner.computations.fetch_add(1, Ordering::Relaxed);
+        let expected = expected_duration(&params);
+        let inner = Arc::clone(&self.inner);
+        handle
+            .spawn_blocking(move || {
+                // Declared first, dropped last: the buffer is back in the
+                // pool before the slot is free for the next hash.
+                let _permit = permit;
+                let now_running = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+                inner.peak.fetch_max(now_running, Ordering::SeqCst);
+                let started = Instant::now();
+                let result = match buf.get_mut(..needed) {
+                    Some(blocks) => Ok(f(blocks)),
+                    None => Err(Error::hashing("memory buffer too small")),
+                };
+                inner.note_duration(started.elapsed(), expected);
+                inner.running.fetch_sub(1, Ordering::SeqCst);
+                if pooled {
+                    inner
+                        .pool
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(buf);
+                }
+                result
+            })
+            .await
+            .map_err(|e| Error::hashing_from("hashing thread failed", e))?
+    }
+}
+
+struct ParsedHash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+impl ParsedHash {
+    fn parse(phc: &str) -> Result<Self> {
+        let bad = Error::hashing;
+        if phc.len() > 512 {
+            return Err(bad("stored hash is unusable: too long"));
+        }
+        let hash = PasswordHash::new(phc)
+            .map_err(|e| Error::hashing_from("stored hash is unusable: not a PHC string", e))?;
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str())
+            .map_err(|_| bad("stored hash is unusable: not argon2"))?;
+        let version = match hash.version {
+            Some(v) => {
+                Version::try_from(v).map_err(|_| bad("stored hash is unusable: unknown version"))?
+            }
+            None => Version::V0x10,
+        };
+        let params = Params::try_from(&hash)
+            .map_err(|e| Error::hashing_from("stored hash is unusable: bad parameters", e))?;
+        if params.m_cost() > MAX_VERIFY_M_COST_KIB {
+            return Err(bad(
+                "stored hash is unusable: memory cost above the allowed maximum",
+            ));
+        }
+        let salt = hash
+            .salt
+            .ok_or_else(|| bad("stored hash is unusable: no salt"))?
+            .as_ref()
+            .to_vec();
+        let expected = hash
+            .hash
+            .ok_or_else(|| bad("stored hash is unusable: no output"))?
+            .as_bytes()
+            .to_vec();
+        Ok(Self {
+            algorithm,
+            version,
+            params,
+            salt,
+            expected,
+        })
+    }
+}
+
+fn encode_phc(params: &Params, salt: &[u8], out: &[u8]) -> Result<String> {
+    let enc = |e: argon2::password_hash::phc::Error| Error::hashing_from("phc encoding", e);
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)
+            .map_err(|e| Error::hashing_from("phc encoding", e))?,
+        salt: Some(Salt::new(salt).map_err(enc)?),
+        hash: Some(Output::new(out).map_err(enc)?),
+    };
+    Ok(phc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_verify_and_rehash_detection() {
+        let (env, _) = Env::manual(3);
+        let weak = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let phc = weak.hash("hunter2 hunter2", &env).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
+        assert!(weak.verify("hunter2 hunter2", &phc).await.unwrap());
+        assert!(!weak.verify("hunter2 hunter3", &phc).await.unwrap());
+        assert!(!weak.needs_rehash(&phc));
+
+        // A stronger hasher verifies the old hash and asks for an upgrade.
+        let stronger = PasswordHasher::new(
+            Argon2Params {
+                m_cost_kib: 128,
+                t_cost: 2,
+                p_cost: 1,
+            },
+            1,
+        )
+        .unwrap();
+        assert!(stronger.verify("hunter2 hunter2", &phc).await.unwrap());
+        assert!(stronger.needs_rehash(&phc));
+        // And a weaker one verifies a stronger hash with a one-off buffer.
+        let strong_phc = stronger.hash("pw", &env).await.unwrap();
+        assert!(weak.verify("pw", &strong_phc).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_owasp_default_matches_the_reference_format() {
+        let (env, _) = Env::manual(4);
+        let h = PasswordHasher::owasp().unwrap();
+        let phc = h.hash("x", &env).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_or_hostile_hashes_are_errors() {
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+        for bad in [
+            "",
+            "plaintext",
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ] {
+            assert!(h.verify("pw", bad).await.is_err(), "{bad}");
+            assert!(h.needs_rehash(bad));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_hashes_never_exceed_the_slot_bound() {
+        let (env, _) = Env::manual(5);
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (h, env) = (h.clone(), env.clone());
+            tasks.push(tokio::spawn(async move {
+                h.hash(&format!("pw{i}"), &env).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Each slot owns at most one buffer, and buffers are reused.
+        let pooled = h.inner.pool.lock().unwrap().len();
+        assert!((1..=2).contains(&pooled), "{pooled} buffers");
+        assert_eq!(h.computations(), 16);
+        assert!(!h.verify("anything", &h.inner.dummy).await.unwrap());
+    }
+
+    /// Callers that give up mid-hash (a client disconnecting during a login
+    /// drops the future) do not free their slot until argon2 is done, so
+    /// the bound holds: 16 cancelled hashes on 2 slots never run more than
+    /// 2 at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cancelled_hashes_keep_their_slot_until_done() {
+        let (env, _) = Env::manual(6);
+        let h = PasswordHasher::new(Argon2Params::OWASP, 2).unwrap();
+        for i in 0..12u64 {
+            let (h2, env) = (h.clone(), env.clone());
+            let task = tokio::spawn(async move { h2.hash("pw", &env).await });
+            // Once this hash holds a slot and runs, the client goes away.
+            for _ in 0..2_000 {
+                if h.computations() > i {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+            task.abort();
+            let _ = task.await;
+        }
+        // Wait (bounded) for the abandoned computations to finish.
+        for _ in 0..2_000 {
+            if h.in_flight() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(h.computations(), 12);
+        assert!(
+            h.peak_in_flight() <= 2,
+            "peak {} hashes in flight",
+            h.peak_in_flight()
+        );
+    }
+
+    /// A hash runs off the async worker: on a one-thread runtime, another
+    /// task keeps running while an OWASP-cost hash (~15 ms) is in flight.
+    #[test]
+    fn hashing_never_blocks_the_async_worker() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (env, _) = Env::manual(6);
+            let h = PasswordHasher::new(Argon2Params::OWASP, 1).unwrap();
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (t, d) = (ticks.clone(), done.clone());
+            let ticker = tokio::spawn(async move {
+                while !d.load(Ordering::SeqCst) {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let before = ticks.load(Ordering::SeqCst);
+            h.hash("a long enough passphrase", &env).await.unwrap();
+            let during = ticks.load(Ordering::SeqCst) - before;
+            done.store(true, Ordering::SeqCst);
+            ticker.await.unwrap();
+            assert!(
+                during > 100,
+                "the worker stayed free while hashing ({during} ticks)"
+            );
+        });
+    }
+
+    #[test]
+    fn hashing_outside_a_runtime_is_an_error_not_a_panic() {
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+        let (env, _) = Env::manual(1);
+        let res = futures_lite_block_on(h.hash("pw", &env));
+        assert!(matches!(res, Err(Error::Hashing { .. })));
+    }
+
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}

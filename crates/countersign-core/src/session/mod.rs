@@ -1,0 +1,316 @@
+//! Sessions, refresh-token families and signing keys: the records stores
+//! keep, the per-tenant policy that sets their lifetimes, the reference
+//! semantics of renewal and rotation, the [`SessionService`] that issues
+//! and checks them, and the signed access tokens of [`jwt`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvalidInput;
+use crate::flow::AuthRecord;
+use crate::ids::{FamilyId, SessionId, TenantId, UserId};
+use crate::token::{TokenHash, TokenKind};
+
+pub mod jwt;
+mod service;
+
+pub use service::{Cleanup, Introspection, IssuedSession, Refreshed, SessionService};
+
+/// Session tokens: `css_<base64url>`.
+pub const SESSION_TOKEN: TokenKind = TokenKind::new("css", "session token");
+/// Refresh tokens: `csr_<base64url>`.
+pub const REFRESH_TOKEN: TokenKind = TokenKind::new("csr", "refresh token");
+
+/// How long sessions and tokens of a tenant live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionPolicy {
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, however active.
+    pub absolute_lifetime: Duration,
+    /// A session is renewed (its idle deadline pushed out) when a check
+    /// finds less than this much idle time left. Renewal is a write;
+    /// checks with more time left are pure reads.
+    pub renew_within: Duration,
+    /// Whether logins get refresh tokens.
+    pub refresh_tokens: bool,
+    /// How long after its rotation the previous refresh token is refused
+    /// *without* revoking the family (benign client races). Zero: any reuse
+    /// revokes the family, as RFC 9700 recommends.
+    pub refresh_reuse_grace: Duration,
+    /// Signed JWT access tokens, if the tenant wants them. **Off by
+    /// default** (`None`): a login then yields a session token (and a
+    /// refresh token) but no JWT, and [`IssuedSession::access_token`] is
+    /// `None`. Set an [`AccessTokenPolicy`] (an audience and a lifetime) to
+    /// have every login and refresh also mint an EdDSA JWT that services
+    /// verify offline against the tenant's JWKS.
+    pub access_tokens: Option<AccessTokenPolicy>,
+}
+
+impl Default for SessionPolicy {
+    /// 30 minutes idle, 12 hours absolute, renewed in the last 15 minutes,
+    /// refresh tokens on, strict reuse detection, no JWTs.
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_lifetime: Duration::from_secs(12 * 3600),
+            renew_within: Duration::from_secs(15 * 60),
+            refresh_tokens: true,
+            refresh_reuse_grace: Duration::ZERO,
+            access_tokens: None,
+        }
+    }
+}
+
+impl SessionPolicy {
+    /// Check the policy's bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let err = |r: &str| Err(InvalidInput::new("session policy", r));
+        let year = Duration::from_secs(366 * 24 * 3600);
+        if self.idle_timeout < Duration::from_secs(60) || self.idle_timeout > self.absolute_lifetime
+        {
+            return err("idle timeout must be at least a minute and at most the absolute lifetime");
+        }
+        if self.absolute_lifetime > year {
+            return err("absolute lifetime must be at most a year");
+        }
+        if self.renew_within > self.idle_timeout {
+            return err("renewal window must be within the idle timeout");
+        }
+        if self.refresh_reuse_grace > Duration::from_secs(60) {
+            return err("refresh reuse grace must be at most a minute");
+        }
+        if let Some(a) = &self.access_tokens {
+            a.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's JWT access tokens: setting one in
+/// [`SessionPolicy::access_tokens`] turns them on (they are off by default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenPolicy {
+    /// The `aud` claim services expect.
+    pub audience: String,
+    /// Lifetime of one access token (at most an hour).
+    pub ttl: Duration,
+}
+
+impl AccessTokenPolicy {
+    /// Check the policy's bounds.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if self.audience.is_empty() || self.audience.len() > 256 {
+            return Err(InvalidInput::new(
+                "access token policy",
+                "audience must be 1 to 256 bytes",
+            ));
+        }
+        if self.ttl < Duration::from_secs(10) || self.ttl > Duration::from_secs(3600) {
+            return Err(InvalidInput::new(
+                "access token policy",
+                "ttl must be 10 s to 1 h",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A session as stored: keyed by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Its public id.
+    pub id: SessionId,
+    /// SHA-256 of its token.
+    pub key: TokenHash,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user_id: UserId,
+    /// How the user authenticated: which factors, when.
+    pub auth: AuthRecord,
+    /// The client's IP at login.
+    pub ip: Option<IpAddr>,
+    /// The client's user agent at login.
+    pub user_agent: Option<String>,
+    /// When it began.
+    pub created_at: DateTime<Utc>,
+    /// When it was last renewed (at most `renew_within` stale).
+    pub last_seen_at: DateTime<Utc>,
+    /// When it ends unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// When it ends regardless.
+    pub absolute_expires_at: DateTime<Utc>,
+    /// Idle time granted at each renewal (the tenant's policy at login).
+    pub idle_timeout: Duration,
+    /// A check renews the session when less idle time than this is left.
+    pub renew_within: Duration,
+}
+
+impl SessionRecord {
+    /// Whether the session is usable at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at && now < self.absolute_expires_at
+    }
+
+    /// Whether a check at `now` renews this session: it is live and has
+    /// less than `renew_within` idle time left.
+    pub fn renewal_due(&self, now: DateTime<Utc>) -> bool {
+        let within = chrono::Duration::from_std(self.renew_within).unwrap_or_default();
+        self.is_live(now) && self.expires_at < now + within
+    }
+
+    /// The reference renewal: a live session with less than `renew_within`
+    /// idle time left at `now` gets `expires_at = min(now + idle_timeout,
+    /// absolute_expires_at)` and `last_seen_at = now`. Returns whether it
+    /// changed. SQL stores express the same in their validating statement.
+    pub fn renew(&mut self, now: DateTime<Utc>) -> bool {
+        if !self.renewal_due(now) {
+            return false;
+        }
+        let idle = chrono::Duration::from_std(self.idle_timeout).unwrap_or_default();
+        self.expires_at = (now + idle).min(self.absolute_expires_at);
+        self.last_seen_at = now;
+        true
+    }
+}
+
+/// A refresh-token family: every token of one login, of which only the
+/// newest is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshFamily {
+    /// Its id.
+    pub id: FamilyId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The user.
+    pub user_id: UserId,
+    /// The session it belongs to (ended with it).
+    pub session_id: SessionId,
+    /// Hash of the one valid token.
+    pub current: TokenHash,
+    /// Hash of the token it replaced, if any.
+    pub previous: Option<TokenHash>,
+    /// How many rotations so far.
+    pub generation: u64,
+    /// When it last rotated.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// When it began.
+    pub created_at: DateTime<Utc>,
+    /// When it ends regardless.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// How long after a rotation the previous token is refused without
+    /// revoking (the tenant's policy at login).
+    pub reuse_grace: Duration,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the current token: the family now has the new one.
+    Rotated(RefreshFamily),
+    /// It was the token rotated away within the reuse grace: refused, the
+    /// family left alone.
+    Superseded,
+    /// It was an earlier token: reuse. The family is now revoked and its
+    /// session ended.
+    Reused(RefreshFamily),
+    /// The family was already revoked.
+    Revoked,
+    /// The family has expired.
+    Expired,
+    /// No family has this token.
+    Unknown,
+}
+
+/// The reference decision for a presented refresh token (stores that
+/// decide in memory follow it; SQL stores express it in SQL).
+pub fn decide_rotation(
+    family: &RefreshFamily,
+    presented: &TokenHash,
+    now: DateTime<Utc>,
+) -> RotationDecision {
+    let grace = family.reuse_grace;
+    if family.revoked_at.is_some() {
+        RotationDecision::Revoked
+    } else if now >= family.expires_at {
+        RotationDecision::Expired
+    } else if &family.current == presented {
+        RotationDecision::Rotate
+    } else if family.previous.as_ref() == Some(presented)
+        && family
+            .rotated_at
+            .is_some_and(|r| now < r + chrono::Duration::from_std(grace).unwrap_or_default())
+    {
+        RotationDecision::Superseded
+    } else {
+        RotationDecision::Revoke
+    }
+}
+
+/// What [`decide_rotation`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationDecision {
+    /// Rotate to the new token.
+    Rotate,
+    /// Refuse, keep the family.
+    Superseded,
+    /// Reuse: revoke the family and end its session.
+    Revoke,
+    /// Already revoked.
+    Revoked,
+    /// Expired.
+    Expired,
+}
+
+/// An Ed25519 signing key of a tenant, as stored. The private half is
+/// never printed (`Debug` redacts it) and never serialised by core.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The key id (`kid`), unique per tenant.
+    pub kid: String,
+    /// The 32-byte Ed25519 secret seed.
+    pub private_key: Vec<u8>,
+    /// The 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing, if it did.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// Until when tokens it signed still verify (set on retirement).
+    pub verify_until: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("kid", &self.kid)
+            .field("private_key", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .field("verify_until", &self.verify_until)
+            .finish()
+    }
+}
+
+impl SigningKeyRecord {
+    /// Whether it signs new tokens.
+    pub fn is_active(&self) -> bool {
+        self.retired_at.is_none()
+    }
+
+    /// Whether tokens it signed verify at `now`.
+    pub fn verifies_at(&self, now: DateTime<Utc>) -> bool {
+        self.verify_until.is_none_or(|u| now < u)
+    }
+}

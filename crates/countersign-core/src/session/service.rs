@@ -1,0 +1,557 @@
+//! `SessionService`: what a caller holds after login, and how it is
+//! checked, renewed, refreshed, introspected and revoked.
+
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::jwt::{self, AccessClaims, Jwks};
+use super::{
+    REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningKeyRecord,
+};
+use crate::audit::{AuditEvent, AuditKind, AuditStatus};
+use crate::env::{Env, Request};
+use crate::error::{Error, RefreshRefusal, Result, store_err};
+use crate::flow::{AuthRecord, Authentication};
+use crate::ids::{FamilyId, SessionId, TenantId, UserId};
+use crate::model::{ClientInfo, Tenant};
+use crate::token::SecretToken;
+
+/// What a login hands to the client.
+#[derive(Debug)]
+pub struct IssuedSession {
+    /// The session token (`css_…`): the caller's proof on each request.
+    pub session_token: SecretToken,
+    /// The refresh token (`csr_…`), if the tenant issues them.
+    pub refresh_token: Option<SecretToken>,
+    /// A signed access token, if the tenant issues them.
+    pub access_token: Option<String>,
+    /// The session as stored.
+    pub session: SessionRecord,
+}
+
+/// What a refresh hands back.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new refresh token; the presented one is spent.
+    pub refresh_token: SecretToken,
+    /// A new access token, if the tenant issues them.
+    pub access_token: Option<String>,
+    /// The family after rotation.
+    pub family: RefreshFamily,
+}
+
+/// RFC 7662-shaped introspection answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// `session` or `access_token` (absent when inactive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// The tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
+    /// The user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<UserId>,
+    /// The session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
+    /// Expiry, unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// When the user authenticated, unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// Authentication methods (RFC 8176).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// `mfa` or `sfa`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            token_type: None,
+            tenant_id: None,
+            sub: None,
+            sid: None,
+            exp: None,
+            auth_time: None,
+            amr: Vec::new(),
+            acr: None,
+        }
+    }
+}
+
+/// How much a cleanup removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cleanup {
+    /// Expired flows.
+    pub flows: u64,
+    /// Ended sessions and expired or revoked families.
+    pub sessions: u64,
+    /// Signing keys past their overlap.
+    pub keys: u64,
+}
+
+/// Sessions, refresh tokens, access tokens and revocation.
+///
+/// Guarantees:
+/// - tokens are 256 random bits; stores hold only their SHA-256;
+/// - malformed tokens are refused before any store access;
+/// - checking a session is one store call, which also renews it near its
+///   idle deadline, atomically; absolute lifetime always holds;
+/// - a refresh token works once: of concurrent uses one rotates; using an
+///   older one revokes the whole family and its session, and is audited;
+/// - access tokens are EdDSA JWTs with `kid`; after a key rotation the old
+///   key keeps verifying for one token lifetime;
+/// - logout, logout everywhere and revocation end sessions at once, with
+///   their refresh families.
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    store: S,
+    env: Env,
+    issuer: String,
+}
+
+impl<S> SessionService<S>
+where
+    S: Store,
+{
+    /// A service over `store`; access tokens carry `issuer` as `iss`.
+    pub fn new(store: S, env: Env, issuer: impl Into<String>) -> Self {
+        Self {
+            store,
+            env,
+            issuer: issuer.into(),
+        }
+    }
+
+    /// The issuer of access tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn audit(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        kind: AuditKind,
+        status: AuditStatus,
+        rq: Request<'_>,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let mut e = AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)?;
+        e.detail = detail.map(str::to_owned);
+        self.store.record_event(&e).await.map_err(store_err)
+    }
+
+    async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
+        self.store
+            .get_tenant(tenant)
+            .await
+            .map_err(store_err)?
+            .ok_or(Error::TenantNotFound)
+    }
+
+    /// Start a session for a completed login.
+    pub async fn issue(&self, auth: &Authentication, client: &ClientInfo) -> Result<IssuedSession> {
+        let rq = self.env.request(client);
+        let auth = auth.record();
+        let tenant = self.tenant(auth.tenant_id).await?;
+        let policy = &tenant.policy.sessions;
+        let now = rq.now;
+        let idle = chrono::Duration::from_std(policy.idle_timeout)
+            .unwrap_or(chrono::Duration::minutes(30));
+        let absolute = chrono::Duration::from_std(policy.absolute_lifetime)
+            .unwrap_or(chrono::Duration::hours(12));
+        let (session_token, key) = SESSION_TOKEN.issue(&self.env)?;
+        let session = SessionRecord {
+            id: SessionId::generate(&self.env)?,
+            key,
+            tenant_id: tenant.id,
+            user_id: auth.user_id,
+            auth: auth.clone(),
+            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: (now + idle).min(now + absolute),
+            absolute_expires_at: now + absolute,
+            idle_timeout: policy.idle_timeout,
+            renew_within: policy.renew_within,
+        };
+        let mut refresh_token = None;
+        let family = if policy.refresh_tokens {
+            let (token, current) = REFRESH_TOKEN.issue(&self.env)?;
+            refresh_token = Some(token);
+            Some(RefreshFamily {
+                id: FamilyId::generate(&self.env)?,
+                tenant_id: tenant.id,
+                user_id: auth.user_id,
+                session_id: session.id,
+                current,
+                previous: None,
+                generation: 0,
+                rotated_at: None,
+                created_at: now,
+                expires_at: session.absolute_expires_at,
+                revoked_at: None,
+                reuse_grace: policy.refresh_reuse_grace,
+            })
+        } else {
+            None
+        };
+        self.store
+            .create_session(&session, family.as_ref())
+            .await
+            .map_err(store_err)?;
+        let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
+        self.audit(
+            tenant.id,
+            Some(auth.user_id),
+            AuditKind::SessionStarted,
+            AuditStatus::Success,
+            rq,
+            None,
+        )
+        .await?;
+        Ok(IssuedSession {
+            session_token,
+            refresh_token,
+            access_token,
+            session,
+        })
+    }
+
+    async fn access_token(
+        &self,
+        tenant: &Tenant,
+        auth: &AuthRecord,
+        session: SessionId,
+        rq: Request<'_>,
+    ) -> Result<Option<String>> {
+        let Some(policy) = &tenant.policy.sessions.access_tokens else {
+            return Ok(None);
+        };
+        let key = match self.active_key(tenant.id).await? {
+            Some(k) => k,
+            None => {
+                self.rotate_key(tenant.id, rq).await?;
+                self.active_key(tenant.id)
+                    .await?
+                    .ok_or(Error::Concurrent("signing key vanished"))?
+            }
+        };
+        let claims = jwt::claims_for(
+            &self.env,
+            rq.now,
+            auth,
+            session,
+            &self.issuer,
+            &policy.audience,
+            policy.ttl,
+        )?;
+        Ok(Some(jwt::sign(&key, &claims)?))
+    }
+
+    async fn active_key(&self, tenant: TenantId) -> Result<Option<SigningKeyRecord>> {
+        let keys = self.store.signing_keys(tenant).await.map_err(store_err)?;
+        Ok(keys.into_iter().rev().find(|k| k.is_active()))
+    }
+
+    /// Check a session token: one store call, which renews the session
+    /// near its idle deadline. Malformed tokens never reach the store.
+    pub async fn validate(&self, token: &str) -> Result<std::sync::Arc<SessionRecord>> {
+        let key = SESSION_TOKEN.parse(token)?;
+        self.store
+            .validate_session(&key, self.env.now())
+            .await
+            .map_err(store_err)?
+            .ok_or(Error::SessionInvalid)
+    }
+
+    /// End the session of this token (and its refresh family). Returns
+    /// whether there was one.
+    pub async fn logout(&self, token: &str, client: &ClientInfo) -> Result<bool> {
+        let rq = self.env.request(client);
+        let key = SESSION_TOKEN.parse(token)?;
+        match self
+            .store
+            .delete_session_by_key(&key, rq.now)
+            .await
+            .map_err(store_err)?
+        {
+            Some(s) => {
+                self.audit(
+                    s.tenant_id,
+                    Some(s.user_id),
+                    AuditKind::SessionEnded,
+                    AuditStatus::Success,
+                    rq,
+                    Some("logout"),
+                )
+                .await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// End every session of the user but `keep`. Returns how many ended.
+    pub async fn logout_everywhere(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<SessionId>,
+        client: &ClientInfo,
+    ) -> Result<u64> {
+        let rq = self.env.request(client);
+        let n = self
+            .store
+            .delete_user_sessions(tenant, user, keep, rq.now)
+            .await
+            .map_err(store_err)?;
+        self.audit(
+            tenant,
+            Some(user),
+            AuditKind::SessionEnded,
+            AuditStatus::Success,
+            rq,
+            Some("everywhere"),
+        )
+        .await?;
+        Ok(n)
+    }
+
+    /// End one session by id (administrators, or a user's session list).
+    pub async fn revoke(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        client: &ClientInfo,
+    ) -> Result<bool> {
+        let rq = self.env.request(client);
+        match self
+            .store
+            .delete_session(tenant, id, rq.now)
+            .await
+            .map_err(store_err)?
+        {
+            Some(s) => {
+                self.audit(
+                    tenant,
+                    Some(s.user_id),
+                    AuditKind::SessionEnded,
+                    AuditStatus::Success,
+                    rq,
+                    Some("revoked"),
+                )
+                .await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, tenant: TenantId, user: UserId) -> Result<Vec<SessionRecord>> {
+        self.store
+            .user_sessions(tenant, user, self.env.now())
+            .await
+            .map_err(store_err)
+    }
+
+    /// Spend a refresh token for a new one (and a new access token when the
+    /// tenant issues them). Reuse of a spent token revokes the login.
+    pub async fn refresh(&self, token: &str, client: &ClientInfo) -> Result<Refreshed> {
+        let rq = self.env.request(client);
+        let presented = REFRESH_TOKEN.parse(token)?;
+        let (next, next_hash) = REFRESH_TOKEN.issue(&self.env)?;
+        let outcome = self
+            .store
+            .rotate_refresh(&presented, &next_hash, rq.now)
+            .await
+            .map_err(store_err)?;
+        let refusal = match outcome {
+            Rotation::Rotated(family) => {
+                let tenant = self.tenant(family.tenant_id).await?;
+                let session = self
+                    .store
+                    .session(family.tenant_id, family.session_id)
+                    .await
+                    .map_err(store_err)?;
+                let access_token = match session {
+                    Some(s) => self.access_token(&tenant, &s.auth, s.id, rq).await?,
+                    None => None,
+                };
+                self.audit(
+                    family.tenant_id,
+                    Some(family.user_id),
+                    AuditKind::TokenRefreshed,
+                    AuditStatus::Success,
+                    rq,
+                    None,
+                )
+                .await?;
+                return Ok(Refreshed {
+                    refresh_token: next,
+                    access_token,
+                    family,
+                });
+            }
+            Rotation::Reused(family) => {
+                self.audit(
+                    family.tenant_id,
+                    Some(family.user_id),
+                    AuditKind::RefreshReuse,
+                    AuditStatus::Failure,
+                    rq,
+                    Some("family revoked"),
+                )
+                .await?;
+                RefreshRefusal::Reused
+            }
+            Rotation::Superseded => RefreshRefusal::Superseded,
+            Rotation::Revoked => RefreshRefusal::Revoked,
+            Rotation::Expired => RefreshRefusal::Expired,
+            Rotation::Unknown => RefreshRefusal::Unknown,
+        };
+        Err(Error::RefreshRefused(refusal))
+    }
+
+    /// Introspect a session token (`css_…`) or an access token (a JWT).
+    /// Anything invalid is `active: false` with nothing else said.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection> {
+        if token.starts_with("css_") {
+            return Ok(match self.validate(token).await {
+                Ok(s) => {
+                    let (amr, mfa) = jwt::amr_of(&s.auth);
+                    Introspection {
+                        active: true,
+                        token_type: Some("session"),
+                        tenant_id: Some(s.tenant_id),
+                        sub: Some(s.user_id),
+                        sid: Some(s.id),
+                        exp: Some(s.expires_at.timestamp()),
+                        auth_time: Some(s.auth.at.timestamp()),
+                        amr,
+                        acr: Some(if mfa { "mfa" } else { "sfa" }.into()),
+                    }
+                }
+                Err(Error::SessionInvalid | Error::InvalidInput(_)) => Introspection::inactive(),
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(match self.verify_access_token(token).await {
+            Ok(c) => Introspection {
+                active: true,
+                token_type: Some("access_token"),
+                tenant_id: c.tid.parse().ok(),
+                sub: c.sub.parse().ok(),
+                sid: c.sid.parse().ok(),
+                exp: Some(c.exp),
+                auth_time: Some(c.auth_time),
+                amr: c.amr,
+                acr: Some(c.acr),
+            },
+            Err(Error::AccessToken(_)) => Introspection::inactive(),
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Verify an access token: EdDSA, a key of its tenant that still
+    /// verifies, this issuer, the tenant's audience, not expired.
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
+        let (_, tenant_id) = jwt::peek(token)?;
+        let tenant = match self.store.get_tenant(tenant_id).await.map_err(store_err)? {
+            Some(t) => t,
+            None => return Err(jwt::JwtError::UnknownKey.into()),
+        };
+        let Some(policy) = &tenant.policy.sessions.access_tokens else {
+            return Err(jwt::JwtError::UnknownKey.into());
+        };
+        let keys = self
+            .store
+            .signing_keys(tenant.id)
+            .await
+            .map_err(store_err)?;
+        Ok(jwt::verify(
+            token,
+            &keys,
+            &self.issuer,
+            &policy.audience,
+            self.env.now(),
+        )?)
+    }
+
+    /// Start signing with a new key; older keys keep verifying for one
+    /// access-token lifetime. Returns the new `kid`.
+    pub async fn rotate_signing_key(&self, tenant: TenantId) -> Result<String> {
+        let anonymous = ClientInfo::default();
+        self.rotate_key(tenant, self.env.request(&anonymous)).await
+    }
+
+    async fn rotate_key(&self, tenant: TenantId, rq: Request<'_>) -> Result<String> {
+        let t = self.tenant(tenant).await?;
+        let ttl = t
+            .policy
+            .sessions
+            .access_tokens
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |a| a.ttl);
+        let key = jwt::new_signing_key(&self.env, tenant, rq.now)?;
+        // One extra minute of overlap absorbs clock skew between nodes.
+        let verify_until: DateTime<Utc> = key.created_at
+            + chrono::Duration::from_std(ttl).unwrap_or_default()
+            + chrono::Duration::minutes(1);
+        self.store
+            .rotate_signing_key(&key, verify_until)
+            .await
+            .map_err(store_err)?;
+        self.audit(
+            tenant,
+            None,
+            AuditKind::SigningKeyRotated,
+            AuditStatus::Success,
+            rq,
+            Some(&key.kid),
+        )
+        .await?;
+        Ok(key.kid)
+    }
+
+    /// The tenant's JWKS: every key that verifies now.
+    pub async fn jwks(&self, tenant: TenantId) -> Result<Jwks> {
+        let keys = self.store.signing_keys(tenant).await.map_err(store_err)?;
+        Ok(jwt::jwks(&keys, self.env.now()))
+    }
+
+    /// Delete expired flows, ended sessions, spent families and keys past
+    /// their overlap. Safe to run on several nodes at once.
+    pub async fn cleanup(&self) -> Result<Cleanup> {
+        let now = self.env.now();
+        Ok(Cleanup {
+            flows: self
+                .store
+                .delete_expired_flows(now)
+                .await
+                .map_err(store_err)?,
+            sessions: self
+                .store
+                .delete_expired_sessions(now)
+                .await
+                .map_err(store_err)?,
+            keys: self
+                .store
+                .delete_expired_signing_keys(now)
+                .await
+                .map_err(store_err)?,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! The state behind the store's one lock, and the checks every store
+//! method shares.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use countersign_core::{
+    AuditEvent, FailureRecord, FamilyId, FlowRecord, Identifier, MethodName, MethodRecord,
+    RefreshFamily, Scope, SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant,
+    TenantFactor, TenantId, TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+};
+
+use crate::error::{MemoryError, Result, not_found};
+
+/// Key of a method: tenant, optional user, name.
+pub(crate) type MethodKey = (TenantId, Option<UserId>, MethodName);
+
+/// Everything the store holds. Every store method runs with it locked, so
+/// each is atomic.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct State {
+    pub(crate) tenants: HashMap<TenantId, Tenant>,
+    pub(crate) slugs: HashMap<TenantSlug, TenantId>,
+    pub(crate) users: HashMap<UserId, User>,
+    pub(crate) identifiers: HashMap<(TenantId, Identifier), UserId>,
+    pub(crate) failures: HashMap<UserId, FailureRecord>,
+    pub(crate) events: Vec<AuditEvent>,
+    pub(crate) tenant_factors: BTreeMap<(TenantId, &'static str), TenantFactor>,
+    pub(crate) user_factors: BTreeMap<(UserId, &'static str), Versioned<UserFactor>>,
+    pub(crate) methods: BTreeMap<MethodKey, MethodRecord>,
+    pub(crate) history: HashMap<UserId, Vec<String>>,
+    pub(crate) flows: HashMap<TokenHash, Versioned<FlowRecord>>,
+    pub(crate) sessions: HashMap<TokenHash, Arc<SessionRecord>>,
+    pub(crate) session_keys: HashMap<SessionId, TokenHash>,
+    pub(crate) families: HashMap<FamilyId, RefreshFamily>,
+    pub(crate) refresh_tokens: HashMap<TokenHash, FamilyId>,
+    pub(crate) signing_keys: Vec<SigningKeyRecord>,
+}
+
+/// Compare-and-save on a version: the version to write if `current` (the
+/// stored version, `None` when absent) is the `expected` one, else `None`.
+/// A new value starts at version 1.
+pub(crate) fn next_version(current: Option<u64>, expected: Option<u64>) -> Option<u64> {
+    (current == expected).then(|| expected.map_or(1, |v| v + 1))
+}
+
+impl State {
+    /// End a session and revoke its family at `now`.
+    pub(crate) fn end_session(
+        &mut self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Option<SessionRecord> {
+        let s = Arc::unwrap_or_clone(self.sessions.remove(key)?);
+        self.session_keys.remove(&s.id);
+        for f in self.families.values_mut().filter(|f| f.session_id == s.id) {
+            if f.revoked_at.is_none() {
+                f.revoked_at = Some(now);
+            }
+        }
+        Some(s)
+    }
+
+    pub(crate) fn user_in(&self, tenant: TenantId, user: UserId) -> Option<&User> {
+        self.users.get(&user).filter(|u| u.tenant_id == tenant)
+    }
+
+    pub(crate) fn require_user(&self, tenant: TenantId, user: UserId) -> Result<()> {
+        self.user_in(tenant, user)
+            .map(|_| ())
+            .ok_or_else(|| not_found("user"))
+    }
+
+    pub(crate) fn require_scope(&self, scope: Scope) -> Result<()> {
+        match scope {
+            Scope::Tenant(t) => self
+                .tenants
+                .contains_key(&t)
+                .then_some(())
+                .ok_or_else(|| not_found("tenant")),
+            Scope::User(t, u) => self.require_user(t, u),
+        }
+    }
+
+    pub(crate) fn methods_at(&self, scope: Scope) -> Vec<MethodRecord> {
+        let (t, u) = (scope.tenant(), scope.user());
+        self.methods
+            .iter()
+            .filter(|((mt, mu, _), _)| *mt == t && *mu == u)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Refuse to change the method at `key` to `enabled` (or to remove it,
+    /// `None`) if that would leave its tenant without an enabled method.
+    pub(crate) fn keep_an_enabled_method(
+        &self,
+        key: &MethodKey,
+        enabled: Option<bool>,
+    ) -> Result<()> {
+        let (tenant, user, _) = key;
+        if user.is_some() || enabled == Some(true) {
+            return Ok(());
+        }
+        let was_enabled = self.methods.get(key).is_some_and(|r| r.enabled);
+        let enabled_here = self
+            .methods
+            .iter()
+            .filter(|((t, u, _), r)| t == tenant && u.is_none() && r.enabled)
+            .count();
+        if was_enabled && enabled_here <= 1 {
+            return Err(MemoryError::new(
+                StoreErrorKind::Conflict,
+                "a tenant keeps at least one enabled method",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! The store trait implementations, one file per trait of countersign-core.
+//! Each method takes the state's lock once (`MemoryStore::begin`), so
+//! each is atomic.
+
+mod audit;
+mod factors;
+mod flows;
+mod identity;
+mod keys;
+mod sessions;

@@ -1,0 +1,139 @@
+//! Invariants under concurrency, and the session statements' economy.
+
+use countersign_core::{
+    FactorStore, IdentityAdmin, MethodName, Scope, SessionStore, StoreError, StoreErrorKind,
+};
+use countersign_postgres::testing::fresh;
+use countersign_testkit::fixtures::Fx;
+use sqlx::postgres::PgPool;
+
+use crate::run;
+
+#[test]
+fn concurrent_disables_and_removals_keep_one_enabled_method() {
+    run(async {
+        let store = fresh().await;
+        let fx = Fx::new(106);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store.provision_tenant(&p).await.unwrap();
+        let mut names = vec![MethodName::parse("password").unwrap()];
+        for i in 0..7 {
+            let m = countersign_testkit::fixtures::method(&format!("m{i}"));
+            store.save_method(Scope::Tenant(t), &m, true).await.unwrap();
+            names.push(m.name);
+        }
+        let mut tasks = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.remove_method(Scope::Tenant(t), &name).await
+                } else {
+                    store
+                        .set_method_enabled(Scope::Tenant(t), &name, false)
+                        .await
+                }
+            }));
+        }
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(done) => assert!(done),
+                Err(e) => {
+                    assert_eq!(e.kind(), StoreErrorKind::Conflict, "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 1);
+        let enabled = store
+            .methods(Scope::Tenant(t))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.enabled)
+            .count();
+        assert_eq!(enabled, 1);
+    });
+}
+
+/// The row version (`xmin`) and position (`ctid`) of a session: both
+/// change with any write to the row.
+async fn session_row_version(pool: &PgPool, key: &countersign_core::TokenHash) -> (String, String) {
+    sqlx::query_as("SELECT xmin::text, ctid::text FROM cs_sessions WHERE key = $1")
+        .bind(key.to_hex())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[test]
+fn validation_without_renewal_writes_nothing() {
+    run(async {
+        use countersign_testkit::fixtures::{at, session};
+        let store = fresh().await;
+        let fx = Fx::new(107);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store.provision_tenant(&p).await.unwrap();
+        let u = fx.user(t, "alice");
+        store.create_user(&u, &[]).await.unwrap();
+        let sess = session(&fx, t, u.id);
+        store.create_session(&sess, None).await.unwrap();
+        let before = session_row_version(store.pool(), &sess.key).await;
+        // Idle 30 min, renewed within its last 15: checks before minute 15
+        // are pure reads, however many.
+        for secs in [0, 60, 14 * 60, 15 * 60 - 1] {
+            let got = store.validate_session(&sess.key, at(secs)).await.unwrap();
+            assert_eq!(got, Some(std::sync::Arc::new(sess.clone())));
+        }
+        assert_eq!(
+            session_row_version(store.pool(), &sess.key).await,
+            before,
+            "a check with idle time to spare must not write"
+        );
+        // From minute 15 a check renews: one write, then reads again.
+        let renewed = store
+            .validate_session(&sess.key, at(15 * 60 + 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.expires_at, at(45 * 60 + 1));
+        let after = session_row_version(store.pool(), &sess.key).await;
+        assert_ne!(after, before, "the renewal wrote the row");
+        let again = store
+            .validate_session(&sess.key, at(16 * 60))
+            .await
+            .unwrap();
+        assert_eq!(again, Some(renewed));
+        assert_eq!(session_row_version(store.pool(), &sess.key).await, after);
+    });
+}
+
+#[test]
+fn concurrent_key_rotations_leave_one_active_key() {
+    run(async {
+        use countersign_core::KeyStore;
+        use countersign_testkit::fixtures::{at, signing_key};
+        let store = fresh().await;
+        let fx = Fx::new(108);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store.provision_tenant(&p).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (store, key) = (store.clone(), signing_key(&fx, t, at(i)));
+            tasks.push(tokio::spawn(async move {
+                store.rotate_signing_key(&key, at(3600)).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let keys = store.signing_keys(t).await.unwrap();
+        assert_eq!(keys.len(), 16);
+        let active = keys.iter().filter(|k| k.is_active()).count();
+        assert_eq!(active, 1, "rotations of one tenant are serialised");
+    });
+}

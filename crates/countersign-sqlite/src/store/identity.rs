@@ -1,0 +1,377 @@
+//! `IdentityLookup`, `IdentityAuthnLog` and `IdentityAdmin` in SQLite.
+
+use chrono::{DateTime, Utc};
+use countersign_core::store::MAX_PAGE;
+use countersign_core::{
+    AccountState, AuditEvent, EmailAddress, FactorKind, FailureRecord, Identifier, IdentityAdmin,
+    IdentityAuthnLog, IdentityLookup, LockoutPolicy, Tenant, TenantId, TenantPolicy,
+    TenantProvision, TenantSlug, User, UserFactor, UserId,
+};
+use rusqlite::{TransactionBehavior, params};
+
+use super::{require_tenant, require_user};
+use crate::codec::{
+    EVENT_COLS, FAILURE_COLS, TENANT_COLS, USER_COLS, duration_micros, id, json, micros,
+    read_failure, read_tenant, read_user,
+};
+use crate::{Result, SqliteError, SqliteStore};
+
+impl IdentityLookup for SqliteStore {
+    type Error = SqliteError;
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Option<Tenant>> {
+        self.fetch_optional(
+            format!("SELECT {TENANT_COLS} FROM cs_tenants WHERE id = ?1"),
+            [id(tenant.as_uuid())],
+            read_tenant,
+        )
+        .await
+    }
+
+    async fn find_tenant(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
+        self.fetch_optional(
+            format!("SELECT {TENANT_COLS} FROM cs_tenants WHERE slug = ?1"),
+            [slug.as_str().to_owned()],
+            read_tenant,
+        )
+        .await
+    }
+
+    async fn find_user(&self, tenant: TenantId, identifier: &Identifier) -> Result<Option<User>> {
+        self.fetch_optional(
+            format!("SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND identifier = ?2"),
+            [id(tenant.as_uuid()), identifier.as_str().to_owned()],
+            read_user,
+        )
+        .await
+    }
+
+    async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<Option<User>> {
+        self.fetch_optional(
+            format!("SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND id = ?2"),
+            [id(tenant.as_uuid()), id(user.as_uuid())],
+            read_user,
+        )
+        .await
+    }
+
+    async fn get_user_cross_tenant(&self, user: UserId) -> Result<Option<User>> {
+        self.fetch_optional(
+            format!("SELECT {USER_COLS} FROM cs_users WHERE id = ?1"),
+            [id(user.as_uuid())],
+            read_user,
+        )
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<User>> {
+        let after = after.map(|a| id(a.as_uuid()));
+        let limit = i64::from(limit.min(MAX_PAGE));
+        self.fetch_all(
+            format!(
+                "SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2) \
+                 ORDER BY id LIMIT ?3"
+            ),
+            (id(tenant.as_uuid()), after, limit),
+            read_user,
+        )
+        .await
+    }
+
+    async fn failure_record(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<FailureRecord>> {
+        self.fetch_optional(
+            format!("SELECT {FAILURE_COLS} FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2"),
+            [id(tenant.as_uuid()), id(user.as_uuid())],
+            read_failure,
+        )
+        .await
+    }
+}
+
+impl IdentityAuthnLog for SqliteStore {
+    async fn record_event(&self, event: &AuditEvent) -> Result<()> {
+        let e = event.clone();
+        self.call(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                id(e.id.as_uuid()),
+                id(e.tenant_id.as_uuid()),
+                e.user_id.map(|u| id(u.as_uuid())),
+                e.kind.as_str(),
+                e.status.as_str(),
+                e.factor.map(FactorKind::as_str),
+                e.ip.map(|ip| ip.to_string()),
+                e.user_agent,
+                micros(e.at),
+                e.detail,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_failed_attempt(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        policy: &LockoutPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailureRecord> {
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        let (max, window, lock) = (
+            i64::from(policy.max_attempts),
+            duration_micros(policy.window),
+            duration_micros(policy.lock_duration),
+        );
+        // One statement: LockoutPolicy::next_failure in SQL. In the UPDATE
+        // branch every column reads the row's old values.
+        self.fetch_optional(
+            "INSERT INTO cs_failures (tenant_id, user_id, count, window_start, locked_until)
+             SELECT ?1, ?2, 1, ?3, CASE WHEN 1 >= ?4 THEN ?3 + ?6 END
+             WHERE EXISTS (SELECT 1 FROM cs_users WHERE tenant_id = ?1 AND id = ?2)
+             ON CONFLICT (tenant_id, user_id) DO UPDATE SET
+               count = CASE
+                 WHEN (locked_until IS NOT NULL AND ?3 >= locked_until)
+                   OR (locked_until IS NULL AND ?3 >= window_start + ?5) THEN 1
+                 ELSE count + 1 END,
+               window_start = CASE
+                 WHEN (locked_until IS NOT NULL AND ?3 >= locked_until)
+                   OR (locked_until IS NULL AND ?3 >= window_start + ?5) THEN ?3
+                 ELSE window_start END,
+               locked_until = CASE
+                 WHEN (locked_until IS NOT NULL AND ?3 >= locked_until)
+                   OR (locked_until IS NULL AND ?3 >= window_start + ?5)
+                   THEN CASE WHEN 1 >= ?4 THEN ?3 + ?6 END
+                 WHEN locked_until IS NULL AND count + 1 >= ?4 THEN ?3 + ?6
+                 ELSE locked_until END
+             RETURNING count, window_start, locked_until",
+            (t, u, micros(now), max, window, lock),
+            read_failure,
+        )
+        .await?
+        .ok_or(SqliteError::NotFound("user"))
+    }
+
+    async fn reset_failed_attempts(&self, tenant: TenantId, user: UserId) -> Result<()> {
+        self.execute(
+            "DELETE FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2",
+            [id(tenant.as_uuid()), id(user.as_uuid())],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn record_last_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let n = self
+            .execute(
+                "UPDATE cs_users SET last_login_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                (id(tenant.as_uuid()), id(user.as_uuid()), micros(at)),
+            )
+            .await?;
+        if n == 0 {
+            return Err(SqliteError::NotFound("user"));
+        }
+        Ok(())
+    }
+}
+
+impl IdentityAdmin for SqliteStore {
+    async fn provision_tenant(&self, provision: &TenantProvision) -> Result<()> {
+        let p = provision.clone();
+        self.call(move |c| {
+            let t = p.tenant();
+            if t.id.is_system() {
+                return Err(SqliteError::Rejected("the system tenant is reserved"));
+            }
+            let tid = id(t.id.as_uuid());
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                &format!("INSERT INTO cs_tenants ({TENANT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                params![tid, t.slug.as_str(), t.name, json(&t.policy)?, micros(t.created_at)],
+            )?;
+            for f in p.factors() {
+                tx.execute(
+                    "INSERT INTO cs_tenant_factors (tenant_id, kind, config) VALUES (?1, ?2, ?3)",
+                    params![tid, f.kind().as_str(), json(f)?],
+                )?;
+            }
+            for m in p.methods() {
+                tx.execute(
+                    "INSERT INTO cs_tenant_methods (tenant_id, name, method, enabled) VALUES (?1, ?2, ?3, 1)",
+                    params![tid, m.name.as_str(), json(m)?],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_tenant_policy(&self, tenant: TenantId, policy: &TenantPolicy) -> Result<()> {
+        let n = self
+            .execute(
+                "UPDATE cs_tenants SET policy = ?2 WHERE id = ?1",
+                [id(tenant.as_uuid()), json(policy)?],
+            )
+            .await?;
+        if n == 0 {
+            return Err(SqliteError::NotFound("tenant"));
+        }
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User, credentials: &[UserFactor]) -> Result<()> {
+        if user.tenant_id.is_system() || user.id.is_reserved() {
+            return Err(SqliteError::Rejected("reserved id"));
+        }
+        let u = user.clone();
+        let creds = credentials.to_vec();
+        self.call(move |c| {
+            let (tid, uid) = (id(u.tenant_id.as_uuid()), id(u.id.as_uuid()));
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            require_tenant(&tx, &tid)?;
+            tx.execute(
+                &format!("INSERT INTO cs_users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                params![
+                    uid,
+                    tid,
+                    u.identifier.as_str(),
+                    u.display_name,
+                    u.email.as_ref().map(EmailAddress::as_str),
+                    u.state.as_str(),
+                    u.state_reason,
+                    micros(u.created_at),
+                    micros(u.updated_at),
+                    u.last_login_at.map(micros),
+                ],
+            )?;
+            for f in &creds {
+                tx.execute(
+                    "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version) VALUES (?1, ?2, ?3, ?4, 1)",
+                    params![tid, uid, f.kind().as_str(), json(f)?],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_user_state(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        from: AccountState,
+        to: AccountState,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        let reason = reason.map(str::to_owned);
+        self.call(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE cs_users SET state = ?4, state_reason = ?5, updated_at = ?6
+                     WHERE tenant_id = ?1 AND id = ?2 AND state = ?3",
+                )?
+                .execute(params![
+                    t,
+                    u,
+                    from.as_str(),
+                    to.as_str(),
+                    reason,
+                    micros(at)
+                ])?;
+            if n == 0 {
+                require_user(c, &t, &u)?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn push_password_history(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        phc: &str,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> Result<()> {
+        let (t, u, phc) = (id(tenant.as_uuid()), id(user.as_uuid()), phc.to_owned());
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            require_user(&tx, &t, &u)?;
+            tx.execute(
+                "INSERT INTO cs_password_history (tenant_id, user_id, phc, at) VALUES (?1, ?2, ?3, ?4)",
+                params![t, u, phc, micros(at)],
+            )?;
+            tx.execute(
+                "DELETE FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2 AND id NOT IN (
+                   SELECT id FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2
+                   ORDER BY id DESC LIMIT ?3)",
+                params![t, u, i64::from(keep)],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn password_history(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.fetch_all(
+            "SELECT phc FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY id DESC LIMIT ?3",
+            (id(tenant.as_uuid()), id(user.as_uuid()), i64::from(limit)),
+            |r| Ok(r.get(0)?),
+        )
+        .await
+    }
+
+    async fn erase_user(&self, tenant: TenantId, user: UserId, pseudonym: UserId) -> Result<bool> {
+        let (t, u, p) = (
+            id(tenant.as_uuid()),
+            id(user.as_uuid()),
+            id(pseudonym.as_uuid()),
+        );
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Credentials, methods, failures and history go by cascade.
+            let n = tx.execute(
+                "DELETE FROM cs_users WHERE tenant_id = ?1 AND id = ?2",
+                [&t, &u],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE cs_audit_events SET user_id = ?3, ip = NULL, user_agent = NULL
+                 WHERE tenant_id = ?1 AND user_id = ?2",
+                [&t, &u, &p],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+}

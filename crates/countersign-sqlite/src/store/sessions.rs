@@ -1,0 +1,326 @@
+//! `SessionStore` in SQLite: sessions, refresh-token families and their
+//! rotation (one `IMMEDIATE` transaction per decision).
+
+use chrono::{DateTime, Utc};
+use countersign_core::session::{RotationDecision, decide_rotation};
+use countersign_core::{
+    FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, TenantId, TokenHash,
+    UserId,
+};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::{first, require_user, rows};
+use crate::codec::{
+    FAMILY_COLS, SESSION_COLS, duration_micros, id, json, micros, read_family, read_session,
+};
+use crate::{Result, SqliteError, SqliteStore};
+
+/// End the sessions matching `filter` (a WHERE clause over cs_sessions with
+/// parameters `args`) and revoke their families at `now`. Returns them.
+fn end_sessions(
+    c: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+    now: i64,
+) -> Result<Vec<SessionRecord>> {
+    let ended = rows(
+        c,
+        &format!("DELETE FROM cs_sessions WHERE {filter} RETURNING {SESSION_COLS}"),
+        args,
+        read_session,
+    )?;
+    let mut revoke = c.prepare_cached(
+        "UPDATE cs_refresh_families SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL",
+    )?;
+    for s in &ended {
+        revoke.execute(params![id(s.id.as_uuid()), now])?;
+    }
+    Ok(ended)
+}
+
+impl SessionStore for SqliteStore {
+    type Error = SqliteError;
+
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        family: Option<&RefreshFamily>,
+    ) -> Result<()> {
+        let s = session.clone();
+        let f = family.cloned();
+        let auth = json(&session.auth)?;
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (t, u) = (id(s.tenant_id.as_uuid()), id(s.user_id.as_uuid()));
+            require_user(&tx, &t, &u)?;
+            tx.execute(
+                &format!("INSERT INTO cs_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    s.key.to_hex(),
+                    id(s.id.as_uuid()),
+                    t,
+                    u,
+                    auth,
+                    s.ip.map(|ip| ip.to_string()),
+                    s.user_agent,
+                    micros(s.created_at),
+                    micros(s.last_seen_at),
+                    micros(s.expires_at),
+                    micros(s.absolute_expires_at),
+                    duration_micros(s.idle_timeout),
+                    duration_micros(s.renew_within),
+                ],
+            )?;
+            if let Some(f) = f {
+                tx.execute(
+                    &format!("INSERT INTO cs_refresh_families ({FAMILY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                    params![
+                        id(f.id.as_uuid()),
+                        id(f.tenant_id.as_uuid()),
+                        id(f.user_id.as_uuid()),
+                        id(f.session_id.as_uuid()),
+                        f.current.to_hex(),
+                        f.previous.map(|p| p.to_hex()),
+                        i64::try_from(f.generation).unwrap_or(i64::MAX),
+                        f.rotated_at.map(micros),
+                        micros(f.created_at),
+                        micros(f.expires_at),
+                        f.revoked_at.map(micros),
+                        duration_micros(f.reuse_grace),
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
+                    params![f.current.to_hex(), id(f.id.as_uuid())],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn validate_session(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<std::sync::Arc<SessionRecord>>> {
+        let (k, now_t) = (key.to_hex(), now);
+        self.call(move |c| {
+            let now = micros(now_t);
+            // The common case is one indexed read. Only a session due for
+            // renewal is written, by a statement that re-checks liveness and
+            // due-ness, so a concurrent revocation (another process) wins.
+            let read_live = |c: &Connection| {
+                first(
+                    c,
+                    &format!(
+                        "SELECT {SESSION_COLS} FROM cs_sessions
+                         WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
+                    ),
+                    params![k, now],
+                    read_session,
+                )
+            };
+            let live = read_live(c)?;
+            let Some(session) = live else {
+                return Ok(None);
+            };
+            if !session.renewal_due(now_t) {
+                return Ok(Some(session));
+            }
+            let renewed = first(
+                c,
+                &format!(
+                    "UPDATE cs_sessions SET last_seen_at = ?2,
+                         expires_at = MIN(?2 + idle_timeout, absolute_expires_at)
+                     WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2
+                       AND expires_at < ?2 + renew_within
+                     RETURNING {SESSION_COLS}"
+                ),
+                params![k, now],
+                read_session,
+            )?;
+            match renewed {
+                Some(r) => Ok(Some(r)),
+                // Renewed or ended by someone else meanwhile: read again.
+                None => read_live(c),
+            }
+        })
+        .await
+        .map(|found| found.map(std::sync::Arc::new))
+    }
+
+    async fn session(&self, tenant: TenantId, sid: SessionId) -> Result<Option<SessionRecord>> {
+        self.fetch_optional(
+            format!("SELECT {SESSION_COLS} FROM cs_sessions WHERE tenant_id = ?1 AND id = ?2"),
+            [id(tenant.as_uuid()), id(sid.as_uuid())],
+            read_session,
+        )
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionRecord>> {
+        self.fetch_all(
+            format!(
+                "SELECT {SESSION_COLS} FROM cs_sessions
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND expires_at > ?3 AND absolute_expires_at > ?3
+                 ORDER BY created_at DESC, id DESC"
+            ),
+            (id(tenant.as_uuid()), id(user.as_uuid()), micros(now)),
+            read_session,
+        )
+        .await
+    }
+
+    async fn delete_session(
+        &self,
+        tenant: TenantId,
+        sid: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let (t, s, now) = (id(tenant.as_uuid()), id(sid.as_uuid()), micros(now));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(&tx, "tenant_id = ?1 AND id = ?2", &[&t, &s], now)?;
+            tx.commit()?;
+            Ok(ended.into_iter().next())
+        })
+        .await
+    }
+
+    async fn delete_session_by_key(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>> {
+        let (k, now) = (key.to_hex(), micros(now));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(&tx, "key = ?1", &[&k], now)?;
+            tx.commit()?;
+            Ok(ended.into_iter().next())
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let (t, u, now) = (id(tenant.as_uuid()), id(user.as_uuid()), micros(now));
+        let keep = keep.map(|k| id(k.as_uuid()));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = end_sessions(
+                &tx,
+                "tenant_id = ?1 AND user_id = ?2 AND (?3 IS NULL OR id <> ?3)",
+                &[&t, &u, &keep],
+                now,
+            )?;
+            tx.commit()?;
+            Ok(ended.len() as u64)
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation> {
+        let (p, n, now_t) = (presented.to_hex(), new.to_hex(), now);
+        let presented = *presented;
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let family = first(
+                &tx,
+                &format!(
+                    "SELECT {} FROM cs_refresh_tokens t JOIN cs_refresh_families f ON f.id = t.family_id WHERE t.hash = ?1",
+                    FAMILY_COLS.split(", ").map(|col| format!("f.{col}")).collect::<Vec<_>>().join(", ")
+                ),
+                [&p],
+                read_family,
+            )?;
+            let Some(family) = family else {
+                return Ok(Rotation::Unknown);
+            };
+            let now = micros(now_t);
+            let fid = id(family.id.as_uuid());
+            let outcome = match decide_rotation(&family, &presented, now_t) {
+                RotationDecision::Revoked => Rotation::Revoked,
+                RotationDecision::Expired => Rotation::Expired,
+                RotationDecision::Superseded => Rotation::Superseded,
+                RotationDecision::Rotate => {
+                    tx.execute(
+                        "UPDATE cs_refresh_families SET previous = current, current = ?2,
+                             generation = generation + 1, rotated_at = ?3 WHERE id = ?1",
+                        params![fid, n, now],
+                    )?;
+                    tx.execute("INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)", params![n, fid])?;
+                    let after = first(
+                        &tx,
+                        &format!("SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE id = ?1"),
+                        [&fid],
+                        read_family,
+                    )?
+                    .ok_or(SqliteError::NotFound("family"))?;
+                    Rotation::Rotated(after)
+                }
+                RotationDecision::Revoke => {
+                    tx.execute("UPDATE cs_refresh_families SET revoked_at = ?2 WHERE id = ?1", params![fid, now])?;
+                    end_sessions(&tx, "id = ?1", &[&id(family.session_id.as_uuid())], now)?;
+                    Rotation::Reused(RefreshFamily {
+                        revoked_at: Some(now_t),
+                        ..family
+                    })
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn refresh_family(
+        &self,
+        tenant: TenantId,
+        fid: FamilyId,
+    ) -> Result<Option<RefreshFamily>> {
+        self.fetch_optional(
+            format!(
+                "SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE tenant_id = ?1 AND id = ?2"
+            ),
+            [id(tenant.as_uuid()), id(fid.as_uuid())],
+            read_family,
+        )
+        .await
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let sessions = tx.execute(
+                "DELETE FROM cs_sessions WHERE expires_at <= ?1 OR absolute_expires_at <= ?1",
+                [now],
+            )?;
+            let families = tx.execute(
+                "DELETE FROM cs_refresh_families WHERE expires_at <= ?1 OR revoked_at < ?1",
+                [now],
+            )?;
+            tx.commit()?;
+            Ok((sessions + families) as u64)
+        })
+        .await
+    }
+}

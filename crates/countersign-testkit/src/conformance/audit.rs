@@ -1,0 +1,269 @@
+//! The audit log: the guarantees of `AuditQuery`, and the audit side of
+//! erasure. Opt-in: `conformance_suite!(fresh, audit)`.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use chrono::Duration;
+use countersign_core::{AuditFilter, AuditKind, AuditStatus, FactorKind};
+
+use super::{acme, acme_alice, tenant, user};
+use crate::AuditedStore;
+use crate::fixtures::{Fx, at, t0};
+
+/// Erasure keeps the user's audit events but names a pseudonym instead,
+/// with ip and user agent cleared; other users' events are untouched.
+pub async fn erase_user_pseudonymises_audit_events<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 39).await;
+    let v = user(&s, &fx, t.id, "bob").await;
+    for i in 0..3 {
+        let e = fx.event(
+            t.id,
+            Some(u.id),
+            AuditKind::Authentication,
+            AuditStatus::Failure,
+            at(i),
+        );
+        s.record_event(&e).await.unwrap();
+    }
+    let theirs = fx.event(
+        t.id,
+        Some(v.id),
+        AuditKind::Authentication,
+        AuditStatus::Success,
+        at(5),
+    );
+    s.record_event(&theirs).await.unwrap();
+    let pseudonym = fx.user_id();
+    s.erase_user(t.id, u.id, pseudonym).await.unwrap();
+    let by_old = AuditFilter {
+        user_id: Some(u.id),
+        ..AuditFilter::default()
+    };
+    assert!(s.query_events(t.id, &by_old).await.unwrap().is_empty());
+    let by_new = AuditFilter {
+        user_id: Some(pseudonym),
+        ..AuditFilter::default()
+    };
+    let kept = s.query_events(t.id, &by_new).await.unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(
+        kept.iter()
+            .all(|e| e.ip.is_none() && e.user_agent.is_none())
+    );
+    assert!(
+        kept.iter()
+            .all(|e| e.kind == AuditKind::Authentication && e.status == AuditStatus::Failure)
+    );
+    let others = AuditFilter {
+        user_id: Some(v.id),
+        ..AuditFilter::default()
+    };
+    assert_eq!(s.query_events(t.id, &others).await.unwrap(), vec![theirs]);
+}
+
+// ── Audit ────────────────────────────────────────────────────────────────
+
+/// A tenant's audit query never returns another tenant's events, whatever
+/// the filter (even one naming the other tenant's user).
+pub async fn audit_query_never_crosses_tenants<S: AuditedStore>(s: S) {
+    let fx = Fx::new(41);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let ub = user(&s, &fx, b.id, "bob").await;
+    for i in 0..5 {
+        s.record_event(&fx.event(
+            a.id,
+            None,
+            AuditKind::TenantProvisioned,
+            AuditStatus::Success,
+            at(i),
+        ))
+        .await
+        .unwrap();
+        s.record_event(&fx.event(
+            b.id,
+            Some(ub.id),
+            AuditKind::Authentication,
+            AuditStatus::Failure,
+            at(i),
+        ))
+        .await
+        .unwrap();
+    }
+    let all_a = s.query_events(a.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(all_a.len(), 5);
+    assert!(all_a.iter().all(|e| e.tenant_id == a.id));
+    let sneaky = AuditFilter {
+        user_id: Some(ub.id),
+        ..AuditFilter::default()
+    };
+    assert!(s.query_events(a.id, &sneaky).await.unwrap().is_empty());
+    assert!(
+        s.query_events(fx.tenant_id(), &AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Results are newest first; events at the same instant order by id,
+/// newest id first.
+pub async fn audit_query_is_newest_first_with_id_tiebreak<S: AuditedStore>(s: S) {
+    let (fx, t) = acme(&s, 42).await;
+    let mut recorded = Vec::new();
+    for secs in [5, 1, 9, 9, 3] {
+        let e = fx.event(
+            t.id,
+            None,
+            AuditKind::Authentication,
+            AuditStatus::Success,
+            at(secs),
+        );
+        s.record_event(&e).await.unwrap();
+        recorded.push(e);
+    }
+    recorded.sort_by(|x, y| y.at.cmp(&x.at).then(y.id.cmp(&x.id)));
+    let got = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(got, recorded);
+}
+
+/// Filters on user, kind, status and time range (from inclusive, until
+/// exclusive) narrow the result and combine with AND.
+pub async fn audit_filters_combine<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 43).await;
+    let v = user(&s, &fx, t.id, "bob").await;
+    let mut all = Vec::new();
+    for i in 0..12 {
+        let who = if i % 2 == 0 { Some(u.id) } else { Some(v.id) };
+        let kind = if i % 3 == 0 {
+            AuditKind::PasswordChanged
+        } else {
+            AuditKind::Authentication
+        };
+        let status = if i % 4 == 0 {
+            AuditStatus::Failure
+        } else {
+            AuditStatus::Success
+        };
+        let e = fx.event(t.id, who, kind, status, at(i));
+        s.record_event(&e).await.unwrap();
+        all.push(e);
+    }
+    let filters = [
+        AuditFilter {
+            user_id: Some(u.id),
+            ..Default::default()
+        },
+        AuditFilter {
+            kind: Some(AuditKind::PasswordChanged),
+            ..Default::default()
+        },
+        AuditFilter {
+            status: Some(AuditStatus::Failure),
+            ..Default::default()
+        },
+        AuditFilter {
+            from: Some(at(4)),
+            until: Some(at(8)),
+            ..Default::default()
+        },
+        AuditFilter {
+            user_id: Some(u.id),
+            kind: Some(AuditKind::Authentication),
+            status: Some(AuditStatus::Success),
+            from: Some(at(2)),
+            until: Some(at(11)),
+            limit: None,
+        },
+    ];
+    for f in filters {
+        let mut want: Vec<_> = all.iter().filter(|e| f.matches(e)).cloned().collect();
+        want.sort_by(|x, y| y.at.cmp(&x.at).then(y.id.cmp(&x.id)));
+        let got = s.query_events(t.id, &f).await.unwrap();
+        assert_eq!(got, want, "filter {f:?}");
+        assert!(!got.is_empty(), "each filter selects something: {f:?}");
+    }
+    let range = AuditFilter {
+        from: Some(at(4)),
+        until: Some(at(8)),
+        ..Default::default()
+    };
+    let times: Vec<_> = s
+        .query_events(t.id, &range)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(times, [at(7), at(6), at(5), at(4)]);
+}
+
+/// No limit gives at most 100 events, a limit gives at most that many, and
+/// no limit can exceed 1000.
+pub async fn audit_limit_defaults_and_caps<S: AuditedStore>(s: S) {
+    let (fx, t) = acme(&s, 44).await;
+    for i in 0..1010 {
+        let e = fx.event(
+            t.id,
+            None,
+            AuditKind::Authentication,
+            AuditStatus::Success,
+            at(i),
+        );
+        s.record_event(&e).await.unwrap();
+    }
+    assert_eq!(
+        s.query_events(t.id, &AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    let five = AuditFilter {
+        limit: Some(5),
+        ..Default::default()
+    };
+    let got = s.query_events(t.id, &five).await.unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0].at, at(1009), "the newest five");
+    let huge = AuditFilter {
+        limit: Some(u32::MAX),
+        ..Default::default()
+    };
+    assert_eq!(s.query_events(t.id, &huge).await.unwrap().len(), 1000);
+    let zero = AuditFilter {
+        limit: Some(0),
+        ..Default::default()
+    };
+    assert!(s.query_events(t.id, &zero).await.unwrap().is_empty());
+}
+
+/// An event reads back exactly: every field, IPv6 and Unicode included.
+pub async fn audit_events_round_trip_exactly<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 45).await;
+    let mut e = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::AccountLocked,
+        AuditStatus::Failure,
+        t0(),
+    );
+    e.at = t0() + Duration::microseconds(123_456);
+    e.ip = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
+    e.user_agent = Some("Mozilla/5.0 (測試) ✓".into());
+    e.factor = Some(FactorKind::Password);
+    e.detail = Some("wrong_secret".into());
+    s.record_event(&e).await.unwrap();
+    let mut bare = fx.event(
+        t.id,
+        None,
+        AuditKind::TenantProvisioned,
+        AuditStatus::Success,
+        at(1),
+    );
+    bare.ip = None;
+    bare.user_agent = None;
+    s.record_event(&bare).await.unwrap();
+    let got = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(got, vec![bare, e]);
+}

@@ -1,0 +1,168 @@
+//! The conformance suite: one function per guarantee of the store traits.
+//!
+//! Each function takes an empty store and panics (fails the test) if the
+//! store breaks the guarantee its name states. The functions live in one
+//! module per concern; [`ALL`] and the tests that
+//! [`conformance_suite!`](crate::conformance_suite) instantiates both come
+//! from the one list in this file, so a guarantee's name is written once
+//! (besides its function). The `audit` module needs
+//! [`AuditQuery`](countersign_core::AuditQuery) and runs only when the
+//! backend opts in.
+
+pub mod audit;
+pub mod factors;
+pub mod flows;
+pub mod identity;
+pub mod keys;
+pub mod sessions;
+
+/// The list of every guarantee, by module: the one place a name is
+/// written. Calls `$cb! { $($args)* ; module: [names], ... ; audit: [names] }`
+/// (the modules every store runs, then the opt-in `AuditQuery` module).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_list {
+    ($cb:path; $($args:tt)*) => {
+        $cb! { $($args)* ;
+            identity: [
+                provision_creates_tenant_with_factors_and_enabled_methods,
+                provision_with_taken_slug_conflicts_and_writes_nothing,
+                provision_with_taken_id_conflicts,
+                unknown_tenant_lookups_are_none,
+                update_tenant_policy_persists_and_unknown_tenant_is_not_found,
+                created_user_round_trips_exactly,
+                identifiers_are_unique_per_tenant_only,
+                duplicate_user_id_conflicts,
+                create_user_in_unknown_tenant_is_not_found,
+                create_user_refuses_reserved_ids,
+                create_user_with_credentials_is_atomic,
+                user_lookups_are_tenant_scoped,
+                list_users_pages_by_id_within_one_tenant,
+                set_user_state_is_compare_and_set,
+                concurrent_state_transitions_have_one_winner,
+                set_user_state_in_other_tenant_is_not_found,
+                last_login_is_recorded_and_tenant_scoped,
+                failed_attempts_lock_at_the_policy_limit,
+                concurrent_failed_attempts_are_counted_exactly,
+                lock_lifts_after_its_duration,
+                failure_window_expiry_restarts_the_count,
+                reset_failed_attempts_clears_the_record,
+                failure_records_are_tenant_scoped,
+                password_history_is_newest_first_and_pruned,
+                password_history_is_tenant_scoped,
+                erase_user_removes_every_personal_row,
+                erase_user_in_other_tenant_changes_nothing,
+            ],
+            factors: [
+                tenant_factor_settings_save_and_replace,
+                tenant_keeps_at_least_one_factor,
+                user_factor_insert_only_if_absent,
+                user_factor_compare_and_save_checks_the_version,
+                concurrent_compare_and_save_has_exactly_one_winner,
+                user_factors_are_tenant_scoped,
+                remove_user_factor_reports_existence,
+                every_credential_kind_round_trips,
+                methods_are_listed_per_exact_scope,
+                available_methods_resolve_user_overrides,
+                tenant_keeps_one_enabled_method,
+                unknown_methods_report_false,
+                methods_need_an_existing_scope,
+            ],
+            flows: [
+                flow_round_trips_at_version_one,
+                flows_are_tenant_scoped,
+                duplicate_flow_keys_conflict,
+                flow_compare_and_save_checks_the_version,
+                concurrent_flow_saves_have_one_winner,
+                delete_flow_reports_existence,
+                expired_flows_are_deleted_at_their_time,
+                flows_need_an_existing_tenant_and_user,
+                erase_user_removes_their_flows,
+            ],
+            sessions: [
+                session_round_trips,
+                validation_renews_near_the_idle_deadline,
+                sessions_end_at_their_deadlines,
+                sessions_are_tenant_scoped,
+                ending_a_session_revokes_its_family,
+                ending_all_user_sessions_keeps_the_named_one,
+                user_sessions_list_live_ones_newest_first,
+                refresh_rotation_and_reuse_detection,
+                concurrent_refreshes_rotate_once,
+                refresh_reuse_grace_is_honoured,
+                expired_sessions_and_families_are_cleaned,
+                erase_user_removes_sessions_and_families,
+            ],
+            keys: [
+                signing_keys_rotate_with_overlap,
+                expired_signing_keys_are_deleted,
+            ];
+            audit: [
+                erase_user_pseudonymises_audit_events,
+                audit_query_never_crosses_tenants,
+                audit_query_is_newest_first_with_id_tiebreak,
+                audit_filters_combine,
+                audit_limit_defaults_and_caps,
+                audit_events_round_trip_exactly,
+            ]
+        }
+    };
+}
+
+crate::__conformance_list!(crate::__suite_names; conformance);
+
+use countersign_core::{
+    MethodName, PasswordRules, PasswordSettings, StoreError, StoreErrorKind, Tenant, TenantFactor,
+    TenantId, User,
+};
+
+use crate::ConformanceStore;
+use crate::fixtures::Fx;
+
+/// The kind of the error `r` holds; panics if `r` is `Ok`.
+fn kind<T: std::fmt::Debug, E: StoreError>(r: Result<T, E>) -> StoreErrorKind {
+    match r {
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        Err(e) => e.kind(),
+    }
+}
+
+/// A fixture source seeded with `seed`, and its tenant `acme` provisioned
+/// on `s`.
+async fn acme<S: ConformanceStore>(s: &S, seed: u64) -> (Fx, Tenant) {
+    let fx = Fx::new(seed);
+    let t = tenant(s, &fx, "acme").await;
+    (fx, t)
+}
+
+/// As [`acme`], plus the user `alice` in it.
+async fn acme_alice<S: ConformanceStore>(s: &S, seed: u64) -> (Fx, Tenant, User) {
+    let (fx, t) = acme(s, seed).await;
+    let u = user(s, &fx, t.id, "alice").await;
+    (fx, t, u)
+}
+
+async fn tenant<S: ConformanceStore>(s: &S, fx: &Fx, slug: &str) -> Tenant {
+    let p = fx.tenant(slug);
+    s.provision_tenant(&p).await.unwrap();
+    p.tenant().clone()
+}
+
+async fn user<S: ConformanceStore>(s: &S, fx: &Fx, tenant: TenantId, identifier: &str) -> User {
+    let u = fx.user(tenant, identifier);
+    s.create_user(&u, &[]).await.unwrap();
+    u
+}
+
+fn name(s: &str) -> MethodName {
+    MethodName::parse(s).unwrap()
+}
+
+fn strict_password() -> TenantFactor {
+    TenantFactor::Password(PasswordSettings {
+        rules: PasswordRules {
+            min_length: 12,
+            ..PasswordRules::default()
+        },
+    })
+}

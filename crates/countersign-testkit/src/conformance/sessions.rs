@@ -1,0 +1,409 @@
+//! Sessions and refresh families: the session half of `SessionStore`.
+
+use countersign_core::{RefreshFamily, Rotation, SessionRecord, StoreErrorKind, Tenant, User};
+
+use super::{acme_alice, kind, tenant, user};
+use crate::ConformanceStore;
+use crate::fixtures::{Fx, at, family, session, token_hash};
+
+/// A session of `u` with its refresh family, both stored.
+async fn stored_session<S: ConformanceStore>(
+    s: &S,
+    fx: &Fx,
+    t: &Tenant,
+    u: &User,
+) -> (SessionRecord, RefreshFamily) {
+    let sess = session(fx, t.id, u.id);
+    let fam = family(fx, &sess);
+    s.create_session(&sess, Some(&fam)).await.unwrap();
+    (sess, fam)
+}
+
+/// A session reads back exactly, by token hash and by id.
+pub async fn session_round_trips<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 60).await;
+    let sess = session(&fx, t.id, u.id);
+    s.create_session(&sess, None).await.unwrap();
+    assert_eq!(
+        s.validate_session(&sess.key, at(1)).await.unwrap(),
+        Some(std::sync::Arc::new(sess.clone())),
+        "no renewal far from expiry"
+    );
+    assert_eq!(s.session(t.id, sess.id).await.unwrap(), Some(sess));
+}
+
+/// A check near the idle deadline renews the session (never past its
+/// absolute end), exactly as `SessionRecord::renew` says.
+pub async fn validation_renews_near_the_idle_deadline<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 61).await;
+    let sess = session(&fx, t.id, u.id);
+    s.create_session(&sess, None).await.unwrap();
+    let now = at(20 * 60);
+    let mut want = sess.clone();
+    assert!(want.renew(now));
+    let got = s.validate_session(&sess.key, now).await.unwrap().unwrap();
+    assert_eq!(*got, want);
+    assert_eq!(got.expires_at, at(50 * 60));
+    assert_eq!(s.session(t.id, sess.id).await.unwrap(), Some(want));
+    // Near the absolute end, renewal stops at it.
+    let mut late = session(&fx, t.id, u.id);
+    late.absolute_expires_at = at(40 * 60);
+    s.create_session(&late, None).await.unwrap();
+    let got = s
+        .validate_session(&late.key, at(20 * 60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expires_at, at(40 * 60));
+}
+
+/// A session is not valid at or after its idle deadline or absolute end.
+pub async fn sessions_end_at_their_deadlines<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 62).await;
+    let idle = session(&fx, t.id, u.id);
+    s.create_session(&idle, None).await.unwrap();
+    assert_eq!(
+        s.validate_session(&idle.key, at(30 * 60)).await.unwrap(),
+        None,
+        "idle deadline is exclusive"
+    );
+    let mut abs = session(&fx, t.id, u.id);
+    abs.expires_at = at(3600);
+    abs.absolute_expires_at = at(60);
+    s.create_session(&abs, None).await.unwrap();
+    assert_eq!(s.validate_session(&abs.key, at(60)).await.unwrap(), None);
+    assert!(
+        s.validate_session(&token_hash(&fx), at(0))
+            .await
+            .unwrap()
+            .is_none(),
+        "unknown"
+    );
+}
+
+/// Sessions are read and ended only within their tenant, and need their
+/// user in it; keys and ids are unique.
+pub async fn sessions_are_tenant_scoped<S: ConformanceStore>(s: S) {
+    let fx = Fx::new(63);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let u = user(&s, &fx, a.id, "alice").await;
+    let sess = session(&fx, a.id, u.id);
+    s.create_session(&sess, None).await.unwrap();
+    assert_eq!(s.session(b.id, sess.id).await.unwrap(), None);
+    assert_eq!(s.delete_session(b.id, sess.id, at(1)).await.unwrap(), None);
+    assert_eq!(
+        s.delete_user_sessions(b.id, u.id, None, at(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(s.user_sessions(b.id, u.id, at(1)).await.unwrap().is_empty());
+    assert!(s.session(a.id, sess.id).await.unwrap().is_some());
+    let mut foreign = session(&fx, b.id, u.id);
+    foreign.auth.tenant_id = b.id;
+    assert_eq!(
+        kind(s.create_session(&foreign, None).await),
+        StoreErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(s.create_session(&sess, None).await),
+        StoreErrorKind::Conflict
+    );
+}
+
+/// Ending a session revokes its refresh family.
+pub async fn ending_a_session_revokes_its_family<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 64).await;
+    for by_key in [false, true] {
+        let (sess, fam) = stored_session(&s, &fx, &t, &u).await;
+        let ended = if by_key {
+            s.delete_session_by_key(&sess.key, at(5)).await.unwrap()
+        } else {
+            s.delete_session(t.id, sess.id, at(5)).await.unwrap()
+        };
+        assert_eq!(ended.map(|e| e.id), Some(sess.id));
+        assert_eq!(s.validate_session(&sess.key, at(6)).await.unwrap(), None);
+        assert_eq!(
+            s.refresh_family(t.id, fam.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(at(5))
+        );
+        assert_eq!(
+            s.rotate_refresh(&fam.current, &token_hash(&fx), at(6))
+                .await
+                .unwrap(),
+            Rotation::Revoked
+        );
+        assert_eq!(
+            s.delete_session_by_key(&sess.key, at(7)).await.unwrap(),
+            None,
+            "already gone"
+        );
+    }
+}
+
+/// Logging out everywhere ends every session of the user but the one
+/// kept, and no one else's.
+pub async fn ending_all_user_sessions_keeps_the_named_one<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 65).await;
+    let v = user(&s, &fx, t.id, "bob").await;
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let (sess, fam) = stored_session(&s, &fx, &t, &u).await;
+        mine.push((sess, fam));
+    }
+    let theirs = session(&fx, t.id, v.id);
+    s.create_session(&theirs, None).await.unwrap();
+    let keep = mine[0].0.id;
+    assert_eq!(
+        s.delete_user_sessions(t.id, u.id, Some(keep), at(9))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        s.validate_session(&mine[0].0.key, at(10))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for (sess, fam) in &mine[1..] {
+        assert_eq!(s.validate_session(&sess.key, at(10)).await.unwrap(), None);
+        assert_eq!(
+            s.refresh_family(t.id, fam.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(at(9))
+        );
+    }
+    assert!(
+        s.validate_session(&theirs.key, at(10))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.delete_user_sessions(t.id, u.id, None, at(11))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// A user's live sessions list newest first; ended ones are left out.
+pub async fn user_sessions_list_live_ones_newest_first<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 66).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut sess = session(&fx, t.id, u.id);
+        sess.created_at = at(i);
+        sess.last_seen_at = at(i);
+        s.create_session(&sess, None).await.unwrap();
+        ids.push(sess.id);
+    }
+    let mut old = session(&fx, t.id, u.id);
+    old.expires_at = at(5);
+    s.create_session(&old, None).await.unwrap();
+    let listed: Vec<_> = s
+        .user_sessions(t.id, u.id, at(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(listed, [ids[2], ids[1], ids[0]]);
+}
+
+/// The current refresh token rotates; the new one rotates next; an older
+/// one is reuse: the family is revoked and its session ended.
+pub async fn refresh_rotation_and_reuse_detection<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 67).await;
+    let (sess, fam) = stored_session(&s, &fx, &t, &u).await;
+    let second = token_hash(&fx);
+    let Rotation::Rotated(r1) = s
+        .rotate_refresh(&fam.current, &second, at(1))
+        .await
+        .unwrap()
+    else {
+        panic!("rotation")
+    };
+    assert_eq!(
+        (r1.current, r1.previous, r1.generation, r1.rotated_at),
+        (second, Some(fam.current), 1, Some(at(1)))
+    );
+    let third = token_hash(&fx);
+    assert!(matches!(
+        s.rotate_refresh(&second, &third, at(2)).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+    let Rotation::Reused(revoked) = s
+        .rotate_refresh(&fam.current, &token_hash(&fx), at(3))
+        .await
+        .unwrap()
+    else {
+        panic!("reuse")
+    };
+    assert_eq!(revoked.revoked_at, Some(at(3)));
+    assert_eq!(
+        s.validate_session(&sess.key, at(4)).await.unwrap(),
+        None,
+        "the login ends"
+    );
+    assert_eq!(
+        s.rotate_refresh(&third, &token_hash(&fx), at(5))
+            .await
+            .unwrap(),
+        Rotation::Revoked
+    );
+    assert_eq!(
+        s.rotate_refresh(&token_hash(&fx), &token_hash(&fx), at(5))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+}
+
+/// Of 32 concurrent presentations of one refresh token, exactly one rotates
+/// (with a grace period the others are superseded; without, they are reuse).
+pub async fn concurrent_refreshes_rotate_once<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 68).await;
+    let sess = session(&fx, t.id, u.id);
+    let mut fam = family(&fx, &sess);
+    fam.reuse_grace = std::time::Duration::from_secs(5);
+    s.create_session(&sess, Some(&fam)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (s, presented, next) = (s.clone(), fam.current, token_hash(&fx));
+        tasks.push(tokio::spawn(async move {
+            s.rotate_refresh(&presented, &next, at(1)).await.unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Superseded => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    let after = s.refresh_family(t.id, fam.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.generation, after.revoked_at),
+        (1, None),
+        "the race within grace revokes nothing"
+    );
+    // Strict (no grace): still exactly one rotation; every other
+    // presentation is reuse, which revokes the family.
+    let strict = session(&fx, t.id, u.id);
+    let strict_fam = family(&fx, &strict);
+    s.create_session(&strict, Some(&strict_fam)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (s, presented, next) = (s.clone(), strict_fam.current, token_hash(&fx));
+        tasks.push(tokio::spawn(async move {
+            s.rotate_refresh(&presented, &next, at(2)).await.unwrap()
+        }));
+    }
+    let (mut rotated, mut reused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Reused(_) | Rotation::Revoked => reused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((rotated, reused), (1, 31));
+    assert!(
+        s.refresh_family(t.id, strict_fam.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
+
+/// Within the grace period the token just rotated away is refused without
+/// revoking; after it, presenting it is reuse.
+pub async fn refresh_reuse_grace_is_honoured<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 69).await;
+    let sess = session(&fx, t.id, u.id);
+    let mut fam = family(&fx, &sess);
+    fam.reuse_grace = std::time::Duration::from_secs(10);
+    s.create_session(&sess, Some(&fam)).await.unwrap();
+    let next = token_hash(&fx);
+    assert!(matches!(
+        s.rotate_refresh(&fam.current, &next, at(100))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(109))
+            .await
+            .unwrap(),
+        Rotation::Superseded
+    );
+    assert!(matches!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(110))
+            .await
+            .unwrap(),
+        Rotation::Reused(_)
+    ));
+}
+
+/// A family past its end is refused as expired, and the cleanup removes
+/// ended sessions and dead families.
+pub async fn expired_sessions_and_families_are_cleaned<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 70).await;
+    let mut short = session(&fx, t.id, u.id);
+    short.absolute_expires_at = at(60);
+    short.expires_at = at(60);
+    let fam = family(&fx, &short);
+    s.create_session(&short, Some(&fam)).await.unwrap();
+    let live = session(&fx, t.id, u.id);
+    s.create_session(&live, None).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(60))
+            .await
+            .unwrap(),
+        Rotation::Expired
+    );
+    assert_eq!(s.delete_expired_sessions(at(59)).await.unwrap(), 0);
+    assert_eq!(
+        s.delete_expired_sessions(at(61)).await.unwrap(),
+        2,
+        "one session, one family"
+    );
+    assert_eq!(s.session(t.id, short.id).await.unwrap(), None);
+    assert_eq!(s.refresh_family(t.id, fam.id).await.unwrap(), None);
+    assert!(s.session(t.id, live.id).await.unwrap().is_some());
+    assert_eq!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(62))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+}
+
+/// Erasing a user removes their sessions and families.
+pub async fn erase_user_removes_sessions_and_families<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 71).await;
+    let (sess, fam) = stored_session(&s, &fx, &t, &u).await;
+    s.erase_user(t.id, u.id, fx.user_id()).await.unwrap();
+    assert_eq!(s.validate_session(&sess.key, at(1)).await.unwrap(), None);
+    assert_eq!(s.refresh_family(t.id, fam.id).await.unwrap(), None);
+    assert_eq!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(1))
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+}

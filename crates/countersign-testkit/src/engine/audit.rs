@@ -1,0 +1,33 @@
+//! The engine scenarios that also check audit rows, run with the checks
+//! made: opt-in (`engine_suite!(fresh, audit)`), as they need `AuditQuery`.
+//! Each is its namesake in another module, plus the audit check.
+
+use super::{WithAudit, factors, login, sessions};
+use crate::AuditedStore;
+
+/// `login::password_then_totp_completes_the_mfa_method`, and the one successful login is audited.
+pub async fn password_then_totp_completes_the_mfa_method<S: AuditedStore>(s: S) {
+    login::mfa_login(s, WithAudit).await;
+}
+
+/// `login::a_totp_code_works_once_even_under_concurrent_submission`, and the refused replays are audited.
+pub async fn a_totp_code_works_once_even_under_concurrent_submission<S: AuditedStore>(s: S) {
+    login::totp_race(s, WithAudit).await;
+}
+
+/// `login::bad_input_is_typed_audited_and_changes_nothing`, and every refusal is audited.
+pub async fn bad_input_is_typed_audited_and_changes_nothing<S: AuditedStore>(s: S) {
+    login::bad_input(s, WithAudit).await;
+}
+
+/// `factors::factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them`, and the removal is audited once.
+pub async fn factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them<S: AuditedStore>(
+    s: S,
+) {
+    factors::factor_removal(s, WithAudit).await;
+}
+
+/// `sessions::refresh_reuse_revokes_the_login`, and the reuse is audited, with its user.
+pub async fn refresh_reuse_revokes_the_login<S: AuditedStore>(s: S) {
+    sessions::refresh_reuse(s, WithAudit).await;
+}

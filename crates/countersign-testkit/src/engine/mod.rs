@@ -1,0 +1,230 @@
+//! The login engine end to end, generic over the store: every factor
+//! (password, TOTP, recovery codes, email codes, passkeys), enrolment,
+//! bad input, lockout across factors, step-up, erasure, sessions and
+//! tokens. Every backend runs it with [`engine_suite!`](crate::engine_suite),
+//! so each factor is proven on each store.
+//!
+//! The scenarios that also check audit rows run twice: in their module
+//! with the audit checks skipped (any [`ConformanceStore`]), and in
+//! [`audit`] with them made (an [`AuditedStore`](crate::AuditedStore),
+//! opt-in).
+
+pub mod audit;
+pub mod factors;
+pub mod login;
+pub mod passkeys;
+pub mod sessions;
+pub mod step_up;
+pub mod tokens;
+
+/// Kept for the backends' benches until they use [`crate::bench`].
+#[doc(hidden)]
+pub use crate::bench::provisioned_authentication;
+
+/// The list of every scenario, by module: the one place a name is
+/// written. Calls `$cb! { $($args)* ; module: [names], ... ; audit: [names] }`
+/// (the modules every store runs, then the opt-in audit module).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __engine_list {
+    ($cb:path; $($args:tt)*) => {
+        $cb! { $($args)* ;
+            login: [
+                password_then_totp_completes_the_mfa_method,
+                a_totp_code_works_once_even_under_concurrent_submission,
+                bad_input_is_typed_audited_and_changes_nothing,
+                unknown_identifiers_get_a_flow_that_never_succeeds,
+                failures_across_factors_lock_the_account_and_flows_end_locked,
+                suspension_mid_flow_denies_it,
+                a_chosen_method_limits_the_flow,
+            ],
+            factors: [
+                recovery_codes_are_single_use_and_regeneration_voids_the_old_set,
+                email_codes_are_hashed_expire_cap_guesses_and_work_once,
+                email_code_guesses_are_capped,
+                expired_email_codes_are_refused,
+                factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
+                erasure_ends_flows_and_credentials,
+            ],
+            passkeys: [
+                passkeys_register_sign_in_and_are_managed,
+                discoverable_passkeys_sign_in_without_a_username,
+            ],
+            step_up: [
+                step_up_proves_a_fresh_factor,
+            ],
+            sessions: [
+                sessions_validate_renew_and_expire,
+                refresh_reuse_revokes_the_login,
+                concurrent_refreshes_yield_one_pair,
+                revocation_ends_sessions_at_once,
+                cleanup_removes_expired_state,
+            ],
+            tokens: [
+                access_tokens_verify_and_keys_rotate_with_overlap,
+                bad_access_tokens_are_refused_with_a_reason,
+                introspection_answers_for_both_token_kinds,
+            ];
+            audit: [
+                password_then_totp_completes_the_mfa_method,
+                a_totp_code_works_once_even_under_concurrent_submission,
+                bad_input_is_typed_audited_and_changes_nothing,
+                factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
+                refresh_reuse_revokes_the_login,
+            ]
+        }
+    };
+}
+
+crate::__engine_list!(crate::__suite_names; engine);
+
+use chrono::Duration;
+use countersign_core::otp::totp_code;
+use countersign_core::{
+    AccessTokenPolicy, AuditEvent, AuditFilter, AuditKind, AuditQuery, Confirm, Enroll, Enrolled,
+    Error, FactorKind, LoginStatus, Refusal, SessionPolicy, Submission, TenantId, User, UserFactor,
+};
+
+use crate::ConformanceStore;
+use crate::fixtures::World;
+
+/// How a scenario reads the audit log: [`NoAudit`] skips its audit checks
+/// (any store), [`WithAudit`] makes them (a store with `AuditQuery`).
+pub(crate) trait AuditLog<S> {
+    /// The events of `tenant` matching `filter`, or `None` when this run
+    /// does not read the log.
+    async fn events(
+        &self,
+        store: &S,
+        tenant: TenantId,
+        filter: AuditFilter,
+    ) -> Option<Vec<AuditEvent>>;
+
+    /// The fixture tenant's events of `kind`, if this run reads the log.
+    async fn of_kind(&self, w: &World<S>, kind: AuditKind) -> Option<Vec<AuditEvent>> {
+        let filter = AuditFilter {
+            kind: Some(kind),
+            ..Default::default()
+        };
+        self.events(&w.store, w.tenant.id, filter).await
+    }
+}
+
+/// Audit checks skipped.
+pub(crate) struct NoAudit;
+
+impl<S> AuditLog<S> for NoAudit {
+    async fn events(&self, _: &S, _: TenantId, _: AuditFilter) -> Option<Vec<AuditEvent>> {
+        None
+    }
+}
+
+/// Audit checks made, through `AuditQuery`.
+pub(crate) struct WithAudit;
+
+impl<S: AuditQuery> AuditLog<S> for WithAudit {
+    async fn events(
+        &self,
+        store: &S,
+        tenant: TenantId,
+        filter: AuditFilter,
+    ) -> Option<Vec<AuditEvent>> {
+        Some(store.query_events(tenant, &filter).await.unwrap())
+    }
+}
+
+/// How many events the fixture tenant has (up to 1000), if `audit` reads
+/// the log.
+async fn audit_count<S: ConformanceStore, A: AuditLog<S>>(
+    w: &World<S>,
+    audit: &A,
+) -> Option<usize> {
+    let all = AuditFilter {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    Some(audit.events(&w.store, w.tenant.id, all).await?.len())
+}
+
+/// The [`World::mfa`] of a clone of `s` (seed `seed`) and its active user
+/// `alice`.
+async fn mfa_alice<S: ConformanceStore>(s: &S, seed: u64) -> (World<S>, User) {
+    let w = World::mfa(s.clone(), seed).await;
+    let alice = w.user("alice").await;
+    (w, alice)
+}
+
+/// Whether `r` is a submission refused for `why` (a typed refusal: the
+/// flow unchanged unless `why` counts).
+fn refused(r: &Result<Submission, Error>, why: Refusal) -> bool {
+    matches!(r, Ok(s) if s.refused == Some(why))
+}
+
+/// A six-digit code that is not `code`.
+fn wrong_code(code: &str) -> &'static str {
+    if code == "111111" { "222222" } else { "111111" }
+}
+
+async fn current_totp<S: ConformanceStore>(w: &World<S>, user: &User) -> String {
+    let Some(v) = w
+        .store
+        .user_factor(w.tenant.id, user.id, FactorKind::Totp)
+        .await
+        .unwrap()
+    else {
+        panic!("no totp")
+    };
+    let UserFactor::Totp(cred) = v.value else {
+        panic!()
+    };
+    totp_code(&cred, w.svc.env().now().timestamp() as u64).unwrap()
+}
+
+async fn enroll_totp<S: ConformanceStore>(w: &World<S>, user: &User) {
+    let Enrolled::Totp(material) = w.enroll(user, Enroll::Totp).await.unwrap() else {
+        panic!()
+    };
+    assert!(material.uri.starts_with("otpauth://totp/Acme:"));
+    assert!(material.qr_svg.contains("<svg"));
+    let code = current_totp(w, user).await;
+    w.confirm(user, Confirm::Totp { code: &code })
+        .await
+        .unwrap();
+    // The confirming code spent this step; log in on the next one.
+    w.clock.advance(Duration::seconds(30));
+}
+
+fn last_code<S: ConformanceStore>(w: &World<S>, to: &str) -> String {
+    let m = w.outbox.last_to(to).expect("an email");
+    m.text
+        .split_whitespace()
+        .find(|t| t.len() == 6 && t.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap()
+        .to_owned()
+}
+
+fn accepts(s: &LoginStatus) -> Vec<FactorKind> {
+    match s {
+        LoginStatus::AwaitingFactor { accepts, .. } => accepts.clone(),
+        other => panic!("not awaiting: {other:?}"),
+    }
+}
+
+async fn set_sessions<S: ConformanceStore>(w: &World<S>, sessions: SessionPolicy) {
+    let mut policy = w.tenant.policy.clone();
+    policy.sessions = sessions;
+    w.svc
+        .update_tenant_policy(w.tenant.id, policy)
+        .await
+        .unwrap();
+}
+
+fn api_tokens() -> SessionPolicy {
+    SessionPolicy {
+        access_tokens: Some(AccessTokenPolicy {
+            audience: "api".into(),
+            ttl: std::time::Duration::from_secs(300),
+        }),
+        ..SessionPolicy::default()
+    }
+}

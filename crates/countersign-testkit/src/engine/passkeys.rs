@@ -1,0 +1,204 @@
+//! Passkeys: registration, sign-in with and without a username,
+//! management (a software authenticator plays the browser).
+
+use countersign_core::{
+    Confirm, Enroll, Enrolled, Error, FactorKind, FactorResponse, LoginStatus, User, UserFactor,
+};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::prelude::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use super::{accepts, mfa_alice};
+use crate::ConformanceStore;
+use crate::fixtures::{ORIGIN, World};
+
+fn soft_register(
+    pk: &mut SoftPasskey,
+    challenge: webauthn_rs::prelude::CreationChallengeResponse,
+) -> String {
+    let reg = pk
+        .do_registration(Url::parse(ORIGIN).unwrap(), challenge)
+        .unwrap();
+    serde_json::to_string(&reg).unwrap()
+}
+
+fn soft_login(
+    pk: &mut SoftPasskey,
+    challenge: webauthn_rs::prelude::RequestChallengeResponse,
+) -> String {
+    let cred = pk
+        .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
+        .unwrap();
+    serde_json::to_string(&cred).unwrap()
+}
+
+async fn register_passkey<S: ConformanceStore>(
+    w: &World<S>,
+    user: &User,
+    pk: &mut SoftPasskey,
+    name: &str,
+) {
+    let Enrolled::Passkey {
+        ceremony,
+        challenge,
+    } = w.enroll(user, Enroll::Passkey { name }).await.unwrap()
+    else {
+        panic!()
+    };
+    let json = soft_register(pk, *challenge);
+    let info = w
+        .confirm(
+            user,
+            Confirm::Passkey {
+                ceremony: ceremony.expose(),
+                credential: &json,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.name, name);
+    // The ceremony is single use.
+    assert!(
+        w.confirm(
+            user,
+            Confirm::Passkey {
+                ceremony: ceremony.expose(),
+                credential: &json
+            }
+        )
+        .await
+        .is_err()
+    );
+}
+
+/// Passkeys register, sign in (use recorded), resist replayed assertions, and can be renamed and deleted.
+pub async fn passkeys_register_sign_in_and_are_managed<S: ConformanceStore>(s: S) {
+    let (w, alice) = mfa_alice(&s, 12).await;
+    let mut pk = SoftPasskey::new(true);
+    register_passkey(&w, &alice, &mut pk, "laptop").await;
+
+    let (flow, _) = w.begin("alice", Some("passkey")).await;
+    // No challenge yet: a typed error.
+    assert!(matches!(
+        w.submit(&flow, FactorResponse::Passkey("{}")).await,
+        Err(Error::InvalidInput(_)) | Err(Error::ChallengeMissing)
+    ));
+    let challenge = w
+        .svc
+        .passkey_challenge(w.tenant.id, flow.expose(), &w.client)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.submit(&flow, FactorResponse::Passkey("{not json")).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let answer = soft_login(&mut pk, challenge);
+    let s = w
+        .submit(&flow, FactorResponse::Passkey(&answer))
+        .await
+        .unwrap();
+    let LoginStatus::Authenticated(auth) = s.status else {
+        panic!("{s:?}")
+    };
+    assert_eq!(auth.record().factors[0].kind, FactorKind::Passkey);
+    let listed = w.svc.passkeys(w.tenant.id, alice.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "use is recorded");
+
+    // Replaying the same assertion in a new flow fails (new challenge).
+    let (flow2, _) = w.begin("alice", Some("passkey")).await;
+    w.svc
+        .passkey_challenge(w.tenant.id, flow2.expose(), &w.client)
+        .await
+        .unwrap();
+    assert!(
+        !w.submit(&flow2, FactorResponse::Passkey(&answer))
+            .await
+            .unwrap()
+            .accepted()
+    );
+
+    assert!(
+        w.svc
+            .rename_passkey(w.tenant.id, alice.id, listed[0].id, "work laptop")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.svc.passkeys(w.tenant.id, alice.id).await.unwrap()[0].name,
+        "work laptop"
+    );
+    assert!(
+        w.svc
+            .delete_passkey(w.tenant.id, alice.id, listed[0].id, &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(
+        w.svc
+            .passkeys(w.tenant.id, alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (flow3, _) = w.begin("alice", Some("passkey")).await;
+    assert!(matches!(
+        w.svc
+            .passkey_challenge(w.tenant.id, flow3.expose(), &w.client)
+            .await,
+        Err(Error::FactorNotEnrolled(FactorKind::Passkey))
+    ));
+}
+
+/// A discoverable passkey signs in without a username.
+pub async fn discoverable_passkeys_sign_in_without_a_username<S: ConformanceStore>(s: S) {
+    let (w, alice) = mfa_alice(&s, 13).await;
+    let mut pk = SoftPasskey::new(true);
+    register_passkey(&w, &alice, &mut pk, "phone").await;
+    let cred_id = {
+        let v = w
+            .store
+            .user_factor(w.tenant.id, alice.id, FactorKind::Passkey)
+            .await
+            .unwrap()
+            .unwrap();
+        let UserFactor::Passkey(set) = v.value else {
+            panic!()
+        };
+        set.keys[0].passkey.cred_id().clone()
+    };
+    let (flow, status, mut challenge) = w
+        .svc
+        .begin_passkey_login(w.tenant.id, &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&status), [FactorKind::Passkey]);
+    assert!(
+        challenge.public_key.allow_credentials.is_empty(),
+        "username-less"
+    );
+    // The soft authenticator has no resident keys: point it at the
+    // credential, and add the user handle a resident key would return
+    // (the handle is not covered by the signature).
+    challenge.public_key.allow_credentials = vec![webauthn_rs_proto::AllowCredentials {
+        type_: "public-key".into(),
+        id: cred_id,
+        transports: None,
+    }];
+    let answer = soft_login(&mut pk, challenge);
+    let mut value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    use base64::Engine;
+    value["response"]["userHandle"] = serde_json::Value::String(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(alice.id.as_uuid().as_bytes()),
+    );
+    let answer = value.to_string();
+    let s = w
+        .submit(&flow, FactorResponse::Passkey(&answer))
+        .await
+        .unwrap();
+    let LoginStatus::Authenticated(auth) = s.status else {
+        panic!("{s:?}")
+    };
+    assert_eq!(auth.user_id(), alice.id);
+}
