@@ -35,8 +35,8 @@ async fn main() -> Result<(), Failure> {
     // 1. A tenant that adopts two factors and one method needing both, in
     //    order. Provisioning is atomic: the tenant never exists without them.
     let spec = NewTenant::new("acme", "Acme Inc")
-        .adopt(TenantFactor::Password(Default::default()))
-        .adopt(TenantFactor::Totp(Default::default()))
+        .adopt(FactorSettings::Password(Default::default()))
+        .adopt(FactorSettings::Totp(Default::default()))
         .method("password-totp", &[FactorKind::Password, FactorKind::Totp])?;
     let tenant = authn.provision_tenant(spec).await?;
     println!(

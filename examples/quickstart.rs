@@ -111,7 +111,7 @@ async fn main() -> Result<(), Error> {
             e.at.format("%H:%M:%S%.3f"),
             e.kind,
             e.status,
-            e.detail.unwrap_or_default()
+            e.detail.map(|d| d.code()).unwrap_or_default()
         );
     }
     Ok(())

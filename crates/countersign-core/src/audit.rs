@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::Result;
-use crate::factor::FactorKind;
+use crate::factor::{FactorKind, MethodName};
 use crate::ids::{EventId, TenantId, UserId};
-use crate::model::ClientInfo;
+use crate::model::{AccountState, ClientInfo};
 
 macro_rules! str_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $s:literal,)+ }) => {
@@ -96,6 +96,141 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// Why an attempt failed, or how an operation ended: the stable codes
+    /// of [`AuditDetail::Reason`].
+    pub enum AuditReason {
+        /// No account has that identifier (or the flow never named one).
+        UnknownIdentifier => "unknown_identifier",
+        /// The account has no (confirmed) credential of that factor.
+        NoCredential => "no_credential",
+        /// The password was wrong.
+        WrongSecret => "wrong_secret",
+        /// The code was wrong.
+        WrongCode => "wrong_code",
+        /// The code was right but already used.
+        ReplayedCode => "replayed_code",
+        /// The code expired.
+        ExpiredCode => "expired_code",
+        /// No code was pending (never sent, or spent by too many guesses).
+        NoCode => "no_code",
+        /// The passkey assertion did not verify.
+        BadAssertion => "bad_assertion",
+        /// The passkey is not one of the account's.
+        UnknownPasskey => "unknown_passkey",
+        /// The account is locked.
+        Locked => "locked",
+        /// The account is not active.
+        Inactive => "inactive",
+        /// A factor passed, but the account was locked or deactivated meanwhile.
+        Blocked => "blocked",
+        /// The flow token was malformed.
+        MalformedFlow => "malformed_flow",
+        /// No such flow in this tenant.
+        UnknownFlow => "unknown_flow",
+        /// The flow had already ended.
+        FlowEnded => "flow_ended",
+        /// The flow had expired.
+        ExpiredFlow => "expired_flow",
+        /// The factor is not one the current step accepts.
+        OutOfOrder => "out_of_order",
+        /// The answer was malformed.
+        Malformed => "malformed",
+        /// The factor needed a challenge and none was pending.
+        NoChallenge => "no_challenge",
+        /// The user logged out.
+        Logout => "logout",
+        /// Every session of the user ended.
+        Everywhere => "everywhere",
+        /// A session was revoked by id.
+        Revoked => "revoked",
+        /// A refresh family was revoked after reuse.
+        FamilyRevoked => "family_revoked",
+    }
+}
+
+/// What more an audit event says: a stable code, or the one thing the
+/// event names. Stored as one string ([`AuditDetail::code`], parsed back
+/// by `FromStr`): `wrong_code`, `method:password-totp`,
+/// `state:active->suspended`, `kid:<key id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum AuditDetail {
+    /// Why it failed or how it ended.
+    Reason(AuditReason),
+    /// The method a login completed.
+    Method(MethodName),
+    /// An account's lifecycle transition.
+    Transition {
+        /// The state before.
+        from: AccountState,
+        /// The state after.
+        to: AccountState,
+    },
+    /// The id of a signing key.
+    Key(String),
+}
+
+impl AuditDetail {
+    /// The stable string form stored and shown in APIs.
+    pub fn code(&self) -> String {
+        match self {
+            AuditDetail::Reason(r) => r.as_str().to_owned(),
+            AuditDetail::Method(m) => format!("method:{}", m.as_str()),
+            AuditDetail::Transition { from, to } => format!("state:{from}->{to}"),
+            AuditDetail::Key(kid) => format!("kid:{kid}"),
+        }
+    }
+}
+
+impl std::fmt::Display for AuditDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.code())
+    }
+}
+
+impl std::str::FromStr for AuditDetail {
+    type Err = crate::error::InvalidInput;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let bad = || crate::error::InvalidInput::new("audit detail", format!("unknown `{s}`"));
+        if let Some(name) = s.strip_prefix("method:") {
+            return MethodName::parse(name).map(AuditDetail::Method);
+        }
+        if let Some(states) = s.strip_prefix("state:") {
+            let (from, to) = states.split_once("->").ok_or_else(bad)?;
+            return Ok(AuditDetail::Transition {
+                from: from.parse().map_err(|_| bad())?,
+                to: to.parse().map_err(|_| bad())?,
+            });
+        }
+        if let Some(kid) = s.strip_prefix("kid:") {
+            return Ok(AuditDetail::Key(kid.to_owned()));
+        }
+        s.parse().map(AuditDetail::Reason)
+    }
+}
+
+impl From<AuditDetail> for String {
+    fn from(d: AuditDetail) -> String {
+        d.code()
+    }
+}
+
+impl TryFrom<String> for AuditDetail {
+    type Error = crate::error::InvalidInput;
+
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<AuditReason> for AuditDetail {
+    fn from(r: AuditReason) -> Self {
+        AuditDetail::Reason(r)
+    }
+}
+
 /// One audit record. Never holds a secret: no password, code or token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -117,8 +252,8 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// When it happened.
     pub at: DateTime<Utc>,
-    /// A short machine-readable detail (`wrong_secret`, `locked`, ...).
-    pub detail: Option<String>,
+    /// What more it says (a reason code, the method, the transition).
+    pub detail: Option<AuditDetail>,
 }
 
 impl AuditEvent {
@@ -154,7 +289,7 @@ impl AuditEvent {
     }
 
     /// The same event with a detail.
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+    pub fn with_detail(mut self, detail: impl Into<AuditDetail>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -202,5 +337,45 @@ impl AuditFilter {
             && self.status.is_none_or(|s| event.status == s)
             && self.from.is_none_or(|f| event.at >= f)
             && self.until.is_none_or(|u| event.at < u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every detail is stored as its code and read back as itself, and
+    /// codes are stable (what backends persist and APIs show).
+    #[test]
+    fn audit_details_round_trip_through_their_codes() {
+        let mut details: Vec<AuditDetail> = AuditReason::ALL.iter().map(|r| (*r).into()).collect();
+        details.push(AuditDetail::Method(
+            MethodName::parse("password-totp").unwrap(),
+        ));
+        details.push(AuditDetail::Transition {
+            from: AccountState::Active,
+            to: AccountState::Suspended,
+        });
+        details.push(AuditDetail::Key("AbC-_1".into()));
+        for d in details {
+            let code = d.code();
+            assert_eq!(code.parse::<AuditDetail>().unwrap(), d, "{code}");
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(serde_json::from_str::<AuditDetail>(&json).unwrap(), d);
+        }
+        assert_eq!(
+            AuditDetail::Transition {
+                from: AccountState::Active,
+                to: AccountState::Suspended
+            }
+            .code(),
+            "state:active->suspended"
+        );
+        assert_eq!(
+            AuditDetail::from(AuditReason::WrongCode).code(),
+            "wrong_code"
+        );
+        assert!("no such reason".parse::<AuditDetail>().is_err());
+        assert!("state:active".parse::<AuditDetail>().is_err());
     }
 }

@@ -56,7 +56,7 @@ pub mod otp {
     pub use crate::factor::totp_code;
 }
 
-pub use audit::{AuditEvent, AuditFilter, AuditKind, AuditStatus};
+pub use audit::{AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditReason, AuditStatus};
 pub use authn::{
     AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorResponse, LoginStatus, NewTenant,
     NewUser, PasswordLogin, Refusal, Submission,
@@ -67,10 +67,10 @@ pub use error::{
     BoxError, Error, ErrorKind, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind,
 };
 pub use factor::{
-    Argon2Params, AuthMethod, EmailOtpSettings, FactorKind, FactorStep, MethodName, MethodRecord,
-    PasskeyInfo, PasskeySettings, PasswordCredential, PasswordHasher, PasswordRules,
-    PasswordSettings, PasswordViolation, RecoveryCodeSettings, Scope, TenantFactor, TotpAlgorithm,
-    TotpEnrollment, TotpSettings, UserFactor, Versioned,
+    Argon2Params, AuthMethod, EmailOtpSettings, FactorCredential, FactorKind, FactorSettings,
+    FactorStep, MethodName, MethodRecord, MethodScope, PasskeyInfo, PasskeySettings,
+    PasswordCredential, PasswordHasher, PasswordRules, PasswordSettings, PasswordViolation,
+    RecoveryCodeSettings, TotpAlgorithm, TotpEnrollment, TotpSettings, Versioned,
 };
 pub use flow::{
     AuthRecord, Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,

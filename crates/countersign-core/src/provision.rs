@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
-use crate::factor::{AuthMethod, TenantFactor};
+use crate::factor::{AuthMethod, FactorSettings};
 use crate::model::Tenant;
 
 /// Everything a new tenant starts with, validated so that a tenant can never
@@ -18,7 +18,7 @@ use crate::model::Tenant;
 #[derive(Debug, Clone)]
 pub struct TenantProvision {
     tenant: Tenant,
-    factors: Vec<TenantFactor>,
+    factors: Vec<FactorSettings>,
     methods: Vec<AuthMethod>,
 }
 
@@ -26,7 +26,7 @@ impl TenantProvision {
     /// Validate and bundle a new tenant.
     pub fn new(
         tenant: Tenant,
-        factors: Vec<TenantFactor>,
+        factors: Vec<FactorSettings>,
         methods: Vec<AuthMethod>,
     ) -> Result<Self> {
         if tenant.id.is_system() {
@@ -82,7 +82,7 @@ impl TenantProvision {
     }
 
     /// The adopted factors' settings.
-    pub fn factors(&self) -> &[TenantFactor] {
+    pub fn factors(&self) -> &[FactorSettings] {
         &self.factors
     }
 

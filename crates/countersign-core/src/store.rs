@@ -34,7 +34,8 @@ use chrono::{DateTime, Utc};
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::error::StoreError;
 use crate::factor::{
-    AuthMethod, FactorKind, MethodName, MethodRecord, Scope, TenantFactor, UserFactor, Versioned,
+    AuthMethod, FactorCredential, FactorKind, FactorSettings, MethodName, MethodRecord,
+    MethodScope, Versioned,
 };
 use crate::flow::FlowRecord;
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
@@ -165,7 +166,7 @@ pub trait IdentityAdmin: IdentityAuthnLog {
     fn create_user(
         &self,
         user: &User,
-        credentials: &[UserFactor],
+        credentials: &[FactorCredential],
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Move a user from `from` to `to` only if it is in `from` now
@@ -240,19 +241,19 @@ pub trait FactorStore: Send + Sync + 'static {
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> impl Future<Output = Result<Option<TenantFactor>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<FactorSettings>, Self::Error>> + Send;
 
     /// Every factor the tenant has adopted, ordered by kind name.
     fn tenant_factors(
         &self,
         tenant: TenantId,
-    ) -> impl Future<Output = Result<Vec<TenantFactor>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<FactorSettings>, Self::Error>> + Send;
 
     /// Adopt a factor or replace its settings. `NotFound` if no tenant.
     fn save_tenant_factor(
         &self,
         tenant: TenantId,
-        factor: &TenantFactor,
+        factor: &FactorSettings,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Drop a factor from the tenant. Returns whether it was adopted;
@@ -269,14 +270,14 @@ pub trait FactorStore: Send + Sync + 'static {
         tenant: TenantId,
         user: UserId,
         kind: FactorKind,
-    ) -> impl Future<Output = Result<Option<Versioned<UserFactor>>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Versioned<FactorCredential>>, Self::Error>> + Send;
 
     /// Every credential of the user, ordered by kind name.
     fn user_factors(
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> impl Future<Output = Result<Vec<Versioned<UserFactor>>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Versioned<FactorCredential>>, Self::Error>> + Send;
 
     /// Save `factor` only if the stored version is `expected` (`None`:
     /// only if there is none yet). Atomic: of any number of concurrent
@@ -288,7 +289,7 @@ pub trait FactorStore: Send + Sync + 'static {
         tenant: TenantId,
         user: UserId,
         expected: Option<u64>,
-        factor: &UserFactor,
+        factor: &FactorCredential,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// Remove the user's credential for `kind`. Returns whether one existed.
@@ -303,7 +304,7 @@ pub trait FactorStore: Send + Sync + 'static {
     /// the tenant (or, for a user scope, the user in it) does not exist.
     fn save_method(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         method: &AuthMethod,
         enabled: bool,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -311,14 +312,14 @@ pub trait FactorStore: Send + Sync + 'static {
     /// The methods stored at exactly `scope`, ordered by name.
     fn methods(
         &self,
-        scope: Scope,
+        scope: MethodScope,
     ) -> impl Future<Output = Result<Vec<MethodRecord>, Self::Error>> + Send;
 
     /// Enable or disable a method. Returns whether it exists. `Conflict` if
     /// it would leave the tenant scope with no enabled method.
     fn set_method_enabled(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: bool,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
@@ -327,7 +328,7 @@ pub trait FactorStore: Send + Sync + 'static {
     /// leave the tenant scope with no enabled method.
     fn remove_method(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 

@@ -61,11 +61,11 @@ store_methods! {
     PasswordHistory => "password_history",
     EraseUser => "erase_user",
     // FactorStore
-    TenantFactor => "tenant_factor",
+    FactorSettings => "tenant_factor",
     TenantFactors => "tenant_factors",
     SaveTenantFactor => "save_tenant_factor",
     RemoveTenantFactor => "remove_tenant_factor",
-    UserFactor => "user_factor",
+    FactorCredential => "user_factor",
     UserFactors => "user_factors",
     CompareAndSaveUserFactor => "compare_and_save_user_factor",
     RemoveUserFactor => "remove_user_factor",

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, FailureRecord, FamilyId, FlowRecord, Identifier, MethodName, MethodRecord,
-    RefreshFamily, Scope, SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant,
-    TenantFactor, TenantId, TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+    AuditEvent, FactorCredential, FactorSettings, FailureRecord, FamilyId, FlowRecord, Identifier,
+    MethodName, MethodRecord, MethodScope, RefreshFamily, SessionId, SessionRecord,
+    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
+    Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found};
@@ -26,8 +27,8 @@ pub(crate) struct State {
     pub(crate) identifiers: HashMap<(TenantId, Identifier), UserId>,
     pub(crate) failures: HashMap<UserId, FailureRecord>,
     pub(crate) events: Vec<AuditEvent>,
-    pub(crate) tenant_factors: BTreeMap<(TenantId, &'static str), TenantFactor>,
-    pub(crate) user_factors: BTreeMap<(UserId, &'static str), Versioned<UserFactor>>,
+    pub(crate) tenant_factors: BTreeMap<(TenantId, &'static str), FactorSettings>,
+    pub(crate) user_factors: BTreeMap<(UserId, &'static str), Versioned<FactorCredential>>,
     pub(crate) methods: BTreeMap<MethodKey, MethodRecord>,
     pub(crate) history: HashMap<UserId, Vec<String>>,
     pub(crate) flows: HashMap<TokenHash, Versioned<FlowRecord>>,
@@ -72,18 +73,18 @@ impl State {
             .ok_or_else(|| not_found("user"))
     }
 
-    pub(crate) fn require_scope(&self, scope: Scope) -> Result<()> {
+    pub(crate) fn require_scope(&self, scope: MethodScope) -> Result<()> {
         match scope {
-            Scope::Tenant(t) => self
+            MethodScope::Tenant(t) => self
                 .tenants
                 .contains_key(&t)
                 .then_some(())
                 .ok_or_else(|| not_found("tenant")),
-            Scope::User(t, u) => self.require_user(t, u),
+            MethodScope::User(t, u) => self.require_user(t, u),
         }
     }
 
-    pub(crate) fn methods_at(&self, scope: Scope) -> Vec<MethodRecord> {
+    pub(crate) fn methods_at(&self, scope: MethodScope) -> Vec<MethodRecord> {
         let (t, u) = (scope.tenant(), scope.user());
         self.methods
             .iter()

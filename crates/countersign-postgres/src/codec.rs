@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AccountState, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress, EventId,
-    FactorKind, FailureRecord, FamilyId, FlowRecord, Identifier, MethodRecord, RefreshFamily,
-    SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantFactor, TenantId,
-    TenantPolicy, TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+    AccountState, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress,
+    EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId, FlowRecord,
+    Identifier, MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord,
+    StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -171,18 +171,20 @@ pub(crate) fn event(row: &PgRow) -> Result<AuditEvent, PgError> {
         ip: ip.map(|i| parse::<IpAddr>(T, "ip", &i)).transpose()?,
         user_agent: get(row, T, "user_agent")?,
         at: get::<DateTime<Utc>>(row, T, "at")?,
-        detail: get(row, T, "detail")?,
+        detail: get::<Option<String>>(row, T, "detail")?
+            .map(|d| parse::<AuditDetail>(T, "detail", &d))
+            .transpose()?,
     })
 }
 
-pub(crate) fn tenant_factor(row: &PgRow) -> Result<TenantFactor, PgError> {
-    Ok(get::<Json<TenantFactor>>(row, "cs_tenant_factors", "config")?.0)
+pub(crate) fn tenant_factor(row: &PgRow) -> Result<FactorSettings, PgError> {
+    Ok(get::<Json<FactorSettings>>(row, "cs_tenant_factors", "config")?.0)
 }
 
-pub(crate) fn user_factor(row: &PgRow) -> Result<Versioned<UserFactor>, PgError> {
+pub(crate) fn user_factor(row: &PgRow) -> Result<Versioned<FactorCredential>, PgError> {
     const T: &str = "cs_user_factors";
     Ok(Versioned {
-        value: get::<Json<UserFactor>>(row, T, "config")?.0,
+        value: get::<Json<FactorCredential>>(row, T, "config")?.0,
         version: unsigned(T, "version", get::<i64>(row, T, "version")?)?,
     })
 }

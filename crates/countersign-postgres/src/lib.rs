@@ -86,7 +86,17 @@ pub type Result<T, E = PgError> = std::result::Result<T, E>;
 
 /// How [`PostgresStore::connect_with`] connects.
 ///
-/// Build with [`PostgresOptions::new`] and adjust the fields.
+/// Build with [`PostgresOptions::new`] and adjust the fields:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use countersign_postgres::PostgresOptions;
+/// let mut options = PostgresOptions::new("postgres://app@db.internal/auth");
+/// options.max_connections = 32;
+/// options.read_url = Some("postgres://app@replica.internal/auth".into());
+/// options.migrate = false; // migrations run as a separate deploy step
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -111,6 +121,11 @@ pub struct PostgresOptions {
     pub read_url: Option<String>,
     /// How transient failures are retried. Default [`RetryPolicy::default`].
     pub retry: RetryPolicy,
+    /// Whether connecting applies pending migrations
+    /// ([`PostgresStore::migrate`]), as `SqliteStore::open` does. Default
+    /// `true`; set `false` where a deploy step migrates and the service's
+    /// database role may not change the schema.
+    pub migrate: bool,
 }
 
 impl PostgresOptions {
@@ -125,6 +140,7 @@ impl PostgresOptions {
             application_name: Some("countersign".to_owned()),
             read_url: None,
             retry: RetryPolicy::default(),
+            migrate: true,
         }
     }
 
@@ -176,16 +192,18 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connect to `url` with the default [`PostgresOptions`]. Refuses a
-    /// database whose schema is newer than this build
-    /// ([`PgError::SchemaTooNew`]); does not migrate.
+    /// Connect to `url` with the default [`PostgresOptions`] and apply
+    /// pending migrations (safe when many processes start at once).
+    /// Refuses a database whose schema is newer than this build
+    /// ([`PgError::SchemaTooNew`]).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(PostgresOptions::new(url)).await
     }
 
     /// Connect as `options` say: a pool on the primary and, with
-    /// `read_url`, a read pool. Refuses a database whose schema is newer
-    /// than this build ([`PgError::SchemaTooNew`]); does not migrate.
+    /// `read_url`, a read pool; then migrate unless `options.migrate` is
+    /// off. Refuses a database whose schema is newer than this build
+    /// ([`PgError::SchemaTooNew`]).
     pub async fn connect_with(options: PostgresOptions) -> Result<Self> {
         let write = options.pool(&options.url).await?;
         let read = match &options.read_url {
@@ -198,6 +216,9 @@ impl PostgresStore {
             retry: options.retry,
         };
         store.schema_version().await?;
+        if options.migrate {
+            store.migrate().await?;
+        }
         Ok(store)
     }
 

@@ -132,6 +132,8 @@ pub fn options(schema: &str) -> PostgresOptions {
     o.acquire_timeout = Duration::from_secs(30);
     o.search_path = Some(schema.to_owned());
     o.application_name = Some(schema.to_owned());
+    // Tests of migrations call `migrate` themselves; `migrated` does too.
+    o.migrate = false;
     o
 }
 

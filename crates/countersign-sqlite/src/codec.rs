@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, EmailAddress, EventId, FailureRecord, FamilyId, FlowRecord, Identifier,
-    MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord, Tenant, TenantId,
-    TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+    AuditEvent, EmailAddress, EventId, FactorCredential, FailureRecord, FamilyId, FlowRecord,
+    Identifier, MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord, Tenant,
+    TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -197,14 +197,14 @@ pub(crate) fn read_event(r: &Row<'_>) -> Result<AuditEvent> {
         ip: r.opt_code_col(6)?,
         user_agent: r.col(7)?,
         at: r.time_col(8)?,
-        detail: r.col(9)?,
+        detail: r.opt_code_col(9)?,
     })
 }
 
 /// Columns of `cs_user_factors` that [`read_versioned_factor`] decodes.
 pub(crate) const USER_FACTOR_COLS: &str = "config, version";
 
-pub(crate) fn read_versioned_factor(r: &Row<'_>) -> Result<Versioned<UserFactor>> {
+pub(crate) fn read_versioned_factor(r: &Row<'_>) -> Result<Versioned<FactorCredential>> {
     Ok(Versioned {
         value: r.json_col(0)?,
         version: r.u64_col(1, "negative version")?,

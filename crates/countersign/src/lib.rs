@@ -6,7 +6,7 @@
 //! |----------|---------|--------------|
 //! | `memory` | yes     | [`memory`]: the in-memory backend, also the mock store for tests |
 //! | `sqlite` | yes     | [`sqlite`]: the SQLite backend, the embedded default |
-//! | `postgres` | no    | [`postgres`]: the PostgreSQL backend, for scale-out |
+//! | `postgres` | no    | `postgres`: the PostgreSQL backend, for scale-out |
 //!
 //! This is the one crate with a semver promise: depend on it rather than on
 //! the `countersign-*` crates it re-exports.
@@ -32,8 +32,8 @@ pub use countersign_sqlite as sqlite;
 pub mod prelude {
     pub use countersign_core::{
         AccountState, AuthMethod, Authentication, AuthnService, ClientInfo, Env, Error, ErrorKind,
-        FactorKind, FactorResponse, LoginStatus, NewTenant, NewUser, PasswordHasher,
-        SessionService, Store, Submission, Tenant, TenantFactor, TenantId, User, UserId,
+        FactorKind, FactorResponse, FactorSettings, LoginStatus, NewTenant, NewUser,
+        PasswordHasher, SessionService, Store, Submission, Tenant, TenantId, User, UserId,
     };
 
     #[cfg(feature = "memory")]

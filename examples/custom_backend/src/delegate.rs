@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, FactorKind, FactorStore,
-    FailureRecord, FamilyId, FlowRecord, FlowStore, Identifier, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, KeyStore, LockoutPolicy, MethodName, MethodRecord, RefreshFamily, Rotation,
-    Scope, SessionId, SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantFactor,
-    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserFactor, UserId,
-    Versioned,
+    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, FactorCredential, FactorKind,
+    FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore, Identifier,
+    IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore, LockoutPolicy, MethodName,
+    MethodRecord, MethodScope, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
+    SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
+    UserId, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -122,7 +122,7 @@ impl<S: IdentityAdmin> IdentityAdmin for CountingStore<S> {
     async fn create_user(
         &self,
         user: &User,
-        credentials: &[UserFactor],
+        credentials: &[FactorCredential],
     ) -> Result<(), Self::Error> {
         let call = self.inner.create_user(user, credentials);
         self.counted(StoreTrait::IdentityAdmin, call).await
@@ -185,12 +185,12 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> Result<Option<TenantFactor>, Self::Error> {
+    ) -> Result<Option<FactorSettings>, Self::Error> {
         let call = self.inner.tenant_factor(tenant, kind);
         self.counted(StoreTrait::FactorStore, call).await
     }
 
-    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<TenantFactor>, Self::Error> {
+    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<FactorSettings>, Self::Error> {
         let call = self.inner.tenant_factors(tenant);
         self.counted(StoreTrait::FactorStore, call).await
     }
@@ -198,7 +198,7 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
     async fn save_tenant_factor(
         &self,
         tenant: TenantId,
-        factor: &TenantFactor,
+        factor: &FactorSettings,
     ) -> Result<(), Self::Error> {
         let call = self.inner.save_tenant_factor(tenant, factor);
         self.counted(StoreTrait::FactorStore, call).await
@@ -218,7 +218,7 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         tenant: TenantId,
         user: UserId,
         kind: FactorKind,
-    ) -> Result<Option<Versioned<UserFactor>>, Self::Error> {
+    ) -> Result<Option<Versioned<FactorCredential>>, Self::Error> {
         let call = self.inner.user_factor(tenant, user, kind);
         self.counted(StoreTrait::FactorStore, call).await
     }
@@ -227,7 +227,7 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> Result<Vec<Versioned<UserFactor>>, Self::Error> {
+    ) -> Result<Vec<Versioned<FactorCredential>>, Self::Error> {
         let call = self.inner.user_factors(tenant, user);
         self.counted(StoreTrait::FactorStore, call).await
     }
@@ -237,7 +237,7 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         tenant: TenantId,
         user: UserId,
         expected: Option<u64>,
-        factor: &UserFactor,
+        factor: &FactorCredential,
     ) -> Result<bool, Self::Error> {
         let call = self
             .inner
@@ -257,7 +257,7 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
 
     async fn save_method(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         method: &AuthMethod,
         enabled: bool,
     ) -> Result<(), Self::Error> {
@@ -265,14 +265,14 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         self.counted(StoreTrait::FactorStore, call).await
     }
 
-    async fn methods(&self, scope: Scope) -> Result<Vec<MethodRecord>, Self::Error> {
+    async fn methods(&self, scope: MethodScope) -> Result<Vec<MethodRecord>, Self::Error> {
         let call = self.inner.methods(scope);
         self.counted(StoreTrait::FactorStore, call).await
     }
 
     async fn set_method_enabled(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: bool,
     ) -> Result<bool, Self::Error> {
@@ -280,7 +280,11 @@ impl<S: FactorStore> FactorStore for CountingStore<S> {
         self.counted(StoreTrait::FactorStore, call).await
     }
 
-    async fn remove_method(&self, scope: Scope, name: &MethodName) -> Result<bool, Self::Error> {
+    async fn remove_method(
+        &self,
+        scope: MethodScope,
+        name: &MethodName,
+    ) -> Result<bool, Self::Error> {
         let call = self.inner.remove_method(scope, name);
         self.counted(StoreTrait::FactorStore, call).await
     }

@@ -5,12 +5,12 @@ use crate::store::Store;
 use chrono::{DateTime, Utc};
 
 use super::AuthnService;
-use crate::audit::AuditKind;
+use crate::audit::{AuditDetail, AuditKind};
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, StoreErrorKind, store_err};
 use crate::factor::{
-    AuthMethod, FactorKind, PasswordCredential, PasswordRules, PasswordViolation, TenantFactor,
-    UserFactor, normalize_password,
+    AuthMethod, FactorCredential, FactorKind, FactorSettings, PasswordCredential, PasswordRules,
+    PasswordViolation, normalize_password,
 };
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::{
@@ -29,7 +29,7 @@ pub struct NewTenant {
     /// Its security policy.
     pub policy: TenantPolicy,
     /// The factors it adopts, with their settings.
-    pub factors: Vec<TenantFactor>,
+    pub factors: Vec<FactorSettings>,
     /// Its login methods (all enabled).
     pub methods: Vec<AuthMethod>,
 }
@@ -42,10 +42,10 @@ impl NewTenant {
     /// it has not adopted.
     ///
     /// ```
-    /// # use countersign_core::{FactorKind, NewTenant, TenantFactor};
+    /// # use countersign_core::{FactorKind, NewTenant, FactorSettings};
     /// let mfa = NewTenant::new("acme", "Acme Inc")
-    ///     .adopt(TenantFactor::Password(Default::default()))
-    ///     .adopt(TenantFactor::Totp(Default::default()))
+    ///     .adopt(FactorSettings::Password(Default::default()))
+    ///     .adopt(FactorSettings::Totp(Default::default()))
     ///     .method("password-totp", &[FactorKind::Password, FactorKind::Totp])?;
     /// # Ok::<(), countersign_core::Error>(())
     /// ```
@@ -63,13 +63,13 @@ impl NewTenant {
     /// and lockout policy.
     pub fn password_only(slug: &str, name: &str) -> Result<Self> {
         Self::new(slug, name)
-            .adopt(TenantFactor::Password(Default::default()))
+            .adopt(FactorSettings::Password(Default::default()))
             .method("password", &[FactorKind::Password])
     }
 
     /// Adopt a factor with its settings, replacing any earlier settings of
     /// the same kind.
-    pub fn adopt(mut self, factor: TenantFactor) -> Self {
+    pub fn adopt(mut self, factor: FactorSettings) -> Self {
         self.factors.retain(|f| f.kind() != factor.kind());
         self.factors.push(factor);
         self
@@ -180,7 +180,7 @@ where
             .await
             .map_err(store_err)?
         {
-            Some(TenantFactor::Password(settings)) => Ok(settings.rules),
+            Some(FactorSettings::Password(settings)) => Ok(settings.rules),
             _ => Err(InvalidInput::new("password", "this tenant does not offer passwords").into()),
         }
     }
@@ -252,7 +252,7 @@ where
                 .accept_new_password(&tenant, &rules, password, &context, &[])
                 .await?;
             let hash = self.hasher.hash(&password, &self.env).await?;
-            credentials.push(UserFactor::Password(PasswordCredential {
+            credentials.push(FactorCredential::Password(PasswordCredential {
                 phc: hash.clone(),
                 changed_at: now,
             }));
@@ -327,10 +327,14 @@ where
                 .await
                 .map_err(store_err)?;
         }
-        let detail = format!("{}->{}", current.state, to);
         self.audit(
             self.success(tenant, Some(user), AuditKind::UserStateChanged, rq)
-                .map(|e| e.with_detail(&detail)),
+                .map(|e| {
+                    e.with_detail(AuditDetail::Transition {
+                        from: current.state,
+                        to,
+                    })
+                }),
         )
         .await?;
         self.user(tenant, user).await
@@ -496,7 +500,7 @@ where
         };
         let expected = match &existing {
             Some(v) => {
-                if let UserFactor::Password(c) = &v.value
+                if let FactorCredential::Password(c) = &v.value
                     && rules.history > 0
                     && !history.contains(&c.phc)
                 {
@@ -521,7 +525,7 @@ where
                 tenant,
                 user,
                 expected,
-                &UserFactor::Password(PasswordCredential {
+                &FactorCredential::Password(PasswordCredential {
                     phc: phc.clone(),
                     changed_at: now,
                 }),

@@ -8,9 +8,9 @@ use crate::audit::AuditKind;
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::{
-    Credential, EmailOtpCredential, FactorKind, PasskeyEntry, PasskeyInfo, PasskeysCredential,
-    PendingCode, TenantFactor, TotpCheck, TotpCredential, TotpEnrollment, UserFactor, Versioned,
-    check_digits, check_totp, credential, email_code, new_totp, passkey, recovery, save,
+    Credential, EmailOtpCredential, FactorCredential, FactorKind, FactorSettings, PasskeyEntry,
+    PasskeyInfo, PasskeysCredential, PendingCode, TotpCheck, TotpCredential, TotpEnrollment,
+    Versioned, check_digits, check_totp, credential, email_code, new_totp, passkey, recovery, save,
     totp_enrollment,
 };
 use crate::flow::{FlowState, PasskeyRegistrationState};
@@ -94,7 +94,7 @@ impl<S> AuthnService<S>
 where
     S: Store,
 {
-    async fn settings(&self, tenant: TenantId, kind: FactorKind) -> Result<TenantFactor> {
+    async fn settings(&self, tenant: TenantId, kind: FactorKind) -> Result<FactorSettings> {
         self.tenant_settings(tenant, kind).await?.ok_or_else(|| {
             InvalidInput::new("factor", format!("this tenant does not offer `{kind}`")).into()
         })
@@ -149,7 +149,8 @@ where
         let now = rq.now;
         match what {
             Enroll::Totp => {
-                let TenantFactor::Totp(settings) = self.settings(tenant, FactorKind::Totp).await?
+                let FactorSettings::Totp(settings) =
+                    self.settings(tenant, FactorKind::Totp).await?
                 else {
                     return Err(Error::FactorNotExpected);
                 };
@@ -160,7 +161,7 @@ where
                     .map_err(store_err)?;
                 let expected = match &existing {
                     Some(Versioned {
-                        value: UserFactor::Totp(t),
+                        value: FactorCredential::Totp(t),
                         ..
                     }) if t.confirmed => {
                         return Err(Error::AlreadyExists("a confirmed totp credential".into()));
@@ -175,7 +176,7 @@ where
                 Ok(Enrolled::Totp(material))
             }
             Enroll::RecoveryCodes => {
-                let TenantFactor::RecoveryCodes(settings) =
+                let FactorSettings::RecoveryCodes(settings) =
                     self.settings(tenant, FactorKind::RecoveryCodes).await?
                 else {
                     return Err(Error::FactorNotExpected);
@@ -191,7 +192,7 @@ where
                 Ok(Enrolled::RecoveryCodes(codes))
             }
             Enroll::EmailOtp { address } => {
-                let TenantFactor::EmailOtp(settings) =
+                let FactorSettings::EmailOtp(settings) =
                     self.settings(tenant, FactorKind::EmailOtp).await?
                 else {
                     return Err(Error::FactorNotExpected);
@@ -262,7 +263,7 @@ where
         match proof {
             Confirm::Totp { code } => {
                 let digits = match self.settings(tenant, FactorKind::Totp).await? {
-                    TenantFactor::Totp(s) => s.digits,
+                    FactorSettings::Totp(s) => s.digits,
                     _ => 6,
                 };
                 check_digits(code, digits, "totp code")?;
@@ -283,7 +284,7 @@ where
                 Ok(None)
             }
             Confirm::EmailOtp { code } => {
-                let TenantFactor::EmailOtp(settings) =
+                let FactorSettings::EmailOtp(settings) =
                     self.settings(tenant, FactorKind::EmailOtp).await?
                 else {
                     return Err(Error::FactorNotExpected);

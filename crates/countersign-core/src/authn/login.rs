@@ -5,12 +5,12 @@ use chrono::{DateTime, Utc};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::AuthnService;
-use crate::audit::AuditKind;
+use crate::audit::{AuditDetail, AuditKind, AuditReason};
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::{
-    AuthMethod, Check, EmailOtpCredential, FactorKind, FactorStep, MethodName, PasskeysCredential,
-    PendingCode, Scope, TenantFactor, Versioned, check_digits, credential, email_code,
+    AuthMethod, Check, EmailOtpCredential, FactorKind, FactorSettings, FactorStep, MethodName,
+    MethodScope, PasskeysCredential, PendingCode, Versioned, check_digits, credential, email_code,
     normalize_password, passkey, recovery, totp,
 };
 use crate::flow::{
@@ -151,7 +151,7 @@ where
     async fn tenant_methods(&self, tenant: TenantId) -> Result<Vec<AuthMethod>> {
         Ok(self
             .store
-            .methods(Scope::Tenant(tenant))
+            .methods(MethodScope::Tenant(tenant))
             .await
             .map_err(store_err)?
             .into_iter()
@@ -302,7 +302,7 @@ where
         token: &str,
         rq: Request<'_>,
     ) -> Result<(Versioned<FlowRecord>, Awaiting)> {
-        let refuse = |detail: &'static str, err: Error| async move {
+        let refuse = |detail: AuditReason, err: Error| async move {
             self.audit(
                 self.auth_failure(tenant.id, None, rq)
                     .map(|e| e.with_detail(detail)),
@@ -312,16 +312,16 @@ where
         };
         let key: TokenHash = match TokenKind::FLOW.parse(token) {
             Ok(k) => k,
-            Err(e) => return refuse("malformed_flow", e.into()).await,
+            Err(e) => return refuse(AuditReason::MalformedFlow, e.into()).await,
         };
         let Some(found) = self.store.flow(tenant.id, &key).await.map_err(store_err)? else {
-            return refuse("unknown_flow", Error::FlowNotFound).await;
+            return refuse(AuditReason::UnknownFlow, Error::FlowNotFound).await;
         };
         let FlowState::Login(state) = &found.value.state else {
-            return refuse("unknown_flow", Error::FlowNotFound).await;
+            return refuse(AuditReason::UnknownFlow, Error::FlowNotFound).await;
         };
         let LoginState::AwaitingFactor(w) = state.clone() else {
-            return refuse("flow_ended", Error::FlowEnded).await;
+            return refuse(AuditReason::FlowEnded, Error::FlowEnded).await;
         };
         if rq.now >= found.value.expires_at {
             let mut expired = found.value.clone();
@@ -332,7 +332,7 @@ where
                 .compare_and_save_flow(found.version, &expired)
                 .await
                 .map_err(store_err)?;
-            return refuse("expired_flow", Error::FlowExpired).await;
+            return refuse(AuditReason::ExpiredFlow, Error::FlowExpired).await;
         }
         Ok((found, w))
     }
@@ -411,7 +411,7 @@ where
             .tenant_settings(tenant.id, FactorKind::EmailOtp)
             .await?
         {
-            Some(TenantFactor::EmailOtp(s)) => s,
+            Some(FactorSettings::EmailOtp(s)) => s,
             _ => {
                 return Err(
                     InvalidInput::new("factor", "this tenant does not offer email codes").into(),
@@ -469,7 +469,7 @@ where
         let (found, mut w) = self.open_flow(&tenant, flow, rq).await?;
         let kind = response.kind();
         let flow_user = found.value.user_id;
-        let audit_refusal = |detail: &'static str| async move {
+        let audit_refusal = |detail: AuditReason| async move {
             self.audit(
                 self.auth_failure(tenant.id, flow_user, rq)
                     .map(|e| e.with_factor(kind).with_detail(detail)),
@@ -482,13 +482,13 @@ where
             refused: Some(why),
         };
         if !w.admits(kind) {
-            audit_refusal("out_of_order").await?;
+            audit_refusal(AuditReason::OutOfOrder).await?;
             return Ok(unchanged(w, Refusal::NotExpected));
         }
         let parsed = match self.parse_response(tenant.id, response).await {
             Ok(p) => p,
             Err(e) => {
-                audit_refusal("malformed").await?;
+                audit_refusal(AuditReason::Malformed).await?;
                 return Err(e);
             }
         };
@@ -498,7 +498,7 @@ where
             _ => false,
         };
         if no_challenge {
-            audit_refusal("no_challenge").await?;
+            audit_refusal(AuditReason::NoChallenge).await?;
             return Ok(unchanged(w, Refusal::ChallengeMissing));
         }
 
@@ -532,13 +532,13 @@ where
         if let Some(u) = &user
             && let Some(event) = self.account_block(&tenant, u, rq.now).await?
         {
-            let detail = if matches!(event, FlowEvent::Locked { .. }) {
-                "locked"
+            let why = if matches!(event, FlowEvent::Locked { .. }) {
+                AuditReason::Locked
             } else {
-                "inactive"
+                AuditReason::Inactive
             };
             return self
-                .finish_submit(&tenant, &found, w, event, false, kind, detail, rq)
+                .finish_submit(&tenant, &found, w, event, kind, Some(why), rq)
                 .await;
         }
 
@@ -554,33 +554,33 @@ where
                         event = FlowEvent::Locked { until };
                     }
                 }
-                self.finish_submit(&tenant, &found, w, event, false, kind, detail, rq)
+                self.finish_submit(&tenant, &found, w, event, kind, Some(detail), rq)
                     .await
             }
             Check::Passed => {
                 // Re-check: a suspension or lock may have landed meanwhile.
                 let Some(u) = user else {
+                    let why = Some(AuditReason::UnknownIdentifier);
                     return self
-                        .finish_submit(
-                            &tenant,
-                            &found,
-                            w,
-                            FlowEvent::Failed,
-                            false,
-                            kind,
-                            "unknown_identifier",
-                            rq,
-                        )
+                        .finish_submit(&tenant, &found, w, FlowEvent::Failed, kind, why, rq)
                         .await;
                 };
                 let fresh = self.user(tenant.id, u.id).await?;
                 if let Some(event) = self.account_block(&tenant, &fresh, rq.now).await? {
                     return self
-                        .finish_submit(&tenant, &found, w, event, false, kind, "blocked", rq)
+                        .finish_submit(
+                            &tenant,
+                            &found,
+                            w,
+                            event,
+                            kind,
+                            Some(AuditReason::Blocked),
+                            rq,
+                        )
                         .await;
                 }
                 let event = FlowEvent::Passed { kind, at: rq.now };
-                self.finish_submit(&tenant, &found, w, event, true, kind, "", rq)
+                self.finish_submit(&tenant, &found, w, event, kind, None, rq)
                     .await
             }
         }
@@ -593,9 +593,8 @@ where
         found: &Versioned<FlowRecord>,
         w: Awaiting,
         event: FlowEvent,
-        accepted: bool,
         kind: FactorKind,
-        detail: &'static str,
+        refusal: Option<AuditReason>,
         rq: Request<'_>,
     ) -> Result<Submission> {
         let user = w.user;
@@ -605,31 +604,25 @@ where
             self.config.flow_max_failures,
         )?;
         self.save_flow(found, state.clone(), user).await?;
-        let event = if accepted {
-            self.success(tenant.id, user, AuditKind::Authentication, rq)
-        } else {
-            self.auth_failure(tenant.id, user, rq)
+        let event = match refusal {
+            None => self.success(tenant.id, user, AuditKind::Authentication, rq),
+            Some(why) => self
+                .auth_failure(tenant.id, user, rq)
+                .map(|e| e.with_detail(why)),
         };
-        self.audit(event.map(|e| e.with_factor(kind)).map(|e| {
-            if detail.is_empty() {
-                e
-            } else {
-                e.with_detail(detail)
-            }
-        }))
-        .await?;
+        self.audit(event.map(|e| e.with_factor(kind))).await?;
         if let LoginState::Authenticated(a) = &state {
             let u = self.user(tenant.id, a.user_id).await?;
             self.complete_login(tenant, &u, rq).await?;
             self.audit(
                 self.success(tenant.id, Some(a.user_id), AuditKind::LoginSucceeded, rq)
-                    .map(|e| e.with_detail(a.method.as_str())),
+                    .map(|e| e.with_detail(AuditDetail::Method(a.method.clone()))),
             )
             .await?;
         }
         Ok(Submission {
             status: LoginStatus::of(&state, found.value.expires_at),
-            refused: (!accepted).then_some(Refusal::Incorrect),
+            refused: refusal.map(|_| Refusal::Incorrect),
         })
     }
 
@@ -692,11 +685,11 @@ where
                     let skew = self.totp_skew(tenant.id).await?;
                     totp::verify(&self.store, rq.now, tenant.id, u.id, &code, skew).await
                 }
-                None => Ok(Check::Failed("unknown_identifier")),
+                None => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },
             Parsed::Recovery(code) => match user {
                 Some(u) => recovery::spend_code(&self.store, rq.now, tenant.id, u.id, &code).await,
-                None => Ok(Check::Failed("unknown_identifier")),
+                None => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },
             Parsed::Email(code) => Ok(email_code::check_flow_code(
                 &mut w.email_code,
@@ -712,7 +705,7 @@ where
                     let (now, store) = (rq.now, &self.store);
                     passkey::verify(store, now, &webauthn, tenant.id, u.id, &cred, challenge).await
                 }
-                _ => Ok(Check::Failed("unknown_identifier")),
+                _ => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },
         }
     }
@@ -721,8 +714,8 @@ where
     /// the tenant has no settings for it.
     async fn code_digits(&self, tenant: TenantId, kind: FactorKind) -> Result<u8> {
         Ok(match self.tenant_settings(tenant, kind).await? {
-            Some(TenantFactor::Totp(s)) => s.digits,
-            Some(TenantFactor::EmailOtp(s)) => s.digits,
+            Some(FactorSettings::Totp(s)) => s.digits,
+            Some(FactorSettings::EmailOtp(s)) => s.digits,
             _ => 6,
         })
     }
@@ -730,7 +723,7 @@ where
     async fn email_max_attempts(&self, tenant: TenantId) -> Result<u32> {
         Ok(
             match self.tenant_settings(tenant, FactorKind::EmailOtp).await? {
-                Some(TenantFactor::EmailOtp(s)) => s.max_attempts,
+                Some(FactorSettings::EmailOtp(s)) => s.max_attempts,
                 _ => 1,
             },
         )
@@ -739,7 +732,7 @@ where
     pub(super) async fn totp_skew(&self, tenant: TenantId) -> Result<u8> {
         Ok(
             match self.tenant_settings(tenant, FactorKind::Totp).await? {
-                Some(TenantFactor::Totp(s)) => s.skew_steps,
+                Some(FactorSettings::Totp(s)) => s.skew_steps,
                 _ => 1,
             },
         )

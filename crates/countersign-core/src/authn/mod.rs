@@ -4,6 +4,7 @@
 //! submission) and `enroll` (enrolment and removal of factors); this file
 //! holds the service, its tunables and the checks they share.
 
+use crate::audit::AuditReason;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use crate::email::{DynEmailSender, EmailSender};
 use crate::env::{Env, Request};
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::{
-    FactorKind, PasskeySettings, PasswordCredential, PasswordHasher, TenantFactor, UserFactor,
-    Versioned, credential,
+    FactorCredential, FactorKind, FactorSettings, PasskeySettings, PasswordCredential,
+    PasswordHasher, Versioned, credential,
 };
 use crate::flow::FlowEvent;
 use crate::ids::{TenantId, UserId};
@@ -210,7 +211,7 @@ where
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> Result<Option<TenantFactor>> {
+    ) -> Result<Option<FactorSettings>> {
         self.store
             .tenant_factor(tenant, kind)
             .await
@@ -220,7 +221,7 @@ where
     /// The tenant's passkey settings; a tenant without passkeys is bad input.
     pub(crate) async fn passkey_settings(&self, tenant: TenantId) -> Result<PasskeySettings> {
         match self.tenant_settings(tenant, FactorKind::Passkey).await? {
-            Some(TenantFactor::Passkey(p)) => Ok(p),
+            Some(FactorSettings::Passkey(p)) => Ok(p),
             _ => Err(InvalidInput::new("factor", "this tenant does not offer passkeys").into()),
         }
     }
@@ -253,10 +254,10 @@ where
         user: Option<&User>,
         password: &str,
         rq: Request<'_>,
-    ) -> Result<Result<(), &'static str>> {
+    ) -> Result<Result<(), AuditReason>> {
         let Some(user) = user else {
             self.hasher.verify_dummy(password).await?;
-            return Ok(Err("unknown_identifier"));
+            return Ok(Err(AuditReason::UnknownIdentifier));
         };
         let stored = credential::<PasswordCredential, _>(&self.store, tenant.id, user.id).await?;
         let Some(Versioned {
@@ -265,10 +266,10 @@ where
         }) = stored
         else {
             self.hasher.verify_dummy(password).await?;
-            return Ok(Err("no_credential"));
+            return Ok(Err(AuditReason::NoCredential));
         };
         if !self.hasher.verify(password, &phc).await? {
-            return Ok(Err("wrong_secret"));
+            return Ok(Err(AuditReason::WrongSecret));
         }
         if self.hasher.needs_rehash(&phc) {
             self.rehash(tenant, user, password, version, rq).await?;
@@ -311,7 +312,7 @@ where
         rq: Request<'_>,
     ) -> Result<()> {
         let phc = self.hasher.hash(password, &self.env).await?;
-        let upgraded = UserFactor::Password(PasswordCredential {
+        let upgraded = FactorCredential::Password(PasswordCredential {
             phc,
             changed_at: rq.now,
         });
@@ -362,8 +363,13 @@ where
     ) -> Result<()> {
         let (err, detail) = match self.account_block(tenant, user, rq.now).await? {
             None => return Ok(()),
-            Some(FlowEvent::Locked { until }) => (Error::AccountLocked { until }, "locked"),
-            Some(_) => (Error::AccountInactive { state: user.state }, "inactive"),
+            Some(FlowEvent::Locked { until }) => {
+                (Error::AccountLocked { until }, AuditReason::Locked)
+            }
+            Some(_) => (
+                Error::AccountInactive { state: user.state },
+                AuditReason::Inactive,
+            ),
         };
         self.audit(
             self.auth_failure(tenant.id, Some(user.id), rq)

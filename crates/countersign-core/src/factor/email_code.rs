@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Check, hashes_match, numeric_code, sha256_hex};
+use crate::audit::AuditReason;
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
 use crate::model::EmailAddress;
@@ -105,11 +106,11 @@ pub(crate) fn check_flow_code(
     max_attempts: u32,
 ) -> Check {
     let Some(held) = pending.as_mut() else {
-        return Check::Failed("no_code");
+        return Check::Failed(AuditReason::NoCode);
     };
     if now >= held.expires_at {
         *pending = None;
-        return Check::Failed("expired_code");
+        return Check::Failed(AuditReason::ExpiredCode);
     }
     if held.matches(code) && user_known {
         return Check::Passed;
@@ -118,7 +119,7 @@ pub(crate) fn check_flow_code(
     if held.attempts >= max_attempts {
         *pending = None;
     }
-    Check::Failed("wrong_code")
+    Check::Failed(AuditReason::WrongCode)
 }
 
 /// Check the confirmation code of an enrolment. A right, live code confirms

@@ -2,8 +2,8 @@
 //! methods a login passes, and each factor's tenant settings and user
 //! credential, one file per factor.
 //!
-//! Settings ([`TenantFactor`]) are what a tenant adopts; credentials
-//! ([`UserFactor`]) are what a user enrols. Both are stored per scope and
+//! Settings ([`FactorSettings`]) are what a tenant adopts; credentials
+//! ([`FactorCredential`]) are what a user enrols. Both are stored per scope and
 //! saved with a compare-and-save naming the [`Versioned::version`] read.
 //! Every credential that is spent or updated on use (a TOTP step, a
 //! recovery code, a passkey's counter) goes through one loop here: read,
@@ -202,26 +202,26 @@ impl AuthMethod {
 
 /// Where a method or factor configuration applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
+pub enum MethodScope {
     /// Everyone in the tenant.
     Tenant(TenantId),
     /// One user (who belongs to the tenant).
     User(TenantId, UserId),
 }
 
-impl Scope {
+impl MethodScope {
     /// The tenant of this scope.
     pub fn tenant(&self) -> TenantId {
         match self {
-            Scope::Tenant(t) | Scope::User(t, _) => *t,
+            MethodScope::Tenant(t) | MethodScope::User(t, _) => *t,
         }
     }
 
     /// The user of this scope, if it is a user scope.
     pub fn user(&self) -> Option<UserId> {
         match self {
-            Scope::Tenant(_) => None,
-            Scope::User(_, u) => Some(*u),
+            MethodScope::Tenant(_) => None,
+            MethodScope::User(_, u) => Some(*u),
         }
     }
 }
@@ -240,7 +240,7 @@ pub struct MethodRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum TenantFactor {
+pub enum FactorSettings {
     /// Passwords.
     Password(PasswordSettings),
     /// Time-based one-time codes.
@@ -253,26 +253,26 @@ pub enum TenantFactor {
     Passkey(PasskeySettings),
 }
 
-impl TenantFactor {
+impl FactorSettings {
     /// The factor kind.
     pub fn kind(&self) -> FactorKind {
         match self {
-            TenantFactor::Password(_) => FactorKind::Password,
-            TenantFactor::Totp(_) => FactorKind::Totp,
-            TenantFactor::RecoveryCodes(_) => FactorKind::RecoveryCodes,
-            TenantFactor::EmailOtp(_) => FactorKind::EmailOtp,
-            TenantFactor::Passkey(_) => FactorKind::Passkey,
+            FactorSettings::Password(_) => FactorKind::Password,
+            FactorSettings::Totp(_) => FactorKind::Totp,
+            FactorSettings::RecoveryCodes(_) => FactorKind::RecoveryCodes,
+            FactorSettings::EmailOtp(_) => FactorKind::EmailOtp,
+            FactorSettings::Passkey(_) => FactorKind::Passkey,
         }
     }
 
     /// Check the settings' own bounds.
     pub fn validate(&self) -> Result<(), InvalidInput> {
         match self {
-            TenantFactor::Password(p) => p.rules.validate(),
-            TenantFactor::Totp(t) => t.validate(),
-            TenantFactor::RecoveryCodes(r) => r.validate(),
-            TenantFactor::EmailOtp(e) => e.validate(),
-            TenantFactor::Passkey(p) => p.validate(),
+            FactorSettings::Password(p) => p.rules.validate(),
+            FactorSettings::Totp(t) => t.validate(),
+            FactorSettings::RecoveryCodes(r) => r.validate(),
+            FactorSettings::EmailOtp(e) => e.validate(),
+            FactorSettings::Passkey(p) => p.validate(),
         }
     }
 }
@@ -281,7 +281,7 @@ impl TenantFactor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum UserFactor {
+pub enum FactorCredential {
     /// A password.
     Password(PasswordCredential),
     /// A TOTP secret.
@@ -294,26 +294,26 @@ pub enum UserFactor {
     Passkey(PasskeysCredential),
 }
 
-impl UserFactor {
+impl FactorCredential {
     /// The factor kind.
     pub fn kind(&self) -> FactorKind {
         match self {
-            UserFactor::Password(_) => FactorKind::Password,
-            UserFactor::Totp(_) => FactorKind::Totp,
-            UserFactor::RecoveryCodes(_) => FactorKind::RecoveryCodes,
-            UserFactor::EmailOtp(_) => FactorKind::EmailOtp,
-            UserFactor::Passkey(_) => FactorKind::Passkey,
+            FactorCredential::Password(_) => FactorKind::Password,
+            FactorCredential::Totp(_) => FactorKind::Totp,
+            FactorCredential::RecoveryCodes(_) => FactorKind::RecoveryCodes,
+            FactorCredential::EmailOtp(_) => FactorKind::EmailOtp,
+            FactorCredential::Passkey(_) => FactorKind::Passkey,
         }
     }
 
     /// Whether the credential can be used to sign in (enrolment finished).
     pub fn is_usable(&self) -> bool {
         match self {
-            UserFactor::Password(_) => true,
-            UserFactor::Totp(t) => t.confirmed,
-            UserFactor::RecoveryCodes(r) => r.codes.iter().any(|c| c.used_at.is_none()),
-            UserFactor::EmailOtp(e) => e.confirmed,
-            UserFactor::Passkey(p) => !p.keys.is_empty(),
+            FactorCredential::Password(_) => true,
+            FactorCredential::Totp(t) => t.confirmed,
+            FactorCredential::RecoveryCodes(r) => r.codes.iter().any(|c| c.used_at.is_none()),
+            FactorCredential::EmailOtp(e) => e.confirmed,
+            FactorCredential::Passkey(p) => !p.keys.is_empty(),
         }
     }
 }
@@ -334,31 +334,31 @@ pub(crate) enum Check {
     /// The factor is right.
     Passed,
     /// The factor is wrong; the audit detail says how.
-    Failed(&'static str),
+    Failed(crate::audit::AuditReason),
 }
 
-/// A user credential of one factor kind: one variant of [`UserFactor`].
+/// A user credential of one factor kind: one variant of [`FactorCredential`].
 pub(crate) trait Credential: Sized {
     /// The kind it is stored under.
     const KIND: FactorKind;
     /// The credential, if `factor` is of this kind.
-    fn from_factor(factor: UserFactor) -> Option<Self>;
+    fn from_factor(factor: FactorCredential) -> Option<Self>;
     /// The credential as stored.
-    fn into_factor(self) -> UserFactor;
+    fn into_factor(self) -> FactorCredential;
 }
 
 macro_rules! credentials {
     ($($ty:ty => $variant:ident,)*) => {$(
         impl Credential for $ty {
             const KIND: FactorKind = FactorKind::$variant;
-            fn from_factor(factor: UserFactor) -> Option<Self> {
+            fn from_factor(factor: FactorCredential) -> Option<Self> {
                 match factor {
-                    UserFactor::$variant(c) => Some(c),
+                    FactorCredential::$variant(c) => Some(c),
                     _ => None,
                 }
             }
-            fn into_factor(self) -> UserFactor {
-                UserFactor::$variant(self)
+            fn into_factor(self) -> FactorCredential {
+                FactorCredential::$variant(self)
             }
         }
     )*};

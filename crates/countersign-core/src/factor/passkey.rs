@@ -9,6 +9,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::{Check, Verdict, credential, spend, spend_from};
+use crate::audit::AuditReason;
 use crate::error::{Error, InvalidInput, Result};
 use crate::flow::PasskeyChallenge;
 use crate::ids::{TenantId, UserId};
@@ -151,7 +152,7 @@ pub(crate) async fn verify<S: FactorStore>(
     challenge: PasskeyChallenge,
 ) -> Result<Check> {
     let Some(stored) = credential::<PasskeysCredential, _>(store, tenant, user).await? else {
-        return Ok(Check::Failed("no_credential"));
+        return Ok(Check::Failed(AuditReason::NoCredential));
     };
     let result = match challenge {
         PasskeyChallenge::Known(state) => webauthn.finish_passkey_authentication(cred, &state),
@@ -170,7 +171,7 @@ pub(crate) async fn verify<S: FactorStore>(
         }
     };
     let Ok(result) = result else {
-        return Ok(Check::Failed("bad_assertion"));
+        return Ok(Check::Failed(AuditReason::BadAssertion));
     };
     // Keep the signature counter and backup state current.
     let first = Some(stored);
@@ -182,7 +183,7 @@ pub(crate) async fn verify<S: FactorStore>(
         "passkeys kept changing",
         |set| {
             let Some(mut set): Option<PasskeysCredential> = set else {
-                return Ok(Verdict::Keep(Check::Failed("no_credential")));
+                return Ok(Verdict::Keep(Check::Failed(AuditReason::NoCredential)));
             };
             let mut known = false;
             for entry in &mut set.keys {
@@ -192,7 +193,7 @@ pub(crate) async fn verify<S: FactorStore>(
                 }
             }
             if !known {
-                return Ok(Verdict::Keep(Check::Failed("unknown_passkey")));
+                return Ok(Verdict::Keep(Check::Failed(AuditReason::UnknownPasskey)));
             }
             Ok(Verdict::Save(set, Check::Passed))
         },

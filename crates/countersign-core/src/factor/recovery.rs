@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Verdict, hashes_match, sha256_hex, spend};
+use crate::audit::AuditReason;
 use crate::env::Env;
 use crate::error::{InvalidInput, Result};
 use crate::ids::{TenantId, UserId};
@@ -135,7 +136,7 @@ pub(crate) async fn spend_code<S: FactorStore>(
     let hash = sha256_hex(code.as_bytes());
     spend(store, tenant, user, "recovery codes kept changing", |set| {
         let Some(mut set): Option<RecoveryCodesCredential> = set else {
-            return Ok(Verdict::Keep(Check::Failed("no_credential")));
+            return Ok(Verdict::Keep(Check::Failed(AuditReason::NoCredential)));
         };
         // Compare against every slot, so timing does not tell which matched.
         let mut hit = None;
@@ -145,7 +146,7 @@ pub(crate) async fn spend_code<S: FactorStore>(
             }
         }
         let Some(slot) = hit.and_then(|i| set.codes.get_mut(i)) else {
-            return Ok(Verdict::Keep(Check::Failed("wrong_code")));
+            return Ok(Verdict::Keep(Check::Failed(AuditReason::WrongCode)));
         };
         slot.used_at = Some(now);
         Ok(Verdict::Save(set, Check::Passed))

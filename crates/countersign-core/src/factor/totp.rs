@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::{Check, Verdict, spend};
+use crate::audit::AuditReason;
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
 use crate::ids::{TenantId, UserId};
@@ -260,11 +261,11 @@ pub(crate) async fn verify<S: FactorStore>(
         "totp credential kept changing",
         |cred| {
             let Some(mut cred) = cred.filter(|c: &TotpCredential| c.confirmed) else {
-                return Ok(Verdict::Keep(Check::Failed("no_credential")));
+                return Ok(Verdict::Keep(Check::Failed(AuditReason::NoCredential)));
             };
             Ok(match check_totp(&cred, code, now, skew)? {
-                TotpCheck::Invalid => Verdict::Keep(Check::Failed("wrong_code")),
-                TotpCheck::Replayed => Verdict::Keep(Check::Failed("replayed_code")),
+                TotpCheck::Invalid => Verdict::Keep(Check::Failed(AuditReason::WrongCode)),
+                TotpCheck::Replayed => Verdict::Keep(Check::Failed(AuditReason::ReplayedCode)),
                 TotpCheck::Valid { step } => {
                     cred.last_step = Some(step);
                     Verdict::Save(cred, Check::Passed)

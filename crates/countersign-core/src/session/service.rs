@@ -9,7 +9,7 @@ use super::jwt::{self, AccessClaims, Jwks};
 use super::{
     REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningKeyRecord,
 };
-use crate::audit::{AuditEvent, AuditKind, AuditStatus};
+use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
 use crate::env::{Env, Request};
 use crate::error::{Error, RefreshRefusal, Result, store_err};
 use crate::flow::{AuthRecord, Authentication};
@@ -144,10 +144,10 @@ where
         kind: AuditKind,
         status: AuditStatus,
         rq: Request<'_>,
-        detail: Option<&str>,
+        detail: Option<AuditDetail>,
     ) -> Result<()> {
         let mut e = AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)?;
-        e.detail = detail.map(str::to_owned);
+        e.detail = detail;
         self.store.record_event(&e).await.map_err(store_err)
     }
 
@@ -294,7 +294,7 @@ where
                     AuditKind::SessionEnded,
                     AuditStatus::Success,
                     rq,
-                    Some("logout"),
+                    Some(AuditReason::Logout.into()),
                 )
                 .await?;
                 Ok(true)
@@ -323,7 +323,7 @@ where
             AuditKind::SessionEnded,
             AuditStatus::Success,
             rq,
-            Some("everywhere"),
+            Some(AuditReason::Everywhere.into()),
         )
         .await?;
         Ok(n)
@@ -350,7 +350,7 @@ where
                     AuditKind::SessionEnded,
                     AuditStatus::Success,
                     rq,
-                    Some("revoked"),
+                    Some(AuditReason::Revoked.into()),
                 )
                 .await?;
                 Ok(true)
@@ -412,7 +412,7 @@ where
                     AuditKind::RefreshReuse,
                     AuditStatus::Failure,
                     rq,
-                    Some("family revoked"),
+                    Some(AuditReason::FamilyRevoked.into()),
                 )
                 .await?;
                 RefreshRefusal::Reused
@@ -520,7 +520,7 @@ where
             AuditKind::SigningKeyRotated,
             AuditStatus::Success,
             rq,
-            Some(&key.kid),
+            Some(AuditDetail::Key(key.kid.clone())),
         )
         .await?;
         Ok(key.kid)

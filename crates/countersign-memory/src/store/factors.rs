@@ -3,8 +3,8 @@
 
 use countersign_core::store::resolve_methods;
 use countersign_core::{
-    AuthMethod, FactorKind, FactorStore, MethodName, MethodRecord, Scope, StoreErrorKind,
-    TenantFactor, TenantId, UserFactor, UserId, Versioned,
+    AuthMethod, FactorCredential, FactorKind, FactorSettings, FactorStore, MethodName,
+    MethodRecord, MethodScope, StoreErrorKind, TenantId, UserId, Versioned,
 };
 
 use crate::error::{MemoryError, Result};
@@ -18,15 +18,15 @@ impl FactorStore for MemoryStore {
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> Result<Option<TenantFactor>> {
+    ) -> Result<Option<FactorSettings>> {
         Ok(self
-            .begin(StoreMethod::TenantFactor)?
+            .begin(StoreMethod::FactorSettings)?
             .tenant_factors
             .get(&(tenant, kind.as_str()))
             .cloned())
     }
 
-    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<TenantFactor>> {
+    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<FactorSettings>> {
         Ok(self
             .begin(StoreMethod::TenantFactors)?
             .tenant_factors
@@ -36,9 +36,9 @@ impl FactorStore for MemoryStore {
             .collect())
     }
 
-    async fn save_tenant_factor(&self, tenant: TenantId, factor: &TenantFactor) -> Result<()> {
+    async fn save_tenant_factor(&self, tenant: TenantId, factor: &FactorSettings) -> Result<()> {
         let mut st = self.begin(StoreMethod::SaveTenantFactor)?;
-        st.require_scope(Scope::Tenant(tenant))?;
+        st.require_scope(MethodScope::Tenant(tenant))?;
         st.tenant_factors
             .insert((tenant, factor.kind().as_str()), factor.clone());
         Ok(())
@@ -70,8 +70,8 @@ impl FactorStore for MemoryStore {
         tenant: TenantId,
         user: UserId,
         kind: FactorKind,
-    ) -> Result<Option<Versioned<UserFactor>>> {
-        let st = self.begin(StoreMethod::UserFactor)?;
+    ) -> Result<Option<Versioned<FactorCredential>>> {
+        let st = self.begin(StoreMethod::FactorCredential)?;
         Ok(st
             .user_in(tenant, user)
             .and_then(|_| st.user_factors.get(&(user, kind.as_str())))
@@ -82,7 +82,7 @@ impl FactorStore for MemoryStore {
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> Result<Vec<Versioned<UserFactor>>> {
+    ) -> Result<Vec<Versioned<FactorCredential>>> {
         let st = self.begin(StoreMethod::UserFactors)?;
         if st.user_in(tenant, user).is_none() {
             return Ok(Vec::new());
@@ -100,7 +100,7 @@ impl FactorStore for MemoryStore {
         tenant: TenantId,
         user: UserId,
         expected: Option<u64>,
-        factor: &UserFactor,
+        factor: &FactorCredential,
     ) -> Result<bool> {
         let mut st = self.begin(StoreMethod::CompareAndSaveUserFactor)?;
         st.require_user(tenant, user)?;
@@ -127,7 +127,12 @@ impl FactorStore for MemoryStore {
         Ok(st.user_factors.remove(&(user, kind.as_str())).is_some())
     }
 
-    async fn save_method(&self, scope: Scope, method: &AuthMethod, enabled: bool) -> Result<()> {
+    async fn save_method(
+        &self,
+        scope: MethodScope,
+        method: &AuthMethod,
+        enabled: bool,
+    ) -> Result<()> {
         let mut st = self.begin(StoreMethod::SaveMethod)?;
         st.require_scope(scope)?;
         let key = (scope.tenant(), scope.user(), method.name.clone());
@@ -142,13 +147,13 @@ impl FactorStore for MemoryStore {
         Ok(())
     }
 
-    async fn methods(&self, scope: Scope) -> Result<Vec<MethodRecord>> {
+    async fn methods(&self, scope: MethodScope) -> Result<Vec<MethodRecord>> {
         Ok(self.begin(StoreMethod::Methods)?.methods_at(scope))
     }
 
     async fn set_method_enabled(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: bool,
     ) -> Result<bool> {
@@ -164,7 +169,7 @@ impl FactorStore for MemoryStore {
         Ok(true)
     }
 
-    async fn remove_method(&self, scope: Scope, name: &MethodName) -> Result<bool> {
+    async fn remove_method(&self, scope: MethodScope, name: &MethodName) -> Result<bool> {
         let mut st = self.begin(StoreMethod::RemoveMethod)?;
         let key = (scope.tenant(), scope.user(), name.clone());
         if !st.methods.contains_key(&key) {
@@ -181,8 +186,8 @@ impl FactorStore for MemoryStore {
             return Ok(Vec::new());
         }
         Ok(resolve_methods(
-            &st.methods_at(Scope::Tenant(tenant)),
-            &st.methods_at(Scope::User(tenant, user)),
+            &st.methods_at(MethodScope::Tenant(tenant)),
+            &st.methods_at(MethodScope::User(tenant, user)),
         ))
     }
 }

@@ -1,7 +1,7 @@
 //! `FlowStore` in memory: flows under the hash of their token, versioned.
 
 use chrono::{DateTime, Utc};
-use countersign_core::{FlowRecord, FlowStore, Scope, TenantId, TokenHash, Versioned};
+use countersign_core::{FlowRecord, FlowStore, MethodScope, TenantId, TokenHash, Versioned};
 
 use crate::error::{MemoryError, Result, unique_violation};
 use crate::state::next_version;
@@ -14,7 +14,7 @@ impl FlowStore for MemoryStore {
         let mut st = self.begin(StoreMethod::CreateFlow)?;
         match flow.user_id {
             Some(u) => st.require_user(flow.tenant_id, u)?,
-            None => st.require_scope(Scope::Tenant(flow.tenant_id))?,
+            None => st.require_scope(MethodScope::Tenant(flow.tenant_id))?,
         }
         if st.flows.contains_key(&flow.key) {
             return Err(unique_violation("flow"));

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, AuditEvent, FailureRecord, FamilyId, Identifier, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, LockoutPolicy, MethodRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy,
-    TenantProvision, TenantSlug, TokenHash, User, UserFactor, UserId, Versioned,
+    AccountState, AuditEvent, FactorCredential, FailureRecord, FamilyId, Identifier, IdentityAdmin,
+    IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodRecord, StoreErrorKind, Tenant,
+    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found, unique_violation};
@@ -176,7 +176,7 @@ impl IdentityAdmin for MemoryStore {
         Ok(())
     }
 
-    async fn create_user(&self, user: &User, credentials: &[UserFactor]) -> Result<()> {
+    async fn create_user(&self, user: &User, credentials: &[FactorCredential]) -> Result<()> {
         let mut st = self.begin(StoreMethod::CreateUser)?;
         if user.tenant_id.is_system() || user.id.is_reserved() {
             return Err(MemoryError::new(StoreErrorKind::Rejected, "reserved id"));

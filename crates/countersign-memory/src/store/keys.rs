@@ -1,7 +1,7 @@
 //! `KeyStore` in memory: per-tenant signing keys.
 
 use chrono::{DateTime, Utc};
-use countersign_core::{KeyStore, Scope, SigningKeyRecord, TenantId};
+use countersign_core::{KeyStore, MethodScope, SigningKeyRecord, TenantId};
 
 use crate::error::{MemoryError, Result, unique_violation};
 use crate::{MemoryStore, StoreMethod};
@@ -27,7 +27,7 @@ impl KeyStore for MemoryStore {
         verify_until: DateTime<Utc>,
     ) -> Result<()> {
         let mut st = self.begin(StoreMethod::RotateSigningKey)?;
-        st.require_scope(Scope::Tenant(key.tenant_id))?;
+        st.require_scope(MethodScope::Tenant(key.tenant_id))?;
         if st
             .signing_keys
             .iter()

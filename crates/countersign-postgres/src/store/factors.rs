@@ -6,8 +6,8 @@
 
 use countersign_core::store::resolve_methods;
 use countersign_core::{
-    AuthMethod, FactorKind, FactorStore, MethodName, MethodRecord, Scope, TenantFactor, TenantId,
-    UserFactor, UserId, Versioned,
+    AuthMethod, FactorCredential, FactorKind, FactorSettings, FactorStore, MethodName,
+    MethodRecord, MethodScope, TenantId, UserId, Versioned,
 };
 use sqlx::Row;
 use sqlx::types::Json;
@@ -50,7 +50,7 @@ impl FactorStore for PostgresStore {
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> Result<Option<TenantFactor>> {
+    ) -> Result<Option<FactorSettings>> {
         let stmt = || {
             sqlx::query("SELECT config FROM cs_tenant_factors WHERE tenant_id = $1 AND kind = $2")
                 .bind(tenant.as_uuid())
@@ -63,7 +63,7 @@ impl FactorStore for PostgresStore {
             .await
     }
 
-    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<TenantFactor>> {
+    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<FactorSettings>> {
         let stmt = || {
             sqlx::query(
                 r#"SELECT config FROM cs_tenant_factors
@@ -78,7 +78,7 @@ impl FactorStore for PostgresStore {
             .await
     }
 
-    async fn save_tenant_factor(&self, tenant: TenantId, factor: &TenantFactor) -> Result<()> {
+    async fn save_tenant_factor(&self, tenant: TenantId, factor: &FactorSettings) -> Result<()> {
         let stmt = || {
             sqlx::query(
                 "INSERT INTO cs_tenant_factors (tenant_id, kind, config)
@@ -140,7 +140,7 @@ impl FactorStore for PostgresStore {
         tenant: TenantId,
         user: UserId,
         kind: FactorKind,
-    ) -> Result<Option<Versioned<UserFactor>>> {
+    ) -> Result<Option<Versioned<FactorCredential>>> {
         let stmt = || {
             sqlx::query(
                 "SELECT config, version FROM cs_user_factors
@@ -161,7 +161,7 @@ impl FactorStore for PostgresStore {
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> Result<Vec<Versioned<UserFactor>>> {
+    ) -> Result<Vec<Versioned<FactorCredential>>> {
         let stmt = || {
             sqlx::query(
                 r#"SELECT config, version FROM cs_user_factors
@@ -182,7 +182,7 @@ impl FactorStore for PostgresStore {
         tenant: TenantId,
         user: UserId,
         expected: Option<u64>,
-        factor: &UserFactor,
+        factor: &FactorCredential,
     ) -> Result<bool> {
         // One statement each way: the insert relies on ON CONFLICT DO
         // NOTHING (of concurrent inserts one lands), the update on its
@@ -248,11 +248,16 @@ impl FactorStore for PostgresStore {
             .await
     }
 
-    async fn save_method(&self, scope: Scope, method: &AuthMethod, enabled: bool) -> Result<()> {
+    async fn save_method(
+        &self,
+        scope: MethodScope,
+        method: &AuthMethod,
+        enabled: bool,
+    ) -> Result<()> {
         self.retry
             .run("save_method", Idempotent, || async {
                 match scope {
-                    Scope::Tenant(tenant) => {
+                    MethodScope::Tenant(tenant) => {
                         let mut tx = self.begin().await?;
                         if !lock_tenant(&mut tx, tenant).await? {
                             return Err(PgError::not_found("tenant"));
@@ -277,7 +282,7 @@ impl FactorStore for PostgresStore {
                         execute(save, &mut *tx, db("saving a method")).await?;
                         commit(tx, "committing a method").await
                     }
-                    Scope::User(tenant, user) => {
+                    MethodScope::User(tenant, user) => {
                         let save = sqlx::query(
                             "INSERT INTO cs_user_methods (tenant_id, user_id, name, method, enabled)
                              SELECT tenant_id, id, $3, $4, $5 FROM cs_users
@@ -300,18 +305,18 @@ impl FactorStore for PostgresStore {
             .await
     }
 
-    async fn methods(&self, scope: Scope) -> Result<Vec<MethodRecord>> {
+    async fn methods(&self, scope: MethodScope) -> Result<Vec<MethodRecord>> {
         let table = match scope {
-            Scope::Tenant(_) => "cs_tenant_methods",
-            Scope::User(..) => "cs_user_methods",
+            MethodScope::Tenant(_) => "cs_tenant_methods",
+            MethodScope::User(..) => "cs_user_methods",
         };
         let stmt = || match scope {
-            Scope::Tenant(tenant) => sqlx::query(
+            MethodScope::Tenant(tenant) => sqlx::query(
                 r#"SELECT method, enabled FROM cs_tenant_methods
                     WHERE tenant_id = $1 ORDER BY name COLLATE "C""#,
             )
             .bind(*tenant.as_uuid()),
-            Scope::User(tenant, user) => sqlx::query(
+            MethodScope::User(tenant, user) => sqlx::query(
                 r#"SELECT method, enabled FROM cs_user_methods
                     WHERE tenant_id = $1 AND user_id = $2 ORDER BY name COLLATE "C""#,
             )
@@ -327,14 +332,14 @@ impl FactorStore for PostgresStore {
 
     async fn set_method_enabled(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: bool,
     ) -> Result<bool> {
         self.retry
             .run("set_method_enabled", Idempotent, || async {
                 match scope {
-                    Scope::Tenant(tenant) => {
+                    MethodScope::Tenant(tenant) => {
                         let mut tx = self.begin().await?;
                         if !lock_tenant(&mut tx, tenant).await? {
                             return Ok(false);
@@ -357,7 +362,7 @@ impl FactorStore for PostgresStore {
                         commit(tx, "committing a method").await?;
                         Ok(true)
                     }
-                    Scope::User(tenant, user) => {
+                    MethodScope::User(tenant, user) => {
                         let set = sqlx::query(
                             "UPDATE cs_user_methods SET enabled = $4
                               WHERE tenant_id = $1 AND user_id = $2 AND name = $3",
@@ -373,11 +378,11 @@ impl FactorStore for PostgresStore {
             .await
     }
 
-    async fn remove_method(&self, scope: Scope, name: &MethodName) -> Result<bool> {
+    async fn remove_method(&self, scope: MethodScope, name: &MethodName) -> Result<bool> {
         self.retry
             .run("remove_method", Once, || async {
                 match scope {
-                    Scope::Tenant(tenant) => {
+                    MethodScope::Tenant(tenant) => {
                         let mut tx = self.begin().await?;
                         if !lock_tenant(&mut tx, tenant).await? {
                             return Ok(false);
@@ -398,7 +403,7 @@ impl FactorStore for PostgresStore {
                         commit(tx, "committing a method removal").await?;
                         Ok(true)
                     }
-                    Scope::User(tenant, user) => {
+                    MethodScope::User(tenant, user) => {
                         let remove = sqlx::query(
                             "DELETE FROM cs_user_methods
                               WHERE tenant_id = $1 AND user_id = $2 AND name = $3",

@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, AuditEvent, FactorKind, FailureRecord, Identifier, IdentityAdmin,
-    IdentityAuthnLog, IdentityLookup, LockoutPolicy, StoreErrorKind, Tenant, TenantId,
-    TenantPolicy, TenantProvision, TenantSlug, User, UserFactor, UserId,
+    AccountState, AuditDetail, AuditEvent, FactorCredential, FactorKind, FailureRecord, Identifier,
+    IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, StoreErrorKind, Tenant,
+    TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
 };
 use sqlx::types::Json;
 
@@ -175,7 +175,7 @@ impl IdentityAuthnLog for PostgresStore {
             .bind(e.ip.map(|ip| ip.to_string()))
             .bind(e.user_agent.as_deref())
             .bind(e.at)
-            .bind(e.detail.as_deref())
+            .bind(e.detail.as_ref().map(AuditDetail::code))
         };
         self.retry
             .run("record_event", Idempotent, || async {
@@ -348,7 +348,7 @@ impl IdentityAdmin for PostgresStore {
             .await
     }
 
-    async fn create_user(&self, user: &User, credentials: &[UserFactor]) -> Result<()> {
+    async fn create_user(&self, user: &User, credentials: &[FactorCredential]) -> Result<()> {
         reject_if(
             user.tenant_id.is_system() || user.id.is_reserved(),
             "reserved id",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use countersign_core::{
     AuditFilter, AuditKind, AuditQuery, AuditStatus, FactorStore, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, Scope, StoreError, StoreErrorKind,
+    IdentityLookup, MethodScope, StoreError, StoreErrorKind,
 };
 use countersign_postgres::testing::{
     admin, fresh, new_schema, options, schema_options, small_pool,
@@ -99,7 +99,13 @@ fn connection_loss_mid_transaction_is_transient_and_writes_nothing() {
         holder.rollback().await.unwrap();
         assert_eq!(store.get_tenant(id).await.unwrap(), None);
         assert!(store.tenant_factors(id).await.unwrap().is_empty());
-        assert!(store.methods(Scope::Tenant(id)).await.unwrap().is_empty());
+        assert!(
+            store
+                .methods(MethodScope::Tenant(id))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let tenants = count(store.pool(), "SELECT count(*) FROM cs_tenants").await;
         let factors = count(store.pool(), "SELECT count(*) FROM cs_tenant_factors").await;
         assert_eq!((tenants, factors), (0, 0));

@@ -1,7 +1,7 @@
 //! Invariants under concurrency, and the session statements' economy.
 
 use countersign_core::{
-    FactorStore, IdentityAdmin, MethodName, Scope, SessionStore, StoreError, StoreErrorKind,
+    FactorStore, IdentityAdmin, MethodName, MethodScope, SessionStore, StoreError, StoreErrorKind,
 };
 use countersign_postgres::testing::fresh;
 use countersign_testkit::fixtures::Fx;
@@ -20,7 +20,10 @@ fn concurrent_disables_and_removals_keep_one_enabled_method() {
         let mut names = vec![MethodName::parse("password").unwrap()];
         for i in 0..7 {
             let m = countersign_testkit::fixtures::method(&format!("m{i}"));
-            store.save_method(Scope::Tenant(t), &m, true).await.unwrap();
+            store
+                .save_method(MethodScope::Tenant(t), &m, true)
+                .await
+                .unwrap();
             names.push(m.name);
         }
         let mut tasks = Vec::new();
@@ -28,10 +31,10 @@ fn concurrent_disables_and_removals_keep_one_enabled_method() {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 if i % 2 == 0 {
-                    store.remove_method(Scope::Tenant(t), &name).await
+                    store.remove_method(MethodScope::Tenant(t), &name).await
                 } else {
                     store
-                        .set_method_enabled(Scope::Tenant(t), &name, false)
+                        .set_method_enabled(MethodScope::Tenant(t), &name, false)
                         .await
                 }
             }));
@@ -48,7 +51,7 @@ fn concurrent_disables_and_removals_keep_one_enabled_method() {
         }
         assert_eq!(refused, 1);
         let enabled = store
-            .methods(Scope::Tenant(t))
+            .methods(MethodScope::Tenant(t))
             .await
             .unwrap()
             .into_iter()

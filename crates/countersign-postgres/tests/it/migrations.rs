@@ -22,6 +22,22 @@ fn migrate_is_idempotent() {
     });
 }
 
+/// `connect` migrates by default, as `SqliteStore::open` does: a fresh
+/// schema is usable at once.
+#[test]
+fn connecting_migrates_by_default() {
+    run(async {
+        let schema = new_schema().await;
+        let mut o = options(&schema);
+        o.migrate = true;
+        let store = PostgresStore::connect_with(o).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), Some(SCHEMA_VERSION));
+        let fx = Fx::new(101);
+        store.provision_tenant(&fx.tenant("acme")).await.unwrap();
+        assert!(countersign_postgres::PostgresOptions::new("postgres://x").migrate);
+    });
+}
+
 #[test]
 fn concurrent_migrations_all_succeed_once() {
     run(async {

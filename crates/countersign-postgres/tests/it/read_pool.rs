@@ -2,7 +2,7 @@
 
 use countersign_core::{
     AuditFilter, AuditKind, AuditQuery, AuditStatus, FactorKind, FactorStore, IdentityAdmin,
-    IdentityAuthnLog, IdentityLookup, Scope, StoreError, StoreErrorKind,
+    IdentityAuthnLog, IdentityLookup, MethodScope, StoreError, StoreErrorKind,
 };
 use countersign_postgres::PostgresStore;
 use countersign_postgres::testing::{new_schema, small_pool};
@@ -55,7 +55,14 @@ fn lookups_use_the_read_pool() {
                 .is_some()
         );
         assert!(store.user_factors(t.id, u.id).await.unwrap().is_empty());
-        assert_eq!(store.methods(Scope::Tenant(t.id)).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .methods(MethodScope::Tenant(t.id))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(store.available_methods(t.id, u.id).await.unwrap().len(), 1);
         let events = store
             .query_events(t.id, &AuditFilter::default())

@@ -3,8 +3,8 @@
 
 use countersign_core::store::resolve_methods;
 use countersign_core::{
-    AuthMethod, FactorKind, FactorStore, MethodName, MethodRecord, Scope, TenantFactor, TenantId,
-    UserFactor, UserId, Versioned,
+    AuthMethod, FactorCredential, FactorKind, FactorSettings, FactorStore, MethodName,
+    MethodRecord, MethodScope, TenantId, UserId, Versioned,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -72,7 +72,7 @@ impl SqliteStore {
     /// `scope`, keeping a tenant's last enabled method. Whether it existed.
     async fn change_method(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: Option<bool>,
     ) -> Result<bool> {
@@ -117,7 +117,7 @@ impl FactorStore for SqliteStore {
         &self,
         tenant: TenantId,
         kind: FactorKind,
-    ) -> Result<Option<TenantFactor>> {
+    ) -> Result<Option<FactorSettings>> {
         self.fetch_optional(
             "SELECT config FROM cs_tenant_factors WHERE tenant_id = ?1 AND kind = ?2",
             (id(tenant.as_uuid()), kind.as_str()),
@@ -126,7 +126,7 @@ impl FactorStore for SqliteStore {
         .await
     }
 
-    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<TenantFactor>> {
+    async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<FactorSettings>> {
         self.fetch_all(
             "SELECT config FROM cs_tenant_factors WHERE tenant_id = ?1 ORDER BY kind",
             [id(tenant.as_uuid())],
@@ -135,7 +135,7 @@ impl FactorStore for SqliteStore {
         .await
     }
 
-    async fn save_tenant_factor(&self, tenant: TenantId, factor: &TenantFactor) -> Result<()> {
+    async fn save_tenant_factor(&self, tenant: TenantId, factor: &FactorSettings) -> Result<()> {
         self.execute(
             "INSERT INTO cs_tenant_factors (tenant_id, kind, config) VALUES (?1, ?2, ?3)
              ON CONFLICT (tenant_id, kind) DO UPDATE SET config = excluded.config",
@@ -180,7 +180,7 @@ impl FactorStore for SqliteStore {
         tenant: TenantId,
         user: UserId,
         kind: FactorKind,
-    ) -> Result<Option<Versioned<UserFactor>>> {
+    ) -> Result<Option<Versioned<FactorCredential>>> {
         self.fetch_optional(
             format!(
                 "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3"
@@ -195,7 +195,7 @@ impl FactorStore for SqliteStore {
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> Result<Vec<Versioned<UserFactor>>> {
+    ) -> Result<Vec<Versioned<FactorCredential>>> {
         self.fetch_all(
             format!(
                 "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY kind"
@@ -211,7 +211,7 @@ impl FactorStore for SqliteStore {
         tenant: TenantId,
         user: UserId,
         expected: Option<u64>,
-        factor: &UserFactor,
+        factor: &FactorCredential,
     ) -> Result<bool> {
         let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
         let (kind, config) = (factor.kind().as_str(), json(factor)?);
@@ -256,7 +256,12 @@ impl FactorStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn save_method(&self, scope: Scope, method: &AuthMethod, enabled: bool) -> Result<()> {
+    async fn save_method(
+        &self,
+        scope: MethodScope,
+        method: &AuthMethod,
+        enabled: bool,
+    ) -> Result<()> {
         let (name, body) = (method.name.as_str().to_owned(), json(method)?);
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -287,7 +292,7 @@ impl FactorStore for SqliteStore {
         .await
     }
 
-    async fn methods(&self, scope: Scope) -> Result<Vec<MethodRecord>> {
+    async fn methods(&self, scope: MethodScope) -> Result<Vec<MethodRecord>> {
         self.call(move |c| {
             let t = id(scope.tenant().as_uuid());
             match scope.user() {
@@ -300,14 +305,14 @@ impl FactorStore for SqliteStore {
 
     async fn set_method_enabled(
         &self,
-        scope: Scope,
+        scope: MethodScope,
         name: &MethodName,
         enabled: bool,
     ) -> Result<bool> {
         self.change_method(scope, name, Some(enabled)).await
     }
 
-    async fn remove_method(&self, scope: Scope, name: &MethodName) -> Result<bool> {
+    async fn remove_method(&self, scope: MethodScope, name: &MethodName) -> Result<bool> {
         self.change_method(scope, name, None).await
     }
 

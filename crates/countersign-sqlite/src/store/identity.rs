@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, AuditEvent, EmailAddress, FactorKind, FailureRecord, Identifier, IdentityAdmin,
-    IdentityAuthnLog, IdentityLookup, LockoutPolicy, Tenant, TenantId, TenantPolicy,
-    TenantProvision, TenantSlug, User, UserFactor, UserId,
+    AccountState, AuditDetail, AuditEvent, EmailAddress, FactorCredential, FactorKind,
+    FailureRecord, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
+    Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
 };
 use rusqlite::{TransactionBehavior, params};
 
@@ -114,7 +114,7 @@ impl IdentityAuthnLog for SqliteStore {
                 e.ip.map(|ip| ip.to_string()),
                 e.user_agent,
                 micros(e.at),
-                e.detail,
+                e.detail.as_ref().map(AuditDetail::code),
             ])?;
             Ok(())
         })
@@ -236,7 +236,7 @@ impl IdentityAdmin for SqliteStore {
         Ok(())
     }
 
-    async fn create_user(&self, user: &User, credentials: &[UserFactor]) -> Result<()> {
+    async fn create_user(&self, user: &User, credentials: &[FactorCredential]) -> Result<()> {
         if user.tenant_id.is_system() || user.id.is_reserved() {
             return Err(SqliteError::Rejected("reserved id"));
         }

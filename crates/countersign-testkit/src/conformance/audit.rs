@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use chrono::Duration;
-use countersign_core::{AuditFilter, AuditKind, AuditStatus, FactorKind};
+use countersign_core::{AuditFilter, AuditKind, AuditReason, AuditStatus, FactorKind};
 
 use super::{acme, acme_alice, tenant, user};
 use crate::AuditedStore;
@@ -252,7 +252,7 @@ pub async fn audit_events_round_trip_exactly<S: AuditedStore>(s: S) {
     e.ip = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
     e.user_agent = Some("Mozilla/5.0 (測試) ✓".into());
     e.factor = Some(FactorKind::Password);
-    e.detail = Some("wrong_secret".into());
+    e.detail = Some(AuditReason::WrongSecret.into());
     s.record_event(&e).await.unwrap();
     let mut bare = fx.event(
         t.id,

@@ -6,8 +6,8 @@ use countersign_core::factor::{
     TotpCredential,
 };
 use countersign_core::{
-    AuthMethod, EmailAddress, FactorKind, FactorStep, Scope, StoreErrorKind, Tenant, User,
-    UserFactor, Versioned,
+    AuthMethod, EmailAddress, FactorCredential, FactorKind, FactorStep, MethodScope,
+    StoreErrorKind, Tenant, User, Versioned,
 };
 
 use super::{acme, acme_alice, kind, name, strict_password, tenant, user};
@@ -32,7 +32,7 @@ async fn stored_password<S: ConformanceStore>(
     s: &S,
     t: &Tenant,
     u: &User,
-) -> Versioned<UserFactor> {
+) -> Versioned<FactorCredential> {
     s.user_factor(t.id, u.id, FactorKind::Password)
         .await
         .unwrap()
@@ -218,24 +218,24 @@ pub async fn remove_user_factor_reports_existence<S: ConformanceStore>(s: S) {
 /// `methods` lists exactly one scope's methods, ordered by name.
 pub async fn methods_are_listed_per_exact_scope<S: ConformanceStore>(s: S) {
     let (_, t, u) = acme_alice(&s, 31).await;
-    s.save_method(Scope::Tenant(t.id), &method("a-first"), true)
+    s.save_method(MethodScope::Tenant(t.id), &method("a-first"), true)
         .await
         .unwrap();
-    s.save_method(Scope::User(t.id, u.id), &method("zeta"), false)
+    s.save_method(MethodScope::User(t.id, u.id), &method("zeta"), false)
         .await
         .unwrap();
-    s.save_method(Scope::User(t.id, u.id), &method("beta"), true)
+    s.save_method(MethodScope::User(t.id, u.id), &method("beta"), true)
         .await
         .unwrap();
     let tenant_names: Vec<String> = s
-        .methods(Scope::Tenant(t.id))
+        .methods(MethodScope::Tenant(t.id))
         .await
         .unwrap()
         .iter()
         .map(|r| r.method.name.to_string())
         .collect();
     assert_eq!(tenant_names, ["a-first", "password"]);
-    let user_methods = s.methods(Scope::User(t.id, u.id)).await.unwrap();
+    let user_methods = s.methods(MethodScope::User(t.id, u.id)).await.unwrap();
     let user_names: Vec<(String, bool)> = user_methods
         .iter()
         .map(|r| (r.method.name.to_string(), r.enabled))
@@ -250,10 +250,10 @@ pub async fn methods_are_listed_per_exact_scope<S: ConformanceStore>(s: S) {
         ],
     )
     .unwrap();
-    s.save_method(Scope::User(t.id, u.id), &mfa, true)
+    s.save_method(MethodScope::User(t.id, u.id), &mfa, true)
         .await
         .unwrap();
-    let again = s.methods(Scope::User(t.id, u.id)).await.unwrap();
+    let again = s.methods(MethodScope::User(t.id, u.id)).await.unwrap();
     assert_eq!(again.len(), 2);
     assert_eq!(again[0].method, mfa);
 }
@@ -263,20 +263,20 @@ pub async fn methods_are_listed_per_exact_scope<S: ConformanceStore>(s: S) {
 pub async fn available_methods_resolve_user_overrides<S: ConformanceStore>(s: S) {
     let (fx, t, u) = acme_alice(&s, 32).await;
     let other = user(&s, &fx, t.id, "bob").await;
-    s.save_method(Scope::Tenant(t.id), &method("backup"), false)
+    s.save_method(MethodScope::Tenant(t.id), &method("backup"), false)
         .await
         .unwrap();
-    s.save_method(Scope::Tenant(t.id), &method("corp"), true)
+    s.save_method(MethodScope::Tenant(t.id), &method("corp"), true)
         .await
         .unwrap();
     let corp_mfa = AuthMethod::sequence("corp", &[FactorKind::Password, FactorKind::Totp]).unwrap();
-    s.save_method(Scope::User(t.id, u.id), &corp_mfa, true)
+    s.save_method(MethodScope::User(t.id, u.id), &corp_mfa, true)
         .await
         .unwrap();
-    s.save_method(Scope::User(t.id, u.id), &method("password"), false)
+    s.save_method(MethodScope::User(t.id, u.id), &method("password"), false)
         .await
         .unwrap();
-    s.save_method(Scope::User(t.id, u.id), &method("personal"), true)
+    s.save_method(MethodScope::User(t.id, u.id), &method("personal"), true)
         .await
         .unwrap();
     let mine = s.available_methods(t.id, u.id).await.unwrap();
@@ -289,7 +289,7 @@ pub async fn available_methods_resolve_user_overrides<S: ConformanceStore>(s: S)
 /// with a disabled one or removing the last is `Conflict`.
 pub async fn tenant_keeps_one_enabled_method<S: ConformanceStore>(s: S) {
     let (fx, t) = acme(&s, 33).await;
-    let scope = Scope::Tenant(t.id);
+    let scope = MethodScope::Tenant(t.id);
     let pw = name("password");
     assert_eq!(
         kind(s.set_method_enabled(scope, &pw, false).await),
@@ -316,11 +316,11 @@ pub async fn tenant_keeps_one_enabled_method<S: ConformanceStore>(s: S) {
     );
     // A user scope has no such floor.
     let u = user(&s, &fx, t.id, "alice").await;
-    s.save_method(Scope::User(t.id, u.id), &method("mine"), true)
+    s.save_method(MethodScope::User(t.id, u.id), &method("mine"), true)
         .await
         .unwrap();
     assert!(
-        s.remove_method(Scope::User(t.id, u.id), &name("mine"))
+        s.remove_method(MethodScope::User(t.id, u.id), &name("mine"))
             .await
             .unwrap()
     );
@@ -331,18 +331,22 @@ pub async fn unknown_methods_report_false<S: ConformanceStore>(s: S) {
     let (_, t, u) = acme_alice(&s, 34).await;
     let ghost = name("ghost");
     assert!(
-        !s.set_method_enabled(Scope::Tenant(t.id), &ghost, true)
-            .await
-            .unwrap()
-    );
-    assert!(!s.remove_method(Scope::Tenant(t.id), &ghost).await.unwrap());
-    assert!(
-        !s.set_method_enabled(Scope::User(t.id, u.id), &ghost, false)
+        !s.set_method_enabled(MethodScope::Tenant(t.id), &ghost, true)
             .await
             .unwrap()
     );
     assert!(
-        !s.remove_method(Scope::User(t.id, u.id), &ghost)
+        !s.remove_method(MethodScope::Tenant(t.id), &ghost)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_method_enabled(MethodScope::User(t.id, u.id), &ghost, false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.remove_method(MethodScope::User(t.id, u.id), &ghost)
             .await
             .unwrap()
     );
@@ -357,19 +361,24 @@ pub async fn methods_need_an_existing_scope<S: ConformanceStore>(s: S) {
     let u = user(&s, &fx, a.id, "alice").await;
     assert_eq!(
         kind(
-            s.save_method(Scope::Tenant(fx.tenant_id()), &method("m"), true)
+            s.save_method(MethodScope::Tenant(fx.tenant_id()), &method("m"), true)
                 .await
         ),
         StoreErrorKind::NotFound
     );
     assert_eq!(
         kind(
-            s.save_method(Scope::User(b.id, u.id), &method("m"), true)
+            s.save_method(MethodScope::User(b.id, u.id), &method("m"), true)
                 .await
         ),
         StoreErrorKind::NotFound
     );
-    assert!(s.methods(Scope::User(b.id, u.id)).await.unwrap().is_empty());
+    assert!(
+        s.methods(MethodScope::User(b.id, u.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.available_methods(b.id, u.id).await.unwrap().is_empty());
 }
 
@@ -377,7 +386,7 @@ pub async fn methods_need_an_existing_scope<S: ConformanceStore>(s: S) {
 pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
     let (_, t, u) = acme_alice(&s, 55).await;
     let creds = [
-        UserFactor::Totp(TotpCredential {
+        FactorCredential::Totp(TotpCredential {
             secret: vec![7; 20],
             digits: 8,
             step_secs: 30,
@@ -386,7 +395,7 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
             confirmed: true,
             created_at: at(3),
         }),
-        UserFactor::RecoveryCodes(RecoveryCodesCredential {
+        FactorCredential::RecoveryCodes(RecoveryCodesCredential {
             codes: vec![
                 RecoveryCodeSlot {
                     hash: "ab".repeat(32),
@@ -399,7 +408,7 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
             ],
             generated_at: at(2),
         }),
-        UserFactor::EmailOtp(EmailOtpCredential {
+        FactorCredential::EmailOtp(EmailOtpCredential {
             address: EmailAddress::parse("alice@example.org").unwrap(),
             confirmed: false,
             pending: Some(PendingCode {
@@ -418,7 +427,7 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
                 .unwrap()
         );
     }
-    let got: Vec<UserFactor> = s
+    let got: Vec<FactorCredential> = s
         .user_factors(t.id, u.id)
         .await
         .unwrap()

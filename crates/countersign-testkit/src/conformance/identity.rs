@@ -7,8 +7,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, FactorKind, FailureRecord, Identifier, LockoutPolicy, PasswordSettings, Scope,
-    StoreErrorKind, TenantFactor, TenantId, TenantPolicy, TenantSlug, UserId,
+    AccountState, FactorKind, FactorSettings, FailureRecord, Identifier, LockoutPolicy,
+    MethodScope, PasswordSettings, StoreErrorKind, TenantId, TenantPolicy, TenantSlug, UserId,
 };
 
 use super::{acme, acme_alice, kind, tenant, user};
@@ -25,13 +25,13 @@ pub async fn provision_creates_tenant_with_factors_and_enabled_methods<S: Confor
     assert_eq!(s.find_tenant(&t.slug).await.unwrap(), Some(t.clone()));
     assert_eq!(
         s.tenant_factors(t.id).await.unwrap(),
-        vec![TenantFactor::Password(PasswordSettings::default())]
+        vec![FactorSettings::Password(PasswordSettings::default())]
     );
     assert_eq!(
         s.tenant_factor(t.id, FactorKind::Password).await.unwrap(),
-        Some(TenantFactor::Password(PasswordSettings::default()))
+        Some(FactorSettings::Password(PasswordSettings::default()))
     );
-    let methods = s.methods(Scope::Tenant(t.id)).await.unwrap();
+    let methods = s.methods(MethodScope::Tenant(t.id)).await.unwrap();
     assert_eq!(methods.len(), 1);
     assert!(methods[0].enabled);
     assert_eq!(methods[0].method, password_method());
@@ -50,7 +50,7 @@ pub async fn provision_with_taken_slug_conflicts_and_writes_nothing<S: Conforman
     let id = again.tenant().id;
     assert_eq!(s.get_tenant(id).await.unwrap(), None);
     assert!(s.tenant_factors(id).await.unwrap().is_empty());
-    assert!(s.methods(Scope::Tenant(id)).await.unwrap().is_empty());
+    assert!(s.methods(MethodScope::Tenant(id)).await.unwrap().is_empty());
     assert_eq!(
         s.find_tenant(&first.slug).await.unwrap().unwrap().id,
         first.id
@@ -596,7 +596,7 @@ pub async fn erase_user_removes_every_personal_row<S: ConformanceStore>(s: S) {
     let u = fx.user(t.id, "alice");
     s.create_user(&u, &[password("h")]).await.unwrap();
     let keep = user(&s, &fx, t.id, "bob").await;
-    s.save_method(Scope::User(t.id, u.id), &method("mine"), true)
+    s.save_method(MethodScope::User(t.id, u.id), &method("mine"), true)
         .await
         .unwrap();
     s.push_password_history(t.id, u.id, "h", at(1), 5)
@@ -610,7 +610,12 @@ pub async fn erase_user_removes_every_personal_row<S: ConformanceStore>(s: S) {
     assert_eq!(s.get_user_cross_tenant(u.id).await.unwrap(), None);
     assert_eq!(s.find_user(t.id, &u.identifier).await.unwrap(), None);
     assert!(s.user_factors(t.id, u.id).await.unwrap().is_empty());
-    assert!(s.methods(Scope::User(t.id, u.id)).await.unwrap().is_empty());
+    assert!(
+        s.methods(MethodScope::User(t.id, u.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.password_history(t.id, u.id, 5).await.unwrap().is_empty());
     assert_eq!(s.failure_record(t.id, u.id).await.unwrap(), None);
     assert!(

@@ -112,8 +112,8 @@ macro_rules! __conformance_list {
 crate::__conformance_list!(crate::__suite_names; conformance);
 
 use countersign_core::{
-    MethodName, PasswordRules, PasswordSettings, StoreError, StoreErrorKind, Tenant, TenantFactor,
-    TenantId, User,
+    FactorSettings, MethodName, PasswordRules, PasswordSettings, StoreError, StoreErrorKind,
+    Tenant, TenantId, User,
 };
 
 use crate::ConformanceStore;
@@ -158,8 +158,8 @@ fn name(s: &str) -> MethodName {
     MethodName::parse(s).unwrap()
 }
 
-fn strict_password() -> TenantFactor {
-    TenantFactor::Password(PasswordSettings {
+fn strict_password() -> FactorSettings {
+    FactorSettings::Password(PasswordSettings {
         rules: PasswordRules {
             min_length: 12,
             ..PasswordRules::default()

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AccountState, AuditFilter, AuditKind, AuditStatus, DenyReason, Error, FactorKind,
+    AccountState, AuditFilter, AuditKind, AuditReason, AuditStatus, DenyReason, Error, FactorKind,
     FactorResponse, LoginStatus, Refusal, TokenKind,
 };
 
@@ -120,7 +120,7 @@ pub(crate) async fn totp_race<S: ConformanceStore>(s: S, audit: impl AuditLog<S>
         assert!(
             replays
                 .iter()
-                .filter(|e| e.detail.as_deref() == Some("replayed_code"))
+                .filter(|e| e.detail == Some(AuditReason::ReplayedCode.into()))
                 .count()
                 >= 1
         );

@@ -82,7 +82,8 @@ use chrono::Duration;
 use countersign_core::otp::totp_code;
 use countersign_core::{
     AccessTokenPolicy, AuditEvent, AuditFilter, AuditKind, AuditQuery, Confirm, Enroll, Enrolled,
-    Error, FactorKind, LoginStatus, Refusal, SessionPolicy, Submission, TenantId, User, UserFactor,
+    Error, FactorCredential, FactorKind, LoginStatus, Refusal, SessionPolicy, Submission, TenantId,
+    User,
 };
 
 use crate::ConformanceStore;
@@ -174,7 +175,7 @@ async fn current_totp<S: ConformanceStore>(w: &World<S>, user: &User) -> String 
     else {
         panic!("no totp")
     };
-    let UserFactor::Totp(cred) = v.value else {
+    let FactorCredential::Totp(cred) = v.value else {
         panic!()
     };
     totp_code(&cred, w.svc.env().now().timestamp() as u64).unwrap()

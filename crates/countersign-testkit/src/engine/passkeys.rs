@@ -2,7 +2,8 @@
 //! management (a software authenticator plays the browser).
 
 use countersign_core::{
-    Confirm, Enroll, Enrolled, Error, FactorKind, FactorResponse, LoginStatus, User, UserFactor,
+    Confirm, Enroll, Enrolled, Error, FactorCredential, FactorKind, FactorResponse, LoginStatus,
+    User,
 };
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::prelude::Url;
@@ -163,7 +164,7 @@ pub async fn discoverable_passkeys_sign_in_without_a_username<S: ConformanceStor
             .await
             .unwrap()
             .unwrap();
-        let UserFactor::Passkey(set) = v.value else {
+        let FactorCredential::Passkey(set) = v.value else {
             panic!()
         };
         set.keys[0].passkey.cred_id().clone()

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use chrono::Duration;
 use countersign_core::otp::totp_code;
 use countersign_core::{
-    AccountState, Confirm, Enroll, Enrolled, Error, FactorKind, FactorResponse, FactorStore,
-    IdentityLookup, LoginStatus, SecretToken, Submission, User, UserFactor,
+    AccountState, Confirm, Enroll, Enrolled, Error, FactorCredential, FactorKind, FactorResponse,
+    FactorStore, IdentityLookup, LoginStatus, SecretToken, Submission, User,
 };
 use proptest::prelude::*;
 
@@ -75,7 +75,7 @@ impl Run {
             .await
             .unwrap()
             .unwrap();
-        let UserFactor::Totp(cred) = v.value else {
+        let FactorCredential::Totp(cred) = v.value else {
             panic!()
         };
         let now = self.w.svc.env().now().timestamp() as u64;

@@ -1,15 +1,15 @@
 use chrono::Duration;
 use countersign_core::{
     AccountState, Argon2Params, AuditFilter, AuditKind, AuditQuery, AuditStatus, AuthnService,
-    Error, FactorKind, FactorStore, IdentityLookup, NewUser, PasswordHasher, PasswordViolation,
-    UserFactor,
+    Error, FactorCredential, FactorKind, FactorStore, IdentityLookup, NewUser, PasswordHasher,
+    PasswordViolation,
 };
 
 use super::support::{PASSWORD, policy, world, world_with_policy};
 
-fn phc_of(f: &UserFactor) -> String {
+fn phc_of(f: &FactorCredential) -> String {
     match f {
-        UserFactor::Password(c) => c.phc.clone(),
+        FactorCredential::Password(c) => c.phc.clone(),
         other => panic!("not a password: {other:?}"),
     }
 }
@@ -47,7 +47,7 @@ async fn a_registered_user_logs_in_with_the_right_password_only() {
         [
             (
                 AuditStatus::Failure,
-                Some("wrong_secret".into()),
+                Some(countersign_core::AuditReason::WrongSecret.into()),
                 Some(FactorKind::Password)
             ),
             (AuditStatus::Success, None, Some(FactorKind::Password)),

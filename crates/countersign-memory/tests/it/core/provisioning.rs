@@ -1,6 +1,6 @@
 use countersign_core::{
-    AuthMethod, AuthnService, Env, Error, FactorKind, NewTenant, PasswordRules, PasswordSettings,
-    Tenant, TenantFactor, TenantId, TenantPolicy, TenantProvision, TenantSlug,
+    AuthMethod, AuthnService, Env, Error, FactorKind, FactorSettings, NewTenant, PasswordRules,
+    PasswordSettings, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug,
 };
 use countersign_memory::MemoryStore;
 
@@ -16,8 +16,8 @@ fn row(id: TenantId) -> Tenant {
     }
 }
 
-fn pw() -> TenantFactor {
-    TenantFactor::Password(PasswordSettings::default())
+fn pw() -> FactorSettings {
+    FactorSettings::Password(PasswordSettings::default())
 }
 
 fn pw_method() -> AuthMethod {
@@ -57,7 +57,7 @@ fn provisioning_invariants_hold_by_construction() {
         Err(Error::Provisioning(_))
     ));
     // Invalid factor settings are refused too.
-    let bad = TenantFactor::Password(PasswordSettings {
+    let bad = FactorSettings::Password(PasswordSettings {
         rules: PasswordRules {
             max_length: 10,
             ..PasswordRules::default()
