@@ -59,6 +59,14 @@ str_enum! {
         TenantProvisioned => "tenant.provisioned",
         /// A tenant's policy changed.
         TenantPolicyChanged => "tenant.policy_changed",
+        /// A tenant adopted a factor or changed its settings.
+        TenantFactorChanged => "tenant.factor_changed",
+        /// A tenant dropped a factor.
+        TenantFactorRemoved => "tenant.factor_removed",
+        /// A tenant method was added, enabled or disabled (the detail names it).
+        TenantMethodChanged => "tenant.method_changed",
+        /// A tenant method was removed (the detail names it).
+        TenantMethodRemoved => "tenant.method_removed",
         /// A user was registered.
         UserRegistered => "user.registered",
         /// A user's lifecycle state changed.
@@ -124,6 +132,9 @@ str_enum! {
         Inactive => "inactive",
         /// A factor passed, but the account was locked or deactivated meanwhile.
         Blocked => "blocked",
+        /// The password was right, but no method of the account is a
+        /// password alone: a one-call password check is not a login there.
+        MoreFactorsNeeded => "more_factors_needed",
         /// The flow token was malformed.
         MalformedFlow => "malformed_flow",
         /// No such flow in this tenant.

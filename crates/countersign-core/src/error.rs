@@ -155,6 +155,10 @@ pub enum Error {
     /// The refresh token was refused.
     #[error("refresh token refused: {0}")]
     RefreshRefused(RefreshRefusal),
+    /// The session's authentication is not recent or strong enough for
+    /// this operation; a step-up that meets `required` would be.
+    #[error(transparent)]
+    StepUpRequired(#[from] crate::session::StepUpRequired),
     /// The access token was refused.
     #[error("access token refused: {0}")]
     AccessToken(#[from] crate::session::jwt::JwtError),
@@ -259,7 +263,9 @@ impl Error {
             | Error::RefreshRefused(_)
             | Error::AccessToken(_) => ErrorKind::Unauthenticated,
             Error::AccountLocked { .. } => ErrorKind::Locked,
-            Error::AccountInactive { .. } | Error::NoUsableMethod => ErrorKind::Forbidden,
+            Error::AccountInactive { .. } | Error::NoUsableMethod | Error::StepUpRequired(_) => {
+                ErrorKind::Forbidden
+            }
             Error::TenantNotFound
             | Error::UserNotFound
             | Error::FlowNotFound

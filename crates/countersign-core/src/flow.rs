@@ -101,24 +101,60 @@ impl AuthRecord {
 
 /// Proof of a completed login: handed out only by a login flow that passed
 /// every step of one method ([`LoginStatus::Authenticated`]), and the only
-/// thing [`SessionService::issue`] accepts.
+/// thing [`SessionService::issue`] (and [`SessionService::step_up`])
+/// accepts.
 ///
 /// It cannot be built, deserialized or edited outside countersign-core: its
-/// one field is private and it implements no `Deserialize`. Read what it
-/// proves through [`record`](Self::record). (Tests that need one without a
-/// flow enable the `testing` feature for `Authentication::for_testing`.)
+/// fields are private and it implements no `Deserialize`. Read what it
+/// proves through [`record`](Self::record). It is good **once**: it names
+/// the flow that produced it, and the first `issue` (or `step_up`) deletes
+/// that flow; every later use, concurrent ones included, is refused with
+/// [`Error::FlowEnded`]. (Tests that need one without a flow enable the
+/// `testing` feature for `Authentication::for_testing`; such proofs have no
+/// flow to spend and may be used repeatedly.)
 ///
 /// [`LoginStatus::Authenticated`]: crate::LoginStatus::Authenticated
 /// [`SessionService::issue`]: crate::SessionService::issue
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`SessionService::step_up`]: crate::SessionService::step_up
+#[derive(Clone, PartialEq, Eq)]
 pub struct Authentication {
     record: AuthRecord,
+    origin: ProofOrigin,
+}
+
+/// Where a proof of login came from: what spending it consumes.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ProofOrigin {
+    /// The finished flow with this key, in the record's tenant: spending the
+    /// proof deletes it.
+    Flow(TokenHash),
+    /// `Authentication::for_testing`: nothing to spend.
+    #[cfg(feature = "testing")]
+    Testing,
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = match &self.origin {
+            ProofOrigin::Flow(_) => "flow",
+            #[cfg(feature = "testing")]
+            ProofOrigin::Testing => "testing",
+        };
+        f.debug_struct("Authentication")
+            .field("record", &self.record)
+            .field("origin", &origin)
+            .finish()
+    }
 }
 
 impl Authentication {
-    /// The proof of the login a flow just finished.
-    pub(crate) fn from_flow(record: AuthRecord) -> Self {
-        Self { record }
+    /// The proof of the login the flow stored under `flow` (its key) just
+    /// finished with `record`. Spending it deletes that flow.
+    pub(crate) fn from_flow_key(record: AuthRecord, flow: TokenHash) -> Self {
+        Self {
+            record,
+            origin: ProofOrigin::Flow(flow),
+        }
     }
 
     /// A proof built from a record, with no flow behind it. **For tests
@@ -126,7 +162,15 @@ impl Authentication {
     /// must not enable.
     #[cfg(feature = "testing")]
     pub fn for_testing(record: AuthRecord) -> Self {
-        Self { record }
+        Self {
+            record,
+            origin: ProofOrigin::Testing,
+        }
+    }
+
+    /// What spending this proof consumes.
+    pub(crate) fn origin(&self) -> &ProofOrigin {
+        &self.origin
     }
 
     /// What this login proves: who, by which method, which factors when.
@@ -150,12 +194,17 @@ impl Authentication {
     }
 
     /// This login with the factors of a later one (a step-up of the same
-    /// user, from [`AuthnService::begin_step_up`]) added.
+    /// user, from [`AuthnService::begin_step_up`]) added. The result is
+    /// spent as `self` is (the later proof's flow is left unspent); to
+    /// attach a step-up to a running session, use
+    /// [`SessionService::step_up`], which spends the step-up proof.
     ///
     /// [`AuthnService::begin_step_up`]: crate::AuthnService::begin_step_up
+    /// [`SessionService::step_up`]: crate::SessionService::step_up
     pub fn merge(self, later: &Authentication) -> Result<Self> {
         Ok(Self {
             record: self.record.merge(&later.record)?,
+            origin: self.origin,
         })
     }
 }

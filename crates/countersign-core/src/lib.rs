@@ -40,6 +40,7 @@ pub mod lockout;
 pub mod model;
 pub mod notice;
 pub mod provision;
+pub mod seal;
 pub mod session;
 pub mod store;
 pub mod token;
@@ -67,10 +68,11 @@ pub use error::{
     BoxError, Error, ErrorKind, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind,
 };
 pub use factor::{
-    Argon2Params, AuthMethod, EmailOtpSettings, FactorCredential, FactorKind, FactorSettings,
-    FactorStep, MethodName, MethodRecord, MethodScope, PasskeyInfo, PasskeySettings,
-    PasswordCredential, PasswordHasher, PasswordRules, PasswordSettings, PasswordViolation,
-    RecoveryCodeSettings, TotpAlgorithm, TotpEnrollment, TotpSettings, Versioned,
+    Argon2Params, AuthMethod, CodeKey, EmailOtpSettings, FactorCredential, FactorKind,
+    FactorSettings, FactorStep, MethodName, MethodRecord, MethodScope, PasskeyInfo,
+    PasskeySettings, PasswordCredential, PasswordHasher, PasswordRules, PasswordSettings,
+    PasswordViolation, RecoveryCodeSettings, TotpAlgorithm, TotpEnrollment, TotpSettings,
+    Versioned,
 };
 pub use flow::{
     AuthRecord, Authentication, DenyReason, FlowRecord, FlowState, LoginState, PassedFactor, StepUp,
@@ -84,10 +86,10 @@ pub use notice::{Notice, NoticeRenderer, NoticeSecret, PlainText, SecurityEvent}
 pub use provision::TenantProvision;
 pub use session::{
     AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily, Refreshed, Rotation,
-    SessionPolicy, SessionRecord, SessionService, SigningKeyRecord,
+    SessionPolicy, SessionRecord, SessionService, SigningKeyRecord, StepUpRequired,
 };
 pub use store::{
-    AuditQuery, FactorStore, FlowStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    IdentityStore, KeyStore, SessionStore, Store,
+    AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
+    IdentityLookup, IdentityStore, KeyStore, SessionStore, Store,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

@@ -23,6 +23,35 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Whether `c` is invisible or reorders text: zero-width characters
+/// (spaces, joiners, the BOM, the soft hyphen, the combining grapheme
+/// joiner, variation selectors) and bidirectional controls (embeddings,
+/// overrides, isolates, marks). Such characters make two identifiers that
+/// look the same compare different, so identifiers refuse them.
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
 /// A tenant's short name, unique across the deployment: 1 to 63 of
 /// `a-z`, `0-9` and `-`, neither starting nor ending with `-`. The slug
 /// `system` is reserved.
@@ -94,8 +123,9 @@ impl fmt::Debug for TenantSlug {
 ///
 /// Normalised so that lookups match what a person means: Unicode NFKC,
 /// surrounding whitespace trimmed, lowercased. After that it must be 1 to
-/// [`MAX_IDENTIFIER_CHARS`] characters with no whitespace and no control
-/// characters.
+/// [`MAX_IDENTIFIER_CHARS`] characters with no whitespace, no control
+/// characters, and no zero-width or bidirectional control characters (which
+/// would let two identifiers that look alike differ).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Identifier(String);
@@ -117,6 +147,11 @@ impl Identifier {
         }
         if has_control(&normalised) {
             return Err(err("control characters are not allowed"));
+        }
+        if normalised.chars().any(is_invisible_or_bidi) {
+            return Err(err(
+                "zero-width and bidirectional control characters are not allowed",
+            ));
         }
         if normalised.chars().any(char::is_whitespace) {
             return Err(err("whitespace is not allowed"));
@@ -231,6 +266,17 @@ pub struct TenantPolicy {
     /// How long sessions and tokens live.
     #[serde(default)]
     pub sessions: crate::session::SessionPolicy,
+}
+
+impl TenantPolicy {
+    /// Check the whole policy: the lockout policy and the session policy
+    /// (with its access-token policy). A policy out of bounds is refused,
+    /// never replaced by a default. (Password rules are the password
+    /// factor's settings, checked with the factor.)
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        self.lockout.validate()?;
+        self.sessions.validate()
+    }
 }
 
 /// A tenant: the unit of isolation. Every user, factor, method and audit
@@ -397,6 +443,34 @@ mod tests {
         assert!(Identifier::parse(&"x".repeat(1_000_000)).is_err());
         assert!(Identifier::parse(&"x".repeat(257)).is_err());
         assert!(Identifier::parse(&"x".repeat(256)).is_ok());
+    }
+
+    /// Invisible and text-reordering characters would let `alice` and
+    /// `al\u{200B}ice` be two accounts that look the same.
+    #[test]
+    fn identifiers_refuse_zero_width_and_bidi_controls() {
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{061C}',
+            '\u{FE0F}',
+            '\u{E0041}',
+        ] {
+            let bad = format!("al{c}ice");
+            assert!(Identifier::parse(&bad).is_err(), "U+{:04X}", u32::from(c));
+        }
+        assert!(Identifier::parse("zoë").is_ok());
+        assert!(Identifier::parse("пользователь").is_ok());
     }
 
     #[test]

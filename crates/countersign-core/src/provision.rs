@@ -5,11 +5,15 @@ use std::collections::BTreeSet;
 use crate::error::{Error, Result};
 use crate::factor::{AuthMethod, FactorSettings};
 use crate::model::Tenant;
+#[cfg(doc)]
+use crate::model::TenantPolicy;
 
 /// Everything a new tenant starts with, validated so that a tenant can never
 /// exist without a way for its users to sign in:
 ///
 /// - the tenant is not the system tenant;
+/// - its whole policy is within bounds ([`TenantPolicy::validate`]:
+///   lockout, sessions, access tokens), never silently defaulted;
 /// - at least one factor is adopted, each kind once, each with valid settings;
 /// - at least one method, names unique, and every factor a method uses is adopted.
 ///
@@ -32,7 +36,7 @@ impl TenantProvision {
         if tenant.id.is_system() {
             return Err(Error::Reserved("system tenant".into()));
         }
-        tenant.policy.lockout.validate()?;
+        tenant.policy.validate()?;
         if factors.is_empty() {
             return Err(Error::Provisioning(
                 "a tenant needs at least one factor".into(),

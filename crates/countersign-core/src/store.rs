@@ -37,7 +37,7 @@ use crate::factor::{
     AuthMethod, FactorCredential, FactorKind, FactorSettings, MethodName, MethodRecord,
     MethodScope, Versioned,
 };
-use crate::flow::FlowRecord;
+use crate::flow::{AuthRecord, FlowRecord};
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
@@ -169,6 +169,22 @@ pub trait IdentityAdmin: IdentityAuthnLog {
         credentials: &[FactorCredential],
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Register a user: create it with its first credentials (as
+    /// [`create_user`](Self::create_user)), add its first password-history
+    /// entry (when `history` is given, as
+    /// [`push_password_history`](Self::push_password_history)) and record
+    /// the audit `event` that describes the registration, in one
+    /// transaction: after a crash at any point either all of it exists or
+    /// none of it. Errors as `create_user`; a conflicting event id is
+    /// `Conflict` and writes nothing.
+    fn register_user(
+        &self,
+        user: &User,
+        credentials: &[FactorCredential],
+        history: Option<&HistoryEntry>,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
     /// Move a user from `from` to `to` only if it is in `from` now
     /// (compare-and-set: of two concurrent transitions from one state, one
     /// wins). Returns whether it moved; `NotFound` if the user is not in
@@ -212,6 +228,27 @@ pub trait IdentityAdmin: IdentityAuthnLog {
         user: UserId,
         pseudonym: UserId,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// A password-history entry written with a registration
+/// ([`IdentityAdmin::register_user`]). `Debug` leaves the hash out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The PHC string of the password.
+    pub phc: String,
+    /// When it was set.
+    pub at: DateTime<Utc>,
+    /// How many entries the user keeps (the newest).
+    pub keep: u32,
+}
+
+impl std::fmt::Debug for HistoryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryEntry")
+            .field("at", &self.at)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
 }
 
 /// All three identity tiers.
@@ -282,7 +319,10 @@ pub trait FactorStore: Send + Sync + 'static {
     /// Save `factor` only if the stored version is `expected` (`None`:
     /// only if there is none yet). Atomic: of any number of concurrent
     /// calls naming the same version, exactly one returns `true`. A saved
-    /// factor's version is the expected one plus one (1 for a new one).
+    /// factor's version is the expected one plus one; a new one starts at
+    /// 1, and one that was removed comes back above every version it had,
+    /// so versions never repeat and a save naming a version from before a
+    /// removal never succeeds (no ABA).
     /// `NotFound` if the user is not in `tenant`.
     fn compare_and_save_user_factor(
         &self,
@@ -467,6 +507,18 @@ pub trait SessionStore: Send + Sync + 'static {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Rotation, Self::Error>> + Send;
+
+    /// Replace the authentication record of the session with this id in
+    /// `tenant` (a step-up merged into it), if the session is live at
+    /// `now`. Returns whether it was. The session's key, deadlines and
+    /// family are untouched.
+    fn set_session_auth(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        auth: &AuthRecord,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// The family with this id in `tenant`.
     fn refresh_family(

@@ -56,6 +56,7 @@ store_methods! {
     ProvisionTenant => "provision_tenant",
     UpdateTenantPolicy => "update_tenant_policy",
     CreateUser => "create_user",
+    RegisterUser => "register_user",
     SetUserState => "set_user_state",
     PushPasswordHistory => "push_password_history",
     PasswordHistory => "password_history",
@@ -82,6 +83,7 @@ store_methods! {
     DeleteExpiredFlows => "delete_expired_flows",
     // SessionStore
     CreateSession => "create_session",
+    SetSessionAuth => "set_session_auth",
     ValidateSession => "validate_session",
     Session => "session",
     UserSessions => "user_sessions",

@@ -29,6 +29,9 @@ pub(crate) struct State {
     pub(crate) events: Vec<AuditEvent>,
     pub(crate) tenant_factors: BTreeMap<(TenantId, &'static str), FactorSettings>,
     pub(crate) user_factors: BTreeMap<(UserId, &'static str), Versioned<FactorCredential>>,
+    /// The last version of each removed credential: a re-enrolment
+    /// continues from it, so versions never repeat (no ABA).
+    pub(crate) removed_factors: BTreeMap<(UserId, &'static str), u64>,
     pub(crate) methods: BTreeMap<MethodKey, MethodRecord>,
     pub(crate) history: HashMap<UserId, Vec<String>>,
     pub(crate) flows: HashMap<TokenHash, Versioned<FlowRecord>>,

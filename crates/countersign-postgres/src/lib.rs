@@ -41,12 +41,18 @@
 //!   server shutdowns and pool timeouts are `Transient` and retried as
 //!   [`RetryPolicy`] describes (never where a retry could apply a write
 //!   twice).
-//! - **Pools.** Writes use the main pool; pure lookups
-//!   ([`IdentityLookup`], the reads of [`FactorStore`], [`AuditQuery`]) use
-//!   an optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
-//!   replica. Flows, sessions, refresh families and signing keys are always
-//!   read on the main pool: a lagging replica could miss a logout, a
-//!   revocation or a new key.
+//! - **Pools.** Every write, and every read that can decide a login, a
+//!   session check or a credential change, uses the main pool: tenants
+//!   and their policies, users (by id, identifier or across tenants),
+//!   failure (lockout) records, tenant factors, credentials, methods,
+//!   password history, flows, sessions, refresh families and signing keys.
+//!   An optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
+//!   replica, serves only what may be stale: the user listing
+//!   ([`IdentityLookup::list_users`]) and audit queries
+//!   ([`AuditQuery::query_events`]). A lagging replica therefore cannot let
+//!   a suspended or locked user sign in, or a replaced password still
+//!   work; it can only make an administrator's listing or an audit search
+//!   lag by as much.
 //!
 //! Feature `testing` adds the module `testing`: one fresh schema per test
 //! in the server at `DATABASE_URL` (or the local one), failing loudly when
@@ -54,6 +60,8 @@
 //! so may applications' own tests.
 //!
 //! [`IdentityLookup`]: countersign_core::IdentityLookup
+//! [`IdentityLookup::list_users`]: countersign_core::IdentityLookup::list_users
+//! [`AuditQuery::query_events`]: countersign_core::AuditQuery::query_events
 //! [`IdentityAuthnLog`]: countersign_core::IdentityAuthnLog
 //! [`IdentityAdmin`]: countersign_core::IdentityAdmin
 //! [`FactorStore`]: countersign_core::FactorStore
@@ -116,8 +124,11 @@ pub struct PostgresOptions {
     /// `application_name` of every connection, as shown in
     /// `pg_stat_activity`. Default `countersign`.
     pub application_name: Option<String>,
-    /// A URL for pure lookups (e.g. a replica); `None` reads from the
-    /// primary. Reads from a lagging replica may be stale. Default `None`.
+    /// A URL for the reads that may be stale (e.g. a replica): the user
+    /// listing and audit queries, nothing on the login, session or
+    /// credential paths (those always read the primary, see
+    /// [`PostgresStore::with_read_pool`]). `None` reads everything from the
+    /// primary. Default `None`.
     pub read_url: Option<String>,
     /// How transient failures are retried. Default [`RetryPolicy::default`].
     pub retry: RetryPolicy,
@@ -240,14 +251,17 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Use `pool` for pure lookups ([`IdentityLookup`], the reads of
-    /// [`FactorStore`], [`AuditQuery`]). Writes, and the reads that guard
-    /// writes, stay on the main pool. A replica's lag makes those lookups
-    /// stale by as much.
+    /// Use `pool` for the reads that may be stale: the user listing
+    /// ([`IdentityLookup::list_users`]) and audit queries
+    /// ([`AuditQuery::query_events`]), which a replica's lag delays by as
+    /// much. Every other read stays on the main pool with the writes:
+    /// users, tenants and policies, failure records, factors, credentials,
+    /// methods, flows, sessions, refresh families and keys decide logins
+    /// and session checks, and a lagging copy of them could let a
+    /// suspended or locked user in, or an old password work.
     ///
-    /// [`IdentityLookup`]: countersign_core::IdentityLookup
-    /// [`FactorStore`]: countersign_core::FactorStore
-    /// [`AuditQuery`]: countersign_core::AuditQuery
+    /// [`IdentityLookup::list_users`]: countersign_core::IdentityLookup::list_users
+    /// [`AuditQuery::query_events`]: countersign_core::AuditQuery::query_events
     pub fn with_read_pool(mut self, pool: PgPool) -> Self {
         self.read = Some(pool);
         self
@@ -264,7 +278,8 @@ impl PostgresStore {
         &self.write
     }
 
-    /// The pool lookups use: the read pool if there is one, else the main pool.
+    /// The pool the stale-tolerant reads use (the user listing and audit
+    /// queries): the read pool if there is one, else the main pool.
     pub fn read_pool(&self) -> &PgPool {
         self.read.as_ref().unwrap_or(&self.write)
     }

@@ -40,6 +40,13 @@ pub enum SqliteError {
     /// The worker thread is gone.
     #[error("sqlite worker: {0}")]
     Worker(String),
+    /// The call panicked on the worker thread. The worker rolled back any
+    /// transaction it left open and goes on serving later calls.
+    #[error("sqlite worker: the call panicked")]
+    Panicked,
+    /// Creating the database file failed.
+    #[error("creating the database file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl SqliteError {
@@ -71,7 +78,10 @@ impl StoreError for SqliteError {
             SqliteError::NotFound(_) => StoreErrorKind::NotFound,
             SqliteError::Conflict(_) => StoreErrorKind::Conflict,
             SqliteError::Rejected(_) => StoreErrorKind::Rejected,
-            SqliteError::Corrupt(_) | SqliteError::SchemaTooNew { .. } => StoreErrorKind::Other,
+            SqliteError::Corrupt(_)
+            | SqliteError::SchemaTooNew { .. }
+            | SqliteError::Panicked
+            | SqliteError::Io(_) => StoreErrorKind::Other,
             SqliteError::Worker(_) => StoreErrorKind::Transient,
         }
     }

@@ -7,7 +7,19 @@
 //!
 //! - **No blocking on async threads.** Every SQLite call runs on the
 //!   store's own worker thread, which owns the connection; async callers
-//!   wait on a channel.
+//!   wait on a channel. The queue to the worker is bounded
+//!   ([`QUEUE_CAPACITY`] calls): beyond it a caller waits asynchronously
+//!   for a slot (in order; never blocking its thread), and a caller
+//!   cancelled while waiting queues nothing. A call that panics on the
+//!   worker answers [`SqliteError::Panicked`]; the worker rolls back any
+//!   transaction it left open and keeps serving later calls.
+//! - **Private files.** [`SqliteStore::open`] and
+//!   [`SqliteStore::open_unmigrated`] create a new database file readable
+//!   and writable by its owner only (mode `0600`, on Unix); SQLite gives
+//!   the `-wal` and `-shm` files it creates the database file's mode. An
+//!   existing file keeps the mode it has, and a `file:` URI is created by
+//!   SQLite with its default mode (`0644` less the umask): pass a plain
+//!   path for the `0600` guarantee.
 //! - **Atomicity.** Multi-statement operations run in one `IMMEDIATE`
 //!   transaction; compare-and-save, failed-attempt counting and state
 //!   changes are single statements. Several processes may share one file:
@@ -36,10 +48,40 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::SqliteError;
 pub use migrate::SCHEMA_VERSION;
+pub use worker::QUEUE_CAPACITY;
 use worker::Worker;
 
 /// `Result` with [`SqliteError`].
 pub type Result<T, E = SqliteError> = std::result::Result<T, E>;
+
+/// Create the database file at `path` with mode `0600` if it does not
+/// exist, so SQLite opens a file (and creates `-wal` and `-shm` files) that
+/// only its owner can read. An existing file is left as it is; `:memory:`,
+/// the empty path (a temporary database) and `file:` URIs are SQLite's.
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.as_os_str().as_encoded_bytes();
+    if name.is_empty() || name == b":memory:" || name.starts_with(b"file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SqliteError::Io(e)),
+    }
+}
+
+/// Elsewhere SQLite creates the file with the platform's defaults.
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<()> {
+    Ok(())
+}
 
 /// The SQLite store. Clones share the connection and its worker thread.
 #[derive(Debug, Clone)]
@@ -49,10 +91,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path`, in WAL mode,
-    /// and apply pending migrations. Refuses a newer schema.
+    /// and apply pending migrations. Refuses a newer schema. A file it
+    /// creates is readable by its owner only (mode `0600` on Unix; see the
+    /// crate docs).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let store = Self::start(move || {
+            create_private(&path)?;
             let conn = Connection::open_with_flags(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -79,9 +124,11 @@ impl SqliteStore {
 
     /// Open the file at `path` without applying migrations (to inspect or
     /// migrate explicitly). Still refuses a schema newer than this build.
+    /// Creates a missing file as [`open`](Self::open) does (owner only).
     pub async fn open_unmigrated(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let store = Self::start(move || {
+            create_private(&path)?;
             let conn = Connection::open(&path)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             Ok(conn)

@@ -68,6 +68,7 @@ pub mod bench;
 #[cfg(test)]
 mod completeness;
 pub mod conformance;
+pub mod crash;
 pub mod engine;
 pub mod fixtures;
 mod macros;

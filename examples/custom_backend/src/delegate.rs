@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, FactorCredential, FactorKind,
-    FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore, Identifier,
-    IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore, LockoutPolicy, MethodName,
-    MethodRecord, MethodScope, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
-    SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
-    UserId, Versioned,
+    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, AuthRecord, FactorCredential,
+    FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore,
+    HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore,
+    LockoutPolicy, MethodName, MethodRecord, MethodScope, RefreshFamily, Rotation, SessionId,
+    SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision,
+    TenantSlug, TokenHash, User, UserId, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -125,6 +125,17 @@ impl<S: IdentityAdmin> IdentityAdmin for CountingStore<S> {
         credentials: &[FactorCredential],
     ) -> Result<(), Self::Error> {
         let call = self.inner.create_user(user, credentials);
+        self.counted(StoreTrait::IdentityAdmin, call).await
+    }
+
+    async fn register_user(
+        &self,
+        user: &User,
+        credentials: &[FactorCredential],
+        history: Option<&HistoryEntry>,
+        event: &AuditEvent,
+    ) -> Result<(), Self::Error> {
+        let call = self.inner.register_user(user, credentials, history, event);
         self.counted(StoreTrait::IdentityAdmin, call).await
     }
 
@@ -345,6 +356,17 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         family: Option<&RefreshFamily>,
     ) -> Result<(), Self::Error> {
         let call = self.inner.create_session(session, family);
+        self.counted(StoreTrait::SessionStore, call).await
+    }
+
+    async fn set_session_auth(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        auth: &AuthRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        let call = self.inner.set_session_auth(tenant, id, auth, now);
         self.counted(StoreTrait::SessionStore, call).await
     }
 

@@ -1,17 +1,18 @@
 //! Accounts: tenant provisioning and policy, user registration, lifecycle
 //! and erasure, and passwords (verification, change, reset).
 
-use crate::store::Store;
+use crate::store::{HistoryEntry, Store};
 use chrono::{DateTime, Utc};
 
 use super::AuthnService;
-use crate::audit::{AuditDetail, AuditKind};
+use crate::audit::{AuditDetail, AuditKind, AuditReason};
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, StoreErrorKind, store_err};
 use crate::factor::{
     AuthMethod, FactorCredential, FactorKind, FactorSettings, PasswordCredential, PasswordRules,
     PasswordViolation, normalize_password,
 };
+use crate::flow::FlowEvent;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
@@ -159,11 +160,13 @@ where
             .ok_or(Error::TenantNotFound)
     }
 
-    /// Replace a tenant's policy after validating it.
+    /// Replace a tenant's policy after validating all of it
+    /// ([`TenantPolicy::validate`]: lockout, sessions, access tokens). A
+    /// policy out of bounds is [`Error::InvalidInput`] and nothing changes.
     pub async fn update_tenant_policy(&self, tenant: TenantId, policy: TenantPolicy) -> Result<()> {
         let anonymous = ClientInfo::default();
         let rq = self.env.request(&anonymous);
-        policy.lockout.validate()?;
+        policy.validate()?;
         self.tenant(tenant).await?;
         self.store
             .update_tenant_policy(tenant, &policy)
@@ -270,24 +273,21 @@ where
             updated_at: now,
             last_login_at: None,
         };
+        let history = phc
+            .filter(|(_, keep)| *keep > 0)
+            .map(|(phc, keep)| HistoryEntry { phc, at: now, keep });
+        let event = self.success(tenant.id, Some(user.id), AuditKind::UserRegistered, rq)?;
+        // The user, its first history row and its audit event commit
+        // together: a crash cannot leave a user whose first password
+        // escapes the reuse check, or one with no trace in the audit log.
         self.store
-            .create_user(&user, &credentials)
+            .register_user(&user, &credentials, history.as_ref(), &event)
             .await
             .map_err(|e| match crate::error::StoreError::kind(&e) {
                 StoreErrorKind::Conflict => Error::AlreadyExists("identifier".into()),
                 StoreErrorKind::NotFound => Error::TenantNotFound,
                 _ => store_err(e),
             })?;
-        if let Some((hash, keep)) = phc
-            && keep > 0
-        {
-            self.store
-                .push_password_history(tenant.id, user.id, &hash, now, keep)
-                .await
-                .map_err(store_err)?;
-        }
-        self.audit(self.success(tenant.id, Some(user.id), AuditKind::UserRegistered, rq))
-            .await?;
         Ok(user)
     }
 
@@ -362,14 +362,22 @@ where
             .await
     }
 
-    /// Verify a user's password in `tenant`.
+    /// Sign in with a password alone, in one call.
     ///
-    /// This checks one factor; whether it completes a login is the login
-    /// flow's decision. Errors: [`Error::InvalidCredentials`] for an
-    /// unknown identifier, a user with no password and a wrong password
-    /// alike; [`Error::AccountInactive`] and [`Error::AccountLocked`] (the
-    /// password is then not checked at all); [`Error::InvalidInput`] for a
-    /// malformed identifier or an oversized password.
+    /// It succeeds only for an account that has an enabled method which is
+    /// a password alone (one step that a password satisfies): it is a
+    /// complete login there, and never a way around a tenant's or user's
+    /// second factor. Elsewhere a right password is
+    /// [`Error::NoUsableMethod`] (use [`begin_login`](Self::begin_login));
+    /// that answer comes only after the right password.
+    ///
+    /// Errors: [`Error::InvalidCredentials`] for an unknown identifier, a
+    /// user with no password, a wrong password, and an account that is
+    /// inactive (including unverified sign-ups) or locked, alike and after
+    /// the same hashing work (one argon2 computation); why is in the audit
+    /// log only. Wrong passwords count toward lockout.
+    /// [`Error::InvalidInput`] for a malformed identifier or an oversized
+    /// password.
     pub async fn verify_password(
         &self,
         tenant: TenantId,
@@ -378,16 +386,57 @@ where
         client: &ClientInfo,
     ) -> Result<PasswordLogin> {
         let rq = self.env.request(client);
-        self.check_password(tenant, identifier, password, rq).await
+        let user = self
+            .check_password(tenant, identifier, password, rq)
+            .await?;
+        let tenant = self.tenant(tenant).await?;
+        let methods = self
+            .store
+            .available_methods(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        let password_alone = methods
+            .iter()
+            .any(|m| matches!(m.steps.as_slice(), [only] if only.admits(FactorKind::Password)));
+        if !password_alone {
+            self.audit(self.auth_failure(tenant.id, Some(user.id), rq).map(|e| {
+                e.with_factor(FactorKind::Password)
+                    .with_detail(AuditReason::MoreFactorsNeeded)
+            }))
+            .await?;
+            return Err(Error::NoUsableMethod);
+        }
+        let now = self.complete_login(&tenant, &user, rq).await?;
+        self.audit(
+            self.success(tenant.id, Some(user.id), AuditKind::Authentication, rq)
+                .map(|e| e.with_factor(FactorKind::Password)),
+        )
+        .await?;
+        self.audit(
+            self.success(tenant.id, Some(user.id), AuditKind::LoginSucceeded, rq)
+                .map(|e| e.with_factor(FactorKind::Password)),
+        )
+        .await?;
+        Ok(PasswordLogin {
+            user: User {
+                last_login_at: Some(now),
+                ..user
+            },
+            at: now,
+        })
     }
 
+    /// Check `identifier`'s password: the account, who may sign in, and
+    /// the password, with the same work and the same error for every kind
+    /// of refusal (audited with why). A check, not a login: nothing is
+    /// reset or recorded on success.
     async fn check_password(
         &self,
         tenant: TenantId,
         identifier: &str,
         password: &str,
         rq: Request<'_>,
-    ) -> Result<PasswordLogin> {
+    ) -> Result<User> {
         let tenant = self.tenant(tenant).await?;
         let identifier = Identifier::parse(identifier)?;
         let password = normalize_password(password)?;
@@ -396,8 +445,25 @@ where
             .find_user(tenant.id, &identifier)
             .await
             .map_err(store_err)?;
-        if let Some(user) = &user {
-            self.check_can_sign_in(&tenant, user, rq).await?;
+        let refuse = |user: Option<UserId>, why: AuditReason| async move {
+            self.audit(
+                self.auth_failure(tenant.id, user, rq)
+                    .map(|e| e.with_factor(FactorKind::Password).with_detail(why)),
+            )
+            .await?;
+            Err(Error::InvalidCredentials)
+        };
+        // An account that may not sign in is checked as nobody's: the same
+        // hashing, the same answer.
+        if let Some(u) = &user
+            && let Some(event) = self.account_block(&tenant, u, rq.now).await?
+        {
+            self.hasher.verify_dummy(&password).await?;
+            let why = match event {
+                FlowEvent::Locked { .. } => AuditReason::Locked,
+                _ => AuditReason::Inactive,
+            };
+            return refuse(Some(u.id), why).await;
         }
         let outcome = self
             .password_matches(&tenant, user.as_ref(), &password, rq)
@@ -409,32 +475,16 @@ where
                     self.count_failure(&tenant, user.id, FactorKind::Password, rq)
                         .await?;
                 }
-                self.audit(
-                    self.auth_failure(tenant.id, user.map(|u| u.id), rq)
-                        .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
-                )
-                .await?;
-                return Err(Error::InvalidCredentials);
+                return refuse(user.map(|u| u.id), detail).await;
             }
-            (Ok(()), None) => return Err(Error::InvalidCredentials),
+            (Ok(()), None) => return refuse(None, AuditReason::UnknownIdentifier).await,
         };
-
         // Re-check: a suspension or lock may have landed while we hashed.
         let user = self.user(tenant.id, user.id).await?;
-        self.check_can_sign_in(&tenant, &user, rq).await?;
-        let now = self.complete_login(&tenant, &user, rq).await?;
-        self.audit(
-            self.success(tenant.id, Some(user.id), AuditKind::Authentication, rq)
-                .map(|e| e.with_factor(FactorKind::Password)),
-        )
-        .await?;
-        Ok(PasswordLogin {
-            user: User {
-                last_login_at: Some(now),
-                ..user
-            },
-            at: now,
-        })
+        if self.account_block(&tenant, &user, rq.now).await?.is_some() {
+            return refuse(Some(user.id), AuditReason::Blocked).await;
+        }
+        Ok(user)
     }
 
     /// Change a password, proving the current one. A wrong current password
@@ -454,8 +504,14 @@ where
     ) -> Result<()> {
         let rq = self.env.request(client);
         let account = self.user(tenant, user).await?;
+        // A check of one factor, not a login: it resets no lockout count.
         self.check_password(tenant, account.identifier.as_str(), current, rq)
             .await?;
+        self.audit(
+            self.success(tenant, Some(user), AuditKind::Authentication, rq)
+                .map(|e| e.with_factor(FactorKind::Password)),
+        )
+        .await?;
         self.replace_password(tenant, user, new, keep, rq).await
     }
 

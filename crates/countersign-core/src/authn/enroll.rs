@@ -7,6 +7,7 @@ use super::AuthnService;
 use crate::audit::AuditKind;
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
+use crate::factor::email_code::SendLimits;
 use crate::factor::{
     Credential, EmailOtpCredential, FactorCredential, FactorKind, FactorSettings, PasskeyEntry,
     PasskeyInfo, PasskeysCredential, PendingCode, TotpCheck, TotpCredential, TotpEnrollment,
@@ -198,7 +199,27 @@ where
                     return Err(Error::FactorNotExpected);
                 };
                 let address = EmailAddress::parse(address)?;
-                let (code, pending) = PendingCode::issue(&self.env, &settings, now)?;
+                let (per_address, window) = (
+                    self.config.email_sends_per_address,
+                    self.config.email_address_window,
+                );
+                if !self
+                    .address_limiter
+                    .allow(tenant, &address, now, per_address, window)
+                {
+                    return Err(InvalidInput::new(
+                        "email",
+                        "too many codes were sent to this address: try again later",
+                    )
+                    .into());
+                }
+                let limits = SendLimits {
+                    per_flow: 1,
+                    interval: std::time::Duration::ZERO,
+                };
+                let key = self.code_key()?;
+                let (code, pending) =
+                    PendingCode::issue(key, &self.env, &settings, now, None, limits)?;
                 let expires_at = pending.expires_at;
                 let cred = EmailOtpCredential {
                     address: address.clone(),
@@ -262,12 +283,10 @@ where
         let account = self.user(tenant, user).await?;
         match proof {
             Confirm::Totp { code } => {
-                let digits = match self.settings(tenant, FactorKind::Totp).await? {
-                    FactorSettings::Totp(s) => s.digits,
-                    _ => 6,
-                };
-                check_digits(code, digits, "totp code")?;
+                self.settings(tenant, FactorKind::Totp).await?;
                 let (mut cred, version) = self.enrolled::<TotpCredential>(tenant, user).await?;
+                // The credential's own length: the tenant's may have changed.
+                check_digits(code, cred.digits, "totp code")?;
                 if cred.confirmed {
                     return Err(Error::AlreadyExists("a confirmed totp credential".into()));
                 }
@@ -292,7 +311,8 @@ where
                 check_digits(code, settings.digits, "email code")?;
                 let (mut cred, version) = self.enrolled::<EmailOtpCredential>(tenant, user).await?;
                 let max = settings.max_attempts;
-                let right = email_code::confirm_code(&mut cred, code, rq.now, max)?;
+                let key = self.code_key()?;
+                let right = email_code::confirm_code(key, &mut cred, code, rq.now, max)?;
                 save(&self.store, tenant, user, Some(version), cred).await?;
                 if !right {
                     return Err(Error::InvalidCredentials);

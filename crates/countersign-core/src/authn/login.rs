@@ -9,9 +9,8 @@ use crate::audit::{AuditDetail, AuditKind, AuditReason};
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::{
-    AuthMethod, Check, EmailOtpCredential, FactorKind, FactorSettings, FactorStep, MethodName,
-    MethodScope, PasskeysCredential, PendingCode, Versioned, check_digits, credential, email_code,
-    normalize_password, passkey, recovery, totp,
+    AuthMethod, Check, FactorKind, FactorSettings, FactorStep, MethodName, MethodScope, Versioned,
+    check_digits, email_code, normalize_password, passkey, recovery, totp,
 };
 use crate::flow::{
     Authentication, Awaiting, DenyReason, FlowEvent, FlowRecord, FlowState, LoginState,
@@ -19,7 +18,6 @@ use crate::flow::{
 };
 use crate::ids::{TenantId, UserId};
 use crate::model::{ClientInfo, Identifier, Tenant, User};
-use crate::notice::{Notice, NoticeSecret};
 use crate::token::{SecretToken, TokenHash, TokenKind};
 
 /// A factor as the user submits it. Strings are raw input.
@@ -82,7 +80,8 @@ pub enum LoginStatus {
 }
 
 impl LoginStatus {
-    fn of(state: &LoginState, expires_at: DateTime<Utc>) -> Self {
+    /// The status of a flow (stored under `flow`) in `state`.
+    fn of(state: &LoginState, expires_at: DateTime<Utc>, flow: &TokenHash) -> Self {
         match state {
             LoginState::AwaitingFactor(w) => LoginStatus::AwaitingFactor {
                 step: w.step(),
@@ -90,7 +89,7 @@ impl LoginStatus {
                 expires_at,
             },
             LoginState::Authenticated(a) => {
-                LoginStatus::Authenticated(Authentication::from_flow(a.clone()))
+                LoginStatus::Authenticated(Authentication::from_flow_key(a.clone(), *flow))
             }
             LoginState::Denied(r) => LoginStatus::Denied(*r),
             LoginState::Locked { until } => LoginStatus::Locked { until: *until },
@@ -144,11 +143,23 @@ impl Refusal {
     }
 }
 
+/// What one submission did, for [`AuthnService::finish_submit`]: the event
+/// for the flow, the factor, why it was refused (for the audit log only),
+/// and whom the audit event names.
+pub(super) struct Outcome {
+    pub(super) event: FlowEvent,
+    pub(super) kind: FactorKind,
+    pub(super) refusal: Option<AuditReason>,
+    /// The user the audit event names: the flow's, or one a verified
+    /// passkey named; never one taken from unverified input.
+    pub(super) audit_user: Option<UserId>,
+}
+
 impl<S> AuthnService<S>
 where
     S: Store,
 {
-    async fn tenant_methods(&self, tenant: TenantId) -> Result<Vec<AuthMethod>> {
+    pub(super) async fn tenant_methods(&self, tenant: TenantId) -> Result<Vec<AuthMethod>> {
         Ok(self
             .store
             .methods(MethodScope::Tenant(tenant))
@@ -171,14 +182,17 @@ where
     ) -> Result<(SecretToken, FlowRecord)> {
         let (token, key) = TokenKind::FLOW.issue(&self.env)?;
         let ttl = chrono::Duration::from_std(self.config.flow_ttl)
-            .unwrap_or(chrono::Duration::minutes(5));
+            .map_err(|_| InvalidInput::new("flow ttl", "out of range"))?;
+        let expires_at = now
+            .checked_add_signed(ttl)
+            .ok_or(InvalidInput::new("flow ttl", "out of range"))?;
         let record = FlowRecord {
             key,
             tenant_id: tenant,
             user_id: user,
             state,
             created_at: now,
-            expires_at: now + ttl,
+            expires_at,
         };
         self.store.create_flow(&record).await.map_err(store_err)?;
         Ok((token, record))
@@ -195,16 +209,29 @@ where
         let state = LoginState::AwaitingFactor(w);
         let login = FlowState::Login(state.clone());
         let (token, record) = self.new_flow(tenant, user, login, now).await?;
-        Ok((token, LoginStatus::of(&state, record.expires_at)))
+        Ok((
+            token,
+            LoginStatus::of(&state, record.expires_at, &record.key),
+        ))
     }
 
     /// Begin a login for `identifier` in `tenant`, with a chosen method or
-    /// (`None`) with every method the user may use: the factors submitted
-    /// then decide which method completes.
+    /// (`None`) with every method: the factors submitted then decide which
+    /// method completes.
     ///
-    /// An unknown identifier still gets a flow, which looks like any other
-    /// and never succeeds. Returns the flow token (give it to the client)
-    /// and the first step.
+    /// The answer does not depend on the account: known, unknown, inactive
+    /// or locked, and whatever its own methods, the first step shown is the
+    /// tenant's (the first-step factors of its enabled methods, or of the
+    /// chosen one), and a method is chosen by a name the tenant has. A
+    /// user's own methods ([`MethodScope::User`]) apply from the first
+    /// submission on: a factor the tenant's first step accepts but none of
+    /// the user's methods does is refused as incorrect, like a wrong one. A
+    /// user-only method (a name the tenant lacks) is usable when no method
+    /// is chosen and its first step accepts a factor the tenant's does.
+    ///
+    /// An unknown identifier gets a flow that looks like any other and
+    /// never succeeds. Returns the flow token (give it to the client) and
+    /// the first step.
     pub async fn begin_login(
         &self,
         tenant: TenantId,
@@ -216,19 +243,7 @@ where
         let tenant = self.tenant(tenant).await?;
         let identifier = Identifier::parse(identifier)?;
         let method = method.map(MethodName::parse).transpose()?;
-        let user = self
-            .store
-            .find_user(tenant.id, &identifier)
-            .await
-            .map_err(store_err)?;
-        let mut candidates = match &user {
-            Some(u) => self
-                .store
-                .available_methods(tenant.id, u.id)
-                .await
-                .map_err(store_err)?,
-            None => self.tenant_methods(tenant.id).await?,
-        };
+        let mut candidates = self.tenant_methods(tenant.id).await?;
         if let Some(name) = &method {
             candidates.retain(|m| &m.name == name);
             if candidates.is_empty() {
@@ -239,6 +254,15 @@ where
         }
         if candidates.is_empty() {
             return Err(Error::NoUsableMethod);
+        }
+        let user = self
+            .store
+            .find_user(tenant.id, &identifier)
+            .await
+            .map_err(store_err)?;
+        if user.is_none() {
+            let decoy = self.decoy_method(&tenant, &identifier, &candidates)?;
+            candidates.extend(decoy);
         }
         let w = Awaiting::start(user.map(|u| u.id), candidates);
         self.start_login(tenant.id, w, rq.now).await
@@ -295,49 +319,48 @@ where
 
     /// Load a login flow that is still awaiting a factor, refusing malformed,
     /// unknown, foreign, ended and expired flows (an expired one is marked
-    /// so). Bad input is audited.
-    async fn open_flow(
+    /// so, and that is audited once). A token that names no flow of the
+    /// tenant (malformed, unknown, foreign) or an ended one writes no audit
+    /// row: anyone can send those, and each must not cost a row.
+    pub(super) async fn open_flow(
         &self,
         tenant: &Tenant,
         token: &str,
         rq: Request<'_>,
     ) -> Result<(Versioned<FlowRecord>, Awaiting)> {
-        let refuse = |detail: AuditReason, err: Error| async move {
-            self.audit(
-                self.auth_failure(tenant.id, None, rq)
-                    .map(|e| e.with_detail(detail)),
-            )
-            .await?;
-            Err(err)
-        };
-        let key: TokenHash = match TokenKind::FLOW.parse(token) {
-            Ok(k) => k,
-            Err(e) => return refuse(AuditReason::MalformedFlow, e.into()).await,
-        };
+        let key: TokenHash = TokenKind::FLOW.parse(token)?;
         let Some(found) = self.store.flow(tenant.id, &key).await.map_err(store_err)? else {
-            return refuse(AuditReason::UnknownFlow, Error::FlowNotFound).await;
+            return Err(Error::FlowNotFound);
         };
         let FlowState::Login(state) = &found.value.state else {
-            return refuse(AuditReason::UnknownFlow, Error::FlowNotFound).await;
+            return Err(Error::FlowNotFound);
         };
         let LoginState::AwaitingFactor(w) = state.clone() else {
-            return refuse(AuditReason::FlowEnded, Error::FlowEnded).await;
+            return Err(Error::FlowEnded);
         };
         if rq.now >= found.value.expires_at {
             let mut expired = found.value.clone();
             expired.state = FlowState::Login(LoginState::Expired);
-            // Losing this race changes nothing: the flow is over either way.
-            let _ = self
+            // Losing this race changes nothing: the flow is over either way
+            // (and the winner audits it).
+            let ended = self
                 .store
                 .compare_and_save_flow(found.version, &expired)
                 .await
                 .map_err(store_err)?;
-            return refuse(AuditReason::ExpiredFlow, Error::FlowExpired).await;
+            if ended {
+                self.audit(
+                    self.auth_failure(tenant.id, found.value.user_id, rq)
+                        .map(|e| e.with_detail(AuditReason::ExpiredFlow)),
+                )
+                .await?;
+            }
+            return Err(Error::FlowExpired);
         }
         Ok((found, w))
     }
 
-    async fn save_flow(
+    pub(super) async fn save_flow(
         &self,
         found: &Versioned<FlowRecord>,
         state: LoginState,
@@ -354,109 +377,30 @@ where
         Error::unless_lost(saved, "the login flow changed meanwhile")
     }
 
-    /// Issue a passkey challenge for the current step of a flow (for a
-    /// user who named themselves). The challenge is kept in the flow and is
-    /// good for one answer.
-    pub async fn passkey_challenge(
-        &self,
-        tenant: TenantId,
-        flow: &str,
-        client: &ClientInfo,
-    ) -> Result<RequestChallengeResponse> {
-        let rq = self.env.request(client);
-        let tenant = self.tenant(tenant).await?;
-        let (found, mut w) = self.open_flow(&tenant, flow, rq).await?;
-        if !w.admits(FactorKind::Passkey) || w.discoverable {
-            return Err(Error::FactorNotExpected);
-        }
-        let webauthn = passkey::webauthn_for(&self.passkey_settings(tenant.id).await?)?;
-        let keys = match w.user {
-            Some(user) => credential::<PasskeysCredential, _>(&self.store, tenant.id, user)
-                .await?
-                .map(|v| v.value.keys)
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if keys.is_empty() {
-            return Err(Error::FactorNotEnrolled(FactorKind::Passkey));
-        }
-        let passkeys: Vec<_> = keys.into_iter().map(|k| k.passkey).collect();
-        let (challenge, ceremony) = webauthn
-            .start_passkey_authentication(&passkeys)
-            .map_err(Error::Passkey)?;
-        w.passkey = Some(PasskeyChallenge::Known(ceremony));
-        let user = w.user;
-        self.save_flow(&found, LoginState::AwaitingFactor(w), user)
-            .await?;
-        Ok(challenge)
-    }
-
-    /// Send a one-time code by email for the current step of a flow. A new
-    /// code replaces any earlier one. For an unknown identifier or a user
-    /// without a confirmed address nothing is sent, and the answer is the
-    /// same.
-    pub async fn send_email_code(
-        &self,
-        tenant: TenantId,
-        flow: &str,
-        client: &ClientInfo,
-    ) -> Result<()> {
-        let rq = self.env.request(client);
-        let tenant = self.tenant(tenant).await?;
-        let (found, mut w) = self.open_flow(&tenant, flow, rq).await?;
-        if !w.admits(FactorKind::EmailOtp) {
-            return Err(Error::FactorNotExpected);
-        }
-        let settings = match self
-            .tenant_settings(tenant.id, FactorKind::EmailOtp)
-            .await?
-        {
-            Some(FactorSettings::EmailOtp(s)) => s,
-            _ => {
-                return Err(
-                    InvalidInput::new("factor", "this tenant does not offer email codes").into(),
-                );
-            }
-        };
-        let address = match w.user {
-            Some(user) => credential::<EmailOtpCredential, _>(&self.store, tenant.id, user)
-                .await?
-                .filter(|v| v.value.confirmed)
-                .map(|v| v.value.address),
-            None => None,
-        };
-        let (code, pending) = PendingCode::issue(&self.env, &settings, rq.now)?;
-        let expires_at = pending.expires_at;
-        w.email_code = Some(pending);
-        let user = w.user;
-        self.save_flow(&found, LoginState::AwaitingFactor(w), user)
-            .await?;
-        if let Some(to) = address {
-            let code = NoticeSecret::new(code);
-            self.notify(&tenant, &to, Notice::LoginCode { code, expires_at })
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Submit one factor to a flow.
     ///
-    /// Errors, with no change to the flow or the account and an audit
-    /// event: a malformed, unknown, foreign, ended or expired flow
-    /// ([`Error::FlowNotFound`], [`Error::FlowEnded`], [`Error::FlowExpired`]);
-    /// a malformed answer (wrong-length or non-digit code, bad JSON:
-    /// [`Error::InvalidInput`]).
+    /// Errors, with no change to the flow or the account: a malformed,
+    /// unknown, foreign, ended or expired flow ([`Error::FlowNotFound`],
+    /// [`Error::FlowEnded`], [`Error::FlowExpired`]); a malformed answer
+    /// (a code that is not 6 to 8 digits, or not the length of the tenant's
+    /// email codes; bad JSON: [`Error::InvalidInput`], audited).
     ///
     /// Every other refusal is an `Ok` [`Submission`] whose
     /// [`refused`](Submission::refused) says why: a factor the current
     /// step does not accept ([`Refusal::NotExpected`]) or whose challenge
     /// was never issued ([`Refusal::ChallengeMissing`]) leaves the flow
-    /// unchanged; otherwise the account is checked (inactive or locked ends
-    /// the flow), the factor is verified, a wrong one
-    /// ([`Refusal::Incorrect`]) counts toward both the flow's and the
-    /// account's limits, and a right one advances the flow, which yields
+    /// unchanged; otherwise the factor is checked and a wrong one
+    /// ([`Refusal::Incorrect`]) counts toward the flow's limit and the
+    /// account's lockout. A right one advances the flow, which yields
     /// [`LoginStatus::Authenticated`] only when every step of one method
     /// has passed.
+    ///
+    /// The answer never tells an unknown, inactive or locked account from
+    /// a known one with a wrong factor: all three are [`Refusal::Incorrect`]
+    /// with the flow still awaiting (until its own failure limit), after
+    /// the same hashing work (one argon2 computation for a password). Why
+    /// is in the audit log only ([`AuditReason::Inactive`],
+    /// [`AuditReason::Locked`], [`AuditReason::Blocked`], ...).
     pub async fn submit(
         &self,
         tenant: TenantId,
@@ -476,9 +420,9 @@ where
             )
             .await
         };
-        let expires_at = found.value.expires_at;
+        let (expires_at, flow_key) = (found.value.expires_at, found.value.key);
         let unchanged = |w: Awaiting, why: Refusal| Submission {
-            status: LoginStatus::of(&LoginState::AwaitingFactor(w), expires_at),
+            status: LoginStatus::of(&LoginState::AwaitingFactor(w), expires_at, &flow_key),
             refused: Some(why),
         };
         if !w.admits(kind) {
@@ -494,16 +438,22 @@ where
         };
         let no_challenge = match &parsed {
             Parsed::Passkey(_) => w.passkey.is_none(),
-            Parsed::Email(_) => w.email_code.is_none(),
+            Parsed::Email(_) => w.email_code.as_ref().is_none_or(|p| !p.is_live()),
             _ => false,
         };
         if no_challenge {
             audit_refusal(AuditReason::NoChallenge).await?;
             return Ok(unchanged(w, Refusal::ChallengeMissing));
         }
+        if w.discoverable
+            && let Parsed::Passkey(cred) = parsed
+        {
+            return self
+                .submit_discoverable(&tenant, &found, w, *cred, rq)
+                .await;
+        }
 
-        // A discoverable passkey names its user.
-        let mut user = match w.user {
+        let named = match w.user {
             Some(id) => self
                 .store
                 .get_user(tenant.id, id)
@@ -511,106 +461,131 @@ where
                 .map_err(store_err)?,
             None => None,
         };
-        if w.discoverable
-            && let Parsed::Passkey(cred) = &parsed
-            && let Some(named) = self.identify_passkey_user(&tenant, cred).await?
-        {
-            let mut methods = self
-                .store
-                .available_methods(tenant.id, named.id)
-                .await
-                .map_err(store_err)?;
-            methods.retain(|m| {
-                m.steps
-                    .first()
-                    .is_some_and(|s| s.admits(FactorKind::Passkey))
-            });
-            w.user = Some(named.id);
-            w.candidates = methods;
-            user = Some(named);
+        // Why the factor is checked as for nobody, though the account is
+        // known: it may not sign in, or none of its methods takes the factor.
+        let mut hidden = None;
+        let mut own_methods = None;
+        if let Some(u) = &named {
+            if let Some(event) = self.account_block(&tenant, u, rq.now).await? {
+                hidden = Some(match event {
+                    FlowEvent::Locked { .. } => AuditReason::Locked,
+                    _ => AuditReason::Inactive,
+                });
+            } else if w.passed.is_empty() {
+                let mine = self.own_first_methods(&tenant, u, &w, kind).await?;
+                if mine.is_empty() {
+                    hidden = Some(AuditReason::OutOfOrder);
+                } else {
+                    own_methods = Some(mine);
+                }
+            }
         }
-        if let Some(u) = &user
-            && let Some(event) = self.account_block(&tenant, u, rq.now).await?
-        {
-            let why = if matches!(event, FlowEvent::Locked { .. }) {
-                AuditReason::Locked
-            } else {
-                AuditReason::Inactive
-            };
-            return self
-                .finish_submit(&tenant, &found, w, event, kind, Some(why), rq)
-                .await;
-        }
-
+        let checked = named.as_ref().filter(|_| hidden.is_none());
         let check = self
-            .check_factor(&tenant, user.as_ref(), &mut w, parsed, rq)
+            .check_factor(&tenant, checked, &mut w, parsed, rq)
             .await?;
+        let audit_user = w.user;
+        let outcome = |event, refusal| Outcome {
+            event,
+            kind,
+            refusal,
+            audit_user,
+        };
         match check {
             Check::Failed(detail) => {
-                let mut event = FlowEvent::Failed;
-                if let Some(u) = &user {
-                    let record = self.count_failure(&tenant, u.id, kind, rq).await?;
-                    if let Some(until) = record.locked_at(rq.now) {
-                        event = FlowEvent::Locked { until };
-                    }
+                // Only a factor really checked for a known account counts
+                // toward its lockout; the lock itself is not shown.
+                if let Some(u) = checked {
+                    self.count_failure(&tenant, u.id, kind, rq).await?;
                 }
-                self.finish_submit(&tenant, &found, w, event, kind, Some(detail), rq)
-                    .await
+                let why = hidden.unwrap_or(detail);
+                let done = outcome(FlowEvent::Failed, Some(why));
+                self.finish_submit(&tenant, &found, w, done, rq).await
             }
             Check::Passed => {
-                // Re-check: a suspension or lock may have landed meanwhile.
-                let Some(u) = user else {
+                let Some(u) = checked else {
                     let why = Some(AuditReason::UnknownIdentifier);
-                    return self
-                        .finish_submit(&tenant, &found, w, FlowEvent::Failed, kind, why, rq)
-                        .await;
+                    let done = outcome(FlowEvent::Failed, why);
+                    return self.finish_submit(&tenant, &found, w, done, rq).await;
                 };
+                // Re-check: a suspension or lock may have landed meanwhile.
                 let fresh = self.user(tenant.id, u.id).await?;
-                if let Some(event) = self.account_block(&tenant, &fresh, rq.now).await? {
-                    return self
-                        .finish_submit(
-                            &tenant,
-                            &found,
-                            w,
-                            event,
-                            kind,
-                            Some(AuditReason::Blocked),
-                            rq,
-                        )
-                        .await;
+                if self.account_block(&tenant, &fresh, rq.now).await?.is_some() {
+                    let done = outcome(FlowEvent::Failed, Some(AuditReason::Blocked));
+                    return self.finish_submit(&tenant, &found, w, done, rq).await;
                 }
-                let event = FlowEvent::Passed { kind, at: rq.now };
-                self.finish_submit(&tenant, &found, w, event, kind, None, rq)
-                    .await
+                if let Some(mine) = own_methods {
+                    // From the first passed step on, the user's own methods.
+                    w.candidates = mine;
+                }
+                let done = outcome(FlowEvent::Passed { kind, at: rq.now }, None);
+                self.finish_submit(&tenant, &found, w, done, rq).await
             }
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one private step of submit")]
-    async fn finish_submit(
+    /// The methods of `user` whose first step accepts `kind`, among those
+    /// the flow offers: the user's own version of each tenant method the
+    /// flow names; when the flow offers every enabled tenant method (none
+    /// was chosen), the user's own methods the tenant lacks; and the flow's
+    /// methods that are no tenant's (a step-up's), as they are.
+    async fn own_first_methods(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        w: &Awaiting,
+        kind: FactorKind,
+    ) -> Result<Vec<AuthMethod>> {
+        let records = self
+            .store
+            .methods(MethodScope::Tenant(tenant.id))
+            .await
+            .map_err(store_err)?;
+        let is_tenants = |n: &MethodName| records.iter().any(|r| &r.method.name == n);
+        let offered = |n: &MethodName| w.candidates.iter().any(|m| &m.name == n);
+        let unchosen = records
+            .iter()
+            .filter(|r| r.enabled)
+            .all(|r| offered(&r.method.name));
+        let mut mine = self
+            .store
+            .available_methods(tenant.id, user.id)
+            .await
+            .map_err(store_err)?;
+        mine.retain(|m| offered(&m.name) || (unchosen && !is_tenants(&m.name)));
+        mine.extend(
+            w.candidates
+                .iter()
+                .filter(|m| !is_tenants(&m.name) && !mine.iter().any(|o| o.name == m.name))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        mine.retain(|m| m.steps.first().is_some_and(|s| s.admits(kind)));
+        Ok(mine)
+    }
+
+    pub(super) async fn finish_submit(
         &self,
         tenant: &Tenant,
         found: &Versioned<FlowRecord>,
         w: Awaiting,
-        event: FlowEvent,
-        kind: FactorKind,
-        refusal: Option<AuditReason>,
+        done: Outcome,
         rq: Request<'_>,
     ) -> Result<Submission> {
         let user = w.user;
         let state = LoginState::AwaitingFactor(w).advance(
-            event,
+            done.event,
             tenant.id,
             self.config.flow_max_failures,
         )?;
         self.save_flow(found, state.clone(), user).await?;
-        let event = match refusal {
-            None => self.success(tenant.id, user, AuditKind::Authentication, rq),
+        let event = match done.refusal {
+            None => self.success(tenant.id, done.audit_user, AuditKind::Authentication, rq),
             Some(why) => self
-                .auth_failure(tenant.id, user, rq)
+                .auth_failure(tenant.id, done.audit_user, rq)
                 .map(|e| e.with_detail(why)),
         };
-        self.audit(event.map(|e| e.with_factor(kind))).await?;
+        self.audit(event.map(|e| e.with_factor(done.kind))).await?;
         if let LoginState::Authenticated(a) = &state {
             let u = self.user(tenant.id, a.user_id).await?;
             self.complete_login(tenant, &u, rq).await?;
@@ -621,24 +596,9 @@ where
             .await?;
         }
         Ok(Submission {
-            status: LoginStatus::of(&state, found.value.expires_at),
-            refused: refusal.map(|_| Refusal::Incorrect),
+            status: LoginStatus::of(&state, found.value.expires_at, &found.value.key),
+            refused: done.refusal.map(|_| Refusal::Incorrect),
         })
-    }
-
-    async fn identify_passkey_user(
-        &self,
-        tenant: &Tenant,
-        cred: &PublicKeyCredential,
-    ) -> Result<Option<User>> {
-        let webauthn = passkey::webauthn_for(&self.passkey_settings(tenant.id).await?)?;
-        let Ok((handle, _)) = webauthn.identify_discoverable_authentication(cred) else {
-            return Ok(None);
-        };
-        self.store
-            .get_user(tenant.id, UserId::from_uuid(handle))
-            .await
-            .map_err(store_err)
     }
 
     async fn parse_response(
@@ -649,15 +609,20 @@ where
         Ok(match response {
             FactorResponse::Password(p) => Parsed::Password(normalize_password(p)?),
             FactorResponse::Totp(code) => {
-                let digits = self.code_digits(tenant, FactorKind::Totp).await?;
-                check_digits(code, digits, "totp code")?;
+                // The shape only: the length that counts is the enrolled
+                // credential's, checked with it (the tenant's may differ).
+                let digits = code.len().clamp(6, 8);
+                check_digits(code, u8::try_from(digits).unwrap_or(6), "totp code")?;
                 Parsed::Totp(code.to_owned())
             }
             FactorResponse::RecoveryCode(code) => {
                 Parsed::Recovery(recovery::normalize_recovery_code(code)?)
             }
             FactorResponse::EmailCode(code) => {
-                let digits = self.code_digits(tenant, FactorKind::EmailOtp).await?;
+                let digits = match self.tenant_settings(tenant, FactorKind::EmailOtp).await? {
+                    Some(FactorSettings::EmailOtp(s)) => s.digits,
+                    _ => 6,
+                };
                 check_digits(code, digits, "email code")?;
                 Parsed::Email(code.to_owned())
             }
@@ -667,6 +632,8 @@ where
         })
     }
 
+    /// Check a parsed factor for `user` (`None`: nobody, the same work and
+    /// a failure).
     async fn check_factor(
         &self,
         tenant: &Tenant,
@@ -692,8 +659,9 @@ where
                 None => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },
             Parsed::Email(code) => Ok(email_code::check_flow_code(
+                self.code_key()?,
                 &mut w.email_code,
-                w.user.is_some(),
+                user.is_some(),
                 &code,
                 rq.now,
                 self.email_max_attempts(tenant.id).await?,
@@ -708,16 +676,6 @@ where
                 _ => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },
         }
-    }
-
-    /// The length of the tenant's codes of `kind` (TOTP or email), 6 when
-    /// the tenant has no settings for it.
-    async fn code_digits(&self, tenant: TenantId, kind: FactorKind) -> Result<u8> {
-        Ok(match self.tenant_settings(tenant, kind).await? {
-            Some(FactorSettings::Totp(s)) => s.digits,
-            Some(FactorSettings::EmailOtp(s)) => s.digits,
-            _ => 6,
-        })
     }
 
     async fn email_max_attempts(&self, tenant: TenantId) -> Result<u32> {
@@ -739,7 +697,8 @@ where
     }
 }
 
-enum Parsed {
+/// A factor as parsed from the caller's input.
+pub(super) enum Parsed {
     Password(String),
     Totp(String),
     Recovery(String),

@@ -15,8 +15,9 @@ use crate::audit::{AuditEvent, AuditKind, AuditStatus};
 use crate::email::{DynEmailSender, EmailSender};
 use crate::env::{Env, Request};
 use crate::error::{Error, InvalidInput, Result, store_err};
+use crate::factor::email_code::AddressLimiter;
 use crate::factor::{
-    FactorCredential, FactorKind, FactorSettings, PasskeySettings, PasswordCredential,
+    CodeKey, FactorCredential, FactorKind, FactorSettings, PasskeySettings, PasswordCredential,
     PasswordHasher, Versioned, credential,
 };
 use crate::flow::FlowEvent;
@@ -26,6 +27,8 @@ use crate::model::{AccountState, Tenant, User};
 use crate::notice::{Notice, NoticeRenderer, PlainText};
 
 mod accounts;
+mod admin;
+mod challenge;
 mod enroll;
 mod login;
 
@@ -54,6 +57,10 @@ pub struct AuthnService<S> {
     pub(crate) config: AuthnConfig,
     pub(crate) mailer: Option<Arc<dyn DynEmailSender>>,
     pub(crate) renderer: Arc<dyn NoticeRenderer>,
+    /// `None` only if the random source failed when the service was built:
+    /// every use of the key then fails (closed).
+    pub(crate) code_key: Option<CodeKey>,
+    pub(crate) address_limiter: Arc<AddressLimiter>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
@@ -62,6 +69,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
             .field("store", &self.store)
             .field("config", &self.config)
             .field("mailer", &self.mailer.is_some())
+            .field("code_key", &self.code_key)
             .finish_non_exhaustive()
     }
 }
@@ -73,14 +81,32 @@ pub struct AuthnConfig {
     pub flow_ttl: Duration,
     /// Wrong factors one flow tolerates before it is denied.
     pub flow_max_failures: u32,
+    /// Email codes one login flow may be sent (the first included).
+    pub email_sends_per_flow: u32,
+    /// The least time between two email codes for one flow.
+    pub email_resend_interval: Duration,
+    /// Email codes (login and enrolment) one address may be sent per
+    /// [`email_address_window`](Self::email_address_window), counted in
+    /// this process. Past it, login sends are skipped silently (the answer
+    /// does not change, so it tells nothing about the account) and
+    /// enrolment sends are refused.
+    pub email_sends_per_address: u32,
+    /// The window of [`email_sends_per_address`](Self::email_sends_per_address).
+    pub email_address_window: Duration,
 }
 
 impl Default for AuthnConfig {
-    /// Flows live 5 minutes and tolerate 5 wrong factors.
+    /// Flows live 5 minutes and tolerate 5 wrong factors; a flow is sent
+    /// at most 3 email codes, 30 seconds apart; an address at most 10 per
+    /// hour.
     fn default() -> Self {
         Self {
             flow_ttl: Duration::from_secs(300),
             flow_max_failures: 5,
+            email_sends_per_flow: 3,
+            email_resend_interval: Duration::from_secs(30),
+            email_sends_per_address: 10,
+            email_address_window: Duration::from_secs(3600),
         }
     }
 }
@@ -90,8 +116,10 @@ where
     S: Store,
 {
     /// A service over `store`, with time and randomness from `env`, default
-    /// [`AuthnConfig`] and no email sender.
+    /// [`AuthnConfig`], no email sender, and a random per-process
+    /// [`CodeKey`] (set a lasting one with [`with_code_key`](Self::with_code_key)).
     pub fn new(store: S, env: Env, hasher: PasswordHasher) -> Self {
+        let code_key = CodeKey::random(&env).ok();
         Self {
             store,
             env,
@@ -99,7 +127,26 @@ where
             config: AuthnConfig::default(),
             mailer: None,
             renderer: Arc::new(PlainText),
+            code_key,
+            address_limiter: Arc::new(AddressLimiter::default()),
         }
+    }
+
+    /// The same service keying code hashes and decoys with `key`: a server
+    /// secret kept outside the database, the same on every node. Without
+    /// it the key is random per process, so emailed codes pending at a
+    /// restart stop working and the decoy passkey ids shown for unknown
+    /// accounts change at a restart (while real ones do not).
+    pub fn with_code_key(mut self, key: CodeKey) -> Self {
+        self.code_key = Some(key);
+        self
+    }
+
+    /// The key of code hashes and decoys.
+    pub(crate) fn code_key(&self) -> Result<&CodeKey> {
+        self.code_key
+            .as_ref()
+            .ok_or(Error::internal("no code key: the random source failed"))
     }
 
     /// The same service with other tunables.
@@ -351,31 +398,5 @@ where
         Ok(record
             .and_then(|r| r.locked_at(now))
             .map(|until| FlowEvent::Locked { until }))
-    }
-
-    /// Refuse a user who may not sign in now (inactive or locked), with an
-    /// audit event.
-    pub(crate) async fn check_can_sign_in(
-        &self,
-        tenant: &Tenant,
-        user: &User,
-        rq: Request<'_>,
-    ) -> Result<()> {
-        let (err, detail) = match self.account_block(tenant, user, rq.now).await? {
-            None => return Ok(()),
-            Some(FlowEvent::Locked { until }) => {
-                (Error::AccountLocked { until }, AuditReason::Locked)
-            }
-            Some(_) => (
-                Error::AccountInactive { state: user.state },
-                AuditReason::Inactive,
-            ),
-        };
-        self.audit(
-            self.auth_failure(tenant.id, Some(user.id), rq)
-                .map(|e| e.with_factor(FactorKind::Password).with_detail(detail)),
-        )
-        .await?;
-        Err(err)
     }
 }

@@ -25,7 +25,7 @@ mod password;
 pub(crate) mod recovery;
 pub(crate) mod totp;
 
-pub use code::{check_digits, hashes_match, numeric_code, sha256_hex};
+pub use code::{CODE_KEY_BYTES, CodeKey, check_digits, hashes_match, numeric_code, sha256_hex};
 pub use email_code::{EmailOtpCredential, EmailOtpSettings, PendingCode};
 pub use passkey::{PasskeyEntry, PasskeyInfo, PasskeySettings, PasskeysCredential};
 pub use password::{

@@ -1,4 +1,15 @@
-//! Signed JWT access tokens (EdDSA over Ed25519) and the JWKS document.
+//! Signed JWT access tokens (EdDSA over Ed25519, `typ: at+jwt` as RFC
+//! 9068 says) and the JWKS document.
+//!
+//! Verification is offline: a token verifies until its `exp` (plus
+//! [`LEEWAY`]) whatever happens to its session meanwhile, so logout,
+//! suspension, erasure or a password change leave already minted tokens
+//! usable for at most the tenant's access-token lifetime. Callers that
+//! must not accept that window check the session too
+//! ([`SessionService::verify_access_token_live`]; introspection always
+//! does).
+//!
+//! [`SessionService::verify_access_token_live`]: crate::SessionService::verify_access_token_live
 
 use std::collections::HashSet;
 
@@ -15,6 +26,51 @@ use crate::error::{Error, Result};
 use crate::factor::FactorKind;
 use crate::flow::AuthRecord;
 use crate::ids::{SessionId, TenantId};
+
+/// The `typ` header of access tokens (RFC 9068).
+pub const TYP: &str = "at+jwt";
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (30 s).
+pub const LEEWAY: i64 = 30;
+
+/// What a verifier expects of a token besides its signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// `aud`.
+    pub audience: &'a str,
+    /// `tid`: the tenant the token must belong to.
+    pub tenant: TenantId,
+}
+
+/// The public half of a signing key, as verification needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyingKey {
+    /// The key id (`kid`).
+    pub kid: String,
+    /// The 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// Until when tokens it signed verify (`None`: still signing).
+    pub verify_until: Option<DateTime<Utc>>,
+}
+
+impl VerifyingKey {
+    /// Whether tokens it signed verify at `now`.
+    pub fn verifies_at(&self, now: DateTime<Utc>) -> bool {
+        self.verify_until.is_none_or(|u| now < u)
+    }
+}
+
+impl From<&SigningKeyRecord> for VerifyingKey {
+    fn from(k: &SigningKeyRecord) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            public_key: k.public_key.clone(),
+            verify_until: k.verify_until,
+        }
+    }
+}
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +129,15 @@ pub enum JwtError {
     /// `aud` is not the tenant's audience.
     #[error("wrong audience")]
     Audience,
+    /// The `typ` header is not `at+jwt`.
+    #[error("not an access token")]
+    Type,
+    /// `tid` is not the tenant asked for.
+    #[error("wrong tenant")]
+    Tenant,
+    /// The token's session has ended (checked only when asked for).
+    #[error("session ended")]
+    SessionEnded,
 }
 
 /// The RFC 8176 `amr` values of an authentication, and whether it was
@@ -133,6 +198,7 @@ pub fn sign(key: &SigningKeyRecord, claims: &AccessClaims) -> Result<String> {
         .to_pkcs8_der()
         .map_err(|e| Error::internal_from("signing key encoding", e))?;
     let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(TYP.to_owned());
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
         .map_err(|e| Error::internal_from("jwt signing", e))
@@ -153,6 +219,7 @@ pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
     #[derive(Deserialize)]
     struct Head {
         alg: String,
+        typ: Option<String>,
         kid: Option<String>,
     }
     let head: Head = URL_SAFE_NO_PAD
@@ -163,6 +230,11 @@ pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
     // Only EdDSA, and never `none`, whatever the rest says.
     if head.alg != "EdDSA" {
         return Err(JwtError::Algorithm);
+    }
+    // RFC 9068: `at+jwt` (or `application/at+jwt`), case-insensitively.
+    let typ = head.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if typ != TYP && typ != "application/at+jwt" {
+        return Err(JwtError::Type);
     }
     let kid = head.kid.ok_or(JwtError::UnknownKey)?;
     #[derive(Deserialize)]
@@ -181,18 +253,21 @@ pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
     Ok((kid, tenant))
 }
 
-/// Verify `token` against the tenant's `keys` at `now`: EdDSA only, a
-/// known `kid` whose key still verifies, a good signature, this issuer and
-/// audience, and `nbf <= now < exp` (time from the caller's clock, never
-/// the wall clock).
+/// Verify `token` against the tenant's `keys` at `now`: EdDSA only,
+/// `typ: at+jwt`, a known `kid` whose key still verifies, a good
+/// signature, the expected issuer, audience and tenant, and
+/// `nbf, iat <= now < exp` within [`LEEWAY`] (time from the caller's clock,
+/// never the wall clock).
 pub fn verify(
     token: &str,
-    keys: &[SigningKeyRecord],
-    issuer: &str,
-    audience: &str,
+    keys: &[VerifyingKey],
+    expected: &Expected<'_>,
     now: DateTime<Utc>,
 ) -> Result<AccessClaims, JwtError> {
-    let (kid, _) = peek(token)?;
+    let (kid, tenant) = peek(token)?;
+    if tenant != expected.tenant {
+        return Err(JwtError::Tenant);
+    }
     let key = keys
         .iter()
         .find(|k| k.kid == kid && k.verifies_at(now))
@@ -213,17 +288,21 @@ pub fn verify(
             _ => JwtError::Malformed,
         })?;
     let c = data.claims;
-    if c.iss != issuer {
+    if c.iss != expected.issuer {
         return Err(JwtError::Issuer);
     }
-    if c.aud != audience {
+    if c.aud != expected.audience {
         return Err(JwtError::Audience);
     }
+    if c.tid.parse::<TenantId>().ok() != Some(expected.tenant) {
+        return Err(JwtError::Tenant);
+    }
     let t = now.timestamp();
-    if t >= c.exp {
+    if t >= c.exp.saturating_add(LEEWAY) {
         return Err(JwtError::Expired);
     }
-    if c.nbf > t || c.iat > t {
+    let t_late = t.saturating_add(LEEWAY);
+    if c.nbf > t_late || c.iat > t_late {
         return Err(JwtError::NotYetValid);
     }
     Ok(c)
@@ -282,6 +361,11 @@ pub fn claims_for(
     audience: &str,
     ttl: std::time::Duration,
 ) -> Result<AccessClaims> {
+    let exp = super::checked_after(now, ttl)
+        .ok_or_else(|| {
+            crate::error::InvalidInput::new("access token policy", "ttl is out of range")
+        })?
+        .timestamp();
     let now = now.timestamp();
     let (amr, mfa) = amr_of(auth);
     let jti: [u8; 16] = env.random_bytes()?;
@@ -289,7 +373,7 @@ pub fn claims_for(
         iss: issuer.to_owned(),
         sub: auth.user_id.to_string(),
         aud: audience.to_owned(),
-        exp: now + i64::try_from(ttl.as_secs()).unwrap_or(3600),
+        exp,
         iat: now,
         nbf: now,
         jti: URL_SAFE_NO_PAD.encode(jti),
@@ -299,4 +383,122 @@ pub fn claims_for(
         acr: if mfa { "mfa".into() } else { "sfa".into() },
         auth_time: auth.at.timestamp(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+    use crate::factor::MethodName;
+    use crate::flow::PassedFactor;
+
+    fn setup() -> (Env, DateTime<Utc>, SigningKeyRecord, AccessClaims) {
+        let (env, _clock) = Env::manual(9);
+        let now = env.now();
+        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(1));
+        let key = new_signing_key(&env, tenant, now).unwrap();
+        let auth = AuthRecord {
+            tenant_id: tenant,
+            user_id: crate::ids::UserId::from_uuid(uuid::Uuid::from_u128(2)),
+            method: MethodName::parse("pwd").unwrap(),
+            factors: vec![PassedFactor {
+                kind: FactorKind::Password,
+                at: now,
+            }],
+            at: now,
+        };
+        let sid = SessionId::from_uuid(uuid::Uuid::from_u128(3));
+        let ttl = std::time::Duration::from_secs(300);
+        let claims = claims_for(&env, now, &auth, sid, "iss", "api", ttl).unwrap();
+        (env, now, key, claims)
+    }
+
+    fn expected(tenant: TenantId) -> Expected<'static> {
+        Expected {
+            issuer: "iss",
+            audience: "api",
+            tenant,
+        }
+    }
+
+    /// `exp`, `nbf` and `iat` are checked with a 30 s leeway, no more.
+    #[test]
+    fn verification_has_a_small_leeway() {
+        let (_, now, key, claims) = setup();
+        let t = key.tenant_id;
+        let keys = [VerifyingKey::from(&key)];
+        let token = sign(&key, &claims).unwrap();
+        let at = |s: i64| now + chrono::Duration::seconds(s);
+        verify(&token, &keys, &expected(t), at(300 + 29)).unwrap();
+        assert_eq!(
+            verify(&token, &keys, &expected(t), at(300 + 30)),
+            Err(JwtError::Expired)
+        );
+        // A token from a clock 29 s ahead verifies; 31 s ahead does not.
+        verify(&token, &keys, &expected(t), at(-29)).unwrap();
+        assert_eq!(
+            verify(&token, &keys, &expected(t), at(-31)),
+            Err(JwtError::NotYetValid)
+        );
+    }
+
+    /// Tokens carry `typ: at+jwt`; another `typ` (or none) is refused even
+    /// with a good signature, and so is another tenant's token.
+    #[test]
+    fn typ_and_tenant_are_checked() {
+        let (_, now, key, claims) = setup();
+        let t = key.tenant_id;
+        let keys = [VerifyingKey::from(&key)];
+        let token = sign(&key, &claims).unwrap();
+        let head: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(head["typ"], "at+jwt");
+        let seed: [u8; 32] = key.private_key.as_slice().try_into().unwrap();
+        let der = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .to_pkcs8_der()
+            .unwrap();
+        for typ in [Some("JWT"), None, Some("id+jwt")] {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = typ.map(str::to_owned);
+            header.kid = Some(key.kid.clone());
+            let other =
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes()))
+                    .unwrap();
+            assert_eq!(
+                verify(&other, &keys, &expected(t), now),
+                Err(JwtError::Type),
+                "{typ:?}"
+            );
+        }
+        let b = TenantId::from_uuid(uuid::Uuid::from_u128(99));
+        assert_eq!(
+            verify(&token, &keys, &expected(b), now),
+            Err(JwtError::Tenant)
+        );
+        verify(&token, &keys, &expected(t), now).unwrap();
+    }
+
+    /// A lifetime beyond the calendar is a typed error, not a panic.
+    #[test]
+    fn claims_with_an_impossible_lifetime_are_an_error() {
+        let (env, now, _, claims) = setup();
+        let auth = AuthRecord {
+            tenant_id: claims.tid.parse().unwrap(),
+            user_id: claims.sub.parse().unwrap(),
+            method: MethodName::parse("pwd").unwrap(),
+            factors: vec![],
+            at: now,
+        };
+        let sid = SessionId::from_uuid(uuid::Uuid::from_u128(3));
+        let forever = std::time::Duration::from_secs(u64::MAX / 2);
+        assert!(matches!(
+            claims_for(&env, now, &auth, sid, "iss", "api", forever),
+            Err(Error::InvalidInput(_))
+        ));
+    }
 }

@@ -16,9 +16,32 @@ use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::token::{TokenHash, TokenKind};
 
 pub mod jwt;
+mod keys;
+mod proof;
 mod service;
+mod tenant;
 
+pub use proof::{StepUpRequired, require_recent_at};
 pub use service::{Cleanup, Introspection, IssuedSession, Refreshed, SessionService};
+
+/// `t + d`, or `None` when the result lies beyond what a date can hold
+/// (no silent fallback, no panic: callers decide what overflow means).
+pub fn checked_after(t: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+}
+
+/// [`checked_after`] for a session policy's durations: overflow is the
+/// policy's fault, a typed [`InvalidInput`].
+pub(crate) fn policy_after(
+    t: DateTime<Utc>,
+    d: Duration,
+    what: &'static str,
+) -> Result<DateTime<Utc>, InvalidInput> {
+    checked_after(t, d)
+        .ok_or_else(|| InvalidInput::new("session policy", format!("{what} is out of range")))
+}
 
 /// Session tokens: `css_<base64url>`.
 pub const SESSION_TOKEN: TokenKind = TokenKind::new("css", "session token");
@@ -161,8 +184,10 @@ impl SessionRecord {
     /// Whether a check at `now` renews this session: it is live and has
     /// less than `renew_within` idle time left.
     pub fn renewal_due(&self, now: DateTime<Utc>) -> bool {
-        let within = chrono::Duration::from_std(self.renew_within).unwrap_or_default();
-        self.is_live(now) && self.expires_at < now + within
+        // `now + renew_within` beyond the last date: every deadline is
+        // within it, exactly.
+        self.is_live(now)
+            && checked_after(now, self.renew_within).is_none_or(|edge| self.expires_at < edge)
     }
 
     /// The reference renewal: a live session with less than `renew_within`
@@ -173,8 +198,12 @@ impl SessionRecord {
         if !self.renewal_due(now) {
             return false;
         }
-        let idle = chrono::Duration::from_std(self.idle_timeout).unwrap_or_default();
-        self.expires_at = (now + idle).min(self.absolute_expires_at);
+        // `now + idle_timeout` beyond the last date: the absolute deadline
+        // is the earlier one, exactly.
+        self.expires_at = checked_after(now, self.idle_timeout)
+            .map_or(self.absolute_expires_at, |t| {
+                t.min(self.absolute_expires_at)
+            });
         self.last_seen_at = now;
         true
     }
@@ -247,7 +276,7 @@ pub fn decide_rotation(
     } else if family.previous.as_ref() == Some(presented)
         && family
             .rotated_at
-            .is_some_and(|r| now < r + chrono::Duration::from_std(grace).unwrap_or_default())
+            .is_some_and(|r| checked_after(r, grace).is_none_or(|end| now < end))
     {
         RotationDecision::Superseded
     } else {
@@ -312,5 +341,94 @@ impl SigningKeyRecord {
     /// Whether tokens it signed verify at `now`.
     pub fn verifies_at(&self, now: DateTime<Utc>) -> bool {
         self.verify_until.is_none_or(|u| now < u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::factor::{FactorKind, MethodName};
+    use crate::flow::PassedFactor;
+
+    const FOREVER: Duration = Duration::from_secs(300_000 * 366 * 24 * 3600);
+
+    fn now() -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn record(idle: Duration, within: Duration) -> SessionRecord {
+        let (t, u) = (
+            TenantId::from_uuid(uuid::Uuid::from_u128(1)),
+            UserId::from_uuid(uuid::Uuid::from_u128(2)),
+        );
+        SessionRecord {
+            id: SessionId::from_uuid(uuid::Uuid::from_u128(3)),
+            key: TokenHash::from_bytes([1; 32]),
+            tenant_id: t,
+            user_id: u,
+            auth: AuthRecord {
+                tenant_id: t,
+                user_id: u,
+                method: MethodName::parse("pwd").unwrap(),
+                factors: vec![PassedFactor {
+                    kind: FactorKind::Password,
+                    at: now(),
+                }],
+                at: now(),
+            },
+            ip: None,
+            user_agent: None,
+            created_at: now(),
+            last_seen_at: now(),
+            expires_at: now() + chrono::Duration::minutes(30),
+            absolute_expires_at: DateTime::<Utc>::MAX_UTC,
+            idle_timeout: idle,
+            renew_within: within,
+        }
+    }
+
+    /// Durations whose deadlines fall beyond the calendar renew exactly
+    /// (to the absolute end) and never panic; the policy arithmetic says
+    /// so with a typed error.
+    #[test]
+    fn date_arithmetic_near_the_limits_is_checked() {
+        assert_eq!(checked_after(now(), FOREVER), None);
+        assert_eq!(checked_after(now(), Duration::MAX), None);
+        assert!(policy_after(now(), FOREVER, "idle timeout").is_err());
+        let mut s = record(FOREVER, FOREVER);
+        assert!(s.renewal_due(now()));
+        assert!(s.renew(now()));
+        assert_eq!(s.expires_at, DateTime::<Utc>::MAX_UTC);
+        let mut s = record(Duration::MAX, Duration::MAX);
+        assert!(s.renew(now()));
+        // A grace beyond the calendar is a grace that never ends.
+        let mut f = RefreshFamily {
+            id: FamilyId::from_uuid(uuid::Uuid::from_u128(4)),
+            tenant_id: s.tenant_id,
+            user_id: s.user_id,
+            session_id: s.id,
+            current: TokenHash::from_bytes([2; 32]),
+            previous: Some(TokenHash::from_bytes([3; 32])),
+            generation: 1,
+            rotated_at: Some(now()),
+            created_at: now(),
+            expires_at: DateTime::<Utc>::MAX_UTC,
+            revoked_at: None,
+            reuse_grace: FOREVER,
+        };
+        let later = now() + chrono::Duration::days(1);
+        assert_eq!(
+            decide_rotation(&f, &TokenHash::from_bytes([3; 32]), later),
+            RotationDecision::Superseded
+        );
+        f.reuse_grace = Duration::ZERO;
+        assert_eq!(
+            decide_rotation(&f, &TokenHash::from_bytes([3; 32]), later),
+            RotationDecision::Revoke
+        );
+        s.expires_at = now();
+        assert!(!s.renewal_due(now()));
     }
 }

@@ -5,9 +5,11 @@ use crate::store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::jwt::{self, AccessClaims, Jwks};
+use super::jwt::{self, Jwks};
+use super::keys::KeyCache;
 use super::{
     REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningKeyRecord,
+    policy_after,
 };
 use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
 use crate::env::{Env, Request};
@@ -73,7 +75,7 @@ pub struct Introspection {
 }
 
 impl Introspection {
-    fn inactive() -> Self {
+    pub(super) fn inactive() -> Self {
         Self {
             active: false,
             token_type: None,
@@ -108,15 +110,27 @@ pub struct Cleanup {
 ///   idle deadline, atomically; absolute lifetime always holds;
 /// - a refresh token works once: of concurrent uses one rotates; using an
 ///   older one revokes the whole family and its session, and is audited;
-/// - access tokens are EdDSA JWTs with `kid`; after a key rotation the old
-///   key keeps verifying for one token lifetime;
+/// - a proof of login starts one session: `issue` spends the flow behind
+///   it, re-checks the account, and never leaves a live session for a
+///   user suspended meanwhile;
+/// - a refresh token mints nothing once its session has ended;
+/// - access tokens are EdDSA JWTs (`typ: at+jwt`) with `kid`; after a key
+///   rotation the old key keeps verifying for one token lifetime. They
+///   verify offline until `exp` (30 s leeway): logout does not recall them,
+///   so they outlive their session by at most the tenant's access-token
+///   lifetime, unless the caller verifies with
+///   [`verify_access_token_live`](Self::verify_access_token_live) or
+///   introspects (which checks the session);
+/// - the `*_in` variants bind a token to a tenant: another tenant's token
+///   is answered as an unknown one;
 /// - logout, logout everywhere and revocation end sessions at once, with
 ///   their refresh families.
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
-    store: S,
-    env: Env,
-    issuer: String,
+    pub(super) store: S,
+    pub(super) env: Env,
+    pub(super) issuer: String,
+    pub(super) keys: KeyCache,
 }
 
 impl<S> SessionService<S>
@@ -129,6 +143,7 @@ where
             store,
             env,
             issuer: issuer.into(),
+            keys: KeyCache::default(),
         }
     }
 
@@ -137,7 +152,7 @@ where
         &self.issuer
     }
 
-    async fn audit(
+    pub(super) async fn audit(
         &self,
         tenant: TenantId,
         user: Option<UserId>,
@@ -151,7 +166,7 @@ where
         self.store.record_event(&e).await.map_err(store_err)
     }
 
-    async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
+    pub(super) async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
         self.store
             .get_tenant(tenant)
             .await
@@ -159,17 +174,23 @@ where
             .ok_or(Error::TenantNotFound)
     }
 
-    /// Start a session for a completed login.
+    /// Start a session for a completed login, spending its proof: the
+    /// flow behind `auth` is deleted first, so of several issues with one
+    /// proof (concurrent ones included) exactly one succeeds and the others
+    /// get [`Error::FlowEnded`]. The account is re-checked (active, not
+    /// locked: [`Error::AccountInactive`], [`Error::AccountLocked`]), and a
+    /// session created while the user was being suspended is ended again.
     pub async fn issue(&self, auth: &Authentication, client: &ClientInfo) -> Result<IssuedSession> {
         let rq = self.env.request(client);
-        let auth = auth.record();
+        let proof = auth;
+        let auth = proof.record();
         let tenant = self.tenant(auth.tenant_id).await?;
         let policy = &tenant.policy.sessions;
         let now = rq.now;
-        let idle = chrono::Duration::from_std(policy.idle_timeout)
-            .unwrap_or(chrono::Duration::minutes(30));
-        let absolute = chrono::Duration::from_std(policy.absolute_lifetime)
-            .unwrap_or(chrono::Duration::hours(12));
+        let idle_end = policy_after(now, policy.idle_timeout, "idle timeout")?;
+        let absolute_end = policy_after(now, policy.absolute_lifetime, "absolute lifetime")?;
+        self.spend(proof, now).await?;
+        self.check_account(&tenant, auth.user_id, now).await?;
         let (session_token, key) = SESSION_TOKEN.issue(&self.env)?;
         let session = SessionRecord {
             id: SessionId::generate(&self.env)?,
@@ -181,8 +202,8 @@ where
             user_agent: client.user_agent.clone(),
             created_at: now,
             last_seen_at: now,
-            expires_at: (now + idle).min(now + absolute),
-            absolute_expires_at: now + absolute,
+            expires_at: idle_end.min(absolute_end),
+            absolute_expires_at: absolute_end,
             idle_timeout: policy.idle_timeout,
             renew_within: policy.renew_within,
         };
@@ -211,6 +232,25 @@ where
             .create_session(&session, family.as_ref())
             .await
             .map_err(store_err)?;
+        // A suspension (erasure, deletion) writes the user's state, then
+        // ends the user's sessions. Either its state write precedes this
+        // re-read, which then sees it and ends the session here; or it
+        // follows the re-read, hence follows the session's creation, and
+        // its own ending of the user's sessions ends this one. Either way
+        // no live session survives for a user who is not active.
+        if !self.still_active(&tenant, auth.user_id).await? {
+            self.store
+                .delete_session(tenant.id, session.id, now)
+                .await
+                .map_err(store_err)?;
+            let state = self
+                .store
+                .get_user(tenant.id, auth.user_id)
+                .await
+                .map_err(store_err)?
+                .map_or(crate::model::AccountState::Deleted, |u| u.state);
+            return Err(Error::AccountInactive { state });
+        }
         let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
         self.audit(
             tenant.id,
@@ -268,9 +308,18 @@ where
     /// Check a session token: one store call, which renews the session
     /// near its idle deadline. Malformed tokens never reach the store.
     pub async fn validate(&self, token: &str) -> Result<std::sync::Arc<SessionRecord>> {
+        self.validate_at(token, self.env.now()).await
+    }
+
+    /// [`validate`](Self::validate) at `now`.
+    pub(super) async fn validate_at(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<std::sync::Arc<SessionRecord>> {
         let key = SESSION_TOKEN.parse(token)?;
         self.store
-            .validate_session(&key, self.env.now())
+            .validate_session(&key, now)
             .await
             .map_err(store_err)?
             .ok_or(Error::SessionInvalid)
@@ -368,8 +417,23 @@ where
     }
 
     /// Spend a refresh token for a new one (and a new access token when the
-    /// tenant issues them). Reuse of a spent token revokes the login.
+    /// tenant issues them). Reuse of a spent token revokes the login. A
+    /// token whose session has ended (idled out, expired, logged out,
+    /// cleaned up) mints nothing: its family is revoked and the answer is
+    /// [`RefreshRefusal::Expired`] (session past its deadlines) or
+    /// [`RefreshRefusal::Revoked`] (session gone).
     pub async fn refresh(&self, token: &str, client: &ClientInfo) -> Result<Refreshed> {
+        self.refresh_scoped(None, token, client).await
+    }
+
+    /// [`refresh`](Self::refresh), answering a token of a tenant other than
+    /// `tenant` (when given) as [`RefreshRefusal::Unknown`].
+    pub(super) async fn refresh_scoped(
+        &self,
+        scope: Option<TenantId>,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<Refreshed> {
         let rq = self.env.request(client);
         let presented = REFRESH_TOKEN.parse(token)?;
         let (next, next_hash) = REFRESH_TOKEN.issue(&self.env)?;
@@ -378,14 +442,30 @@ where
             .rotate_refresh(&presented, &next_hash, rq.now)
             .await
             .map_err(store_err)?;
+        let foreign = |t: TenantId| scope.is_some_and(|s| s != t);
         let refusal = match outcome {
             Rotation::Rotated(family) => {
-                let tenant = self.tenant(family.tenant_id).await?;
                 let session = self
                     .store
                     .session(family.tenant_id, family.session_id)
                     .await
                     .map_err(store_err)?;
+                let refusal = match &session {
+                    _ if foreign(family.tenant_id) => Some(RefreshRefusal::Unknown),
+                    Some(s) if s.is_live(rq.now) => None,
+                    Some(_) => Some(RefreshRefusal::Expired),
+                    None => Some(RefreshRefusal::Revoked),
+                };
+                if let Some(refusal) = refusal {
+                    // Nobody holds the family's new token (it is dropped
+                    // here); ending the session also revokes the family.
+                    self.store
+                        .delete_session(family.tenant_id, family.session_id, rq.now)
+                        .await
+                        .map_err(store_err)?;
+                    return Err(Error::RefreshRefused(refusal));
+                }
+                let tenant = self.tenant(family.tenant_id).await?;
                 let access_token = match session {
                     Some(s) => self.access_token(&tenant, &s.auth, s.id, rq).await?,
                     None => None,
@@ -415,7 +495,11 @@ where
                     Some(AuditReason::FamilyRevoked.into()),
                 )
                 .await?;
-                RefreshRefusal::Reused
+                if foreign(family.tenant_id) {
+                    RefreshRefusal::Unknown
+                } else {
+                    RefreshRefusal::Reused
+                }
             }
             Rotation::Superseded => RefreshRefusal::Superseded,
             Rotation::Revoked => RefreshRefusal::Revoked,
@@ -423,71 +507,6 @@ where
             Rotation::Unknown => RefreshRefusal::Unknown,
         };
         Err(Error::RefreshRefused(refusal))
-    }
-
-    /// Introspect a session token (`css_…`) or an access token (a JWT).
-    /// Anything invalid is `active: false` with nothing else said.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection> {
-        if token.starts_with("css_") {
-            return Ok(match self.validate(token).await {
-                Ok(s) => {
-                    let (amr, mfa) = jwt::amr_of(&s.auth);
-                    Introspection {
-                        active: true,
-                        token_type: Some("session"),
-                        tenant_id: Some(s.tenant_id),
-                        sub: Some(s.user_id),
-                        sid: Some(s.id),
-                        exp: Some(s.expires_at.timestamp()),
-                        auth_time: Some(s.auth.at.timestamp()),
-                        amr,
-                        acr: Some(if mfa { "mfa" } else { "sfa" }.into()),
-                    }
-                }
-                Err(Error::SessionInvalid | Error::InvalidInput(_)) => Introspection::inactive(),
-                Err(e) => return Err(e),
-            });
-        }
-        Ok(match self.verify_access_token(token).await {
-            Ok(c) => Introspection {
-                active: true,
-                token_type: Some("access_token"),
-                tenant_id: c.tid.parse().ok(),
-                sub: c.sub.parse().ok(),
-                sid: c.sid.parse().ok(),
-                exp: Some(c.exp),
-                auth_time: Some(c.auth_time),
-                amr: c.amr,
-                acr: Some(c.acr),
-            },
-            Err(Error::AccessToken(_)) => Introspection::inactive(),
-            Err(e) => return Err(e),
-        })
-    }
-
-    /// Verify an access token: EdDSA, a key of its tenant that still
-    /// verifies, this issuer, the tenant's audience, not expired.
-    pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
-        let (_, tenant_id) = jwt::peek(token)?;
-        let tenant = match self.store.get_tenant(tenant_id).await.map_err(store_err)? {
-            Some(t) => t,
-            None => return Err(jwt::JwtError::UnknownKey.into()),
-        };
-        let Some(policy) = &tenant.policy.sessions.access_tokens else {
-            return Err(jwt::JwtError::UnknownKey.into());
-        };
-        let keys = self
-            .store
-            .signing_keys(tenant.id)
-            .await
-            .map_err(store_err)?;
-        Ok(jwt::verify(
-            token,
-            &keys,
-            &self.issuer,
-            &policy.audience,
-            self.env.now(),
-        )?)
     }
 
     /// Start signing with a new key; older keys keep verifying for one
@@ -506,14 +525,20 @@ where
             .as_ref()
             .map_or(std::time::Duration::from_secs(3600), |a| a.ttl);
         let key = jwt::new_signing_key(&self.env, tenant, rq.now)?;
-        // One extra minute of overlap absorbs clock skew between nodes.
-        let verify_until: DateTime<Utc> = key.created_at
-            + chrono::Duration::from_std(ttl).unwrap_or_default()
-            + chrono::Duration::minutes(1);
+        // One extra minute of overlap absorbs clock skew between nodes (and
+        // the verifiers' leeway).
+        let verify_until: DateTime<Utc> = super::checked_after(
+            key.created_at,
+            ttl.saturating_add(std::time::Duration::from_secs(60)),
+        )
+        .ok_or_else(|| {
+            crate::error::InvalidInput::new("access token policy", "ttl is out of range")
+        })?;
         self.store
             .rotate_signing_key(&key, verify_until)
             .await
             .map_err(store_err)?;
+        self.keys.forget(tenant);
         self.audit(
             tenant,
             None,

@@ -106,9 +106,17 @@ impl FactorStore for MemoryStore {
         st.require_user(tenant, user)?;
         let key = (user, factor.kind().as_str());
         let current = st.user_factors.get(&key).map(|v| v.version);
-        let Some(version) = next_version(current, expected) else {
+        let Some(mut version) = next_version(current, expected) else {
             return Ok(false);
         };
+        if current.is_none() {
+            // A credential that was removed comes back above its old
+            // version: a compare-and-save naming a version from before the
+            // removal can never match again.
+            if let Some(last) = st.removed_factors.remove(&key) {
+                version = last + 1;
+            }
+        }
         let value = factor.clone();
         st.user_factors.insert(key, Versioned { value, version });
         Ok(true)
@@ -124,7 +132,15 @@ impl FactorStore for MemoryStore {
         if st.user_in(tenant, user).is_none() {
             return Ok(false);
         }
-        Ok(st.user_factors.remove(&(user, kind.as_str())).is_some())
+        let key = (user, kind.as_str());
+        match st.user_factors.remove(&key) {
+            Some(removed) => {
+                // As the SQL stores' tombstones: the removal itself counts.
+                st.removed_factors.insert(key, removed.version + 1);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn save_method(

@@ -3,12 +3,14 @@
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, AuditEvent, FactorCredential, FailureRecord, FamilyId, Identifier, IdentityAdmin,
-    IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodRecord, StoreErrorKind, Tenant,
-    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
+    AccountState, AuditEvent, FactorCredential, FailureRecord, FamilyId, HistoryEntry, Identifier,
+    IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodRecord, StoreErrorKind,
+    Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId,
+    Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found, unique_violation};
+use crate::state::State;
 use crate::{MemoryStore, StoreMethod};
 
 impl IdentityLookup for MemoryStore {
@@ -178,36 +180,26 @@ impl IdentityAdmin for MemoryStore {
 
     async fn create_user(&self, user: &User, credentials: &[FactorCredential]) -> Result<()> {
         let mut st = self.begin(StoreMethod::CreateUser)?;
-        if user.tenant_id.is_system() || user.id.is_reserved() {
-            return Err(MemoryError::new(StoreErrorKind::Rejected, "reserved id"));
+        insert_user(&mut st, user, credentials)
+    }
+
+    async fn register_user(
+        &self,
+        user: &User,
+        credentials: &[FactorCredential],
+        history: Option<&HistoryEntry>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let mut st = self.begin(StoreMethod::RegisterUser)?;
+        // Every check before the first write: all or nothing.
+        if st.events.iter().any(|e| e.id == event.id) {
+            return Err(unique_violation("audit event"));
         }
-        if !st.tenants.contains_key(&user.tenant_id) {
-            return Err(not_found("tenant"));
+        insert_user(&mut st, user, credentials)?;
+        if let Some(h) = history {
+            push_history(&mut st, user.id, &h.phc, h.keep);
         }
-        let key = (user.tenant_id, user.identifier.clone());
-        if st.users.contains_key(&user.id) || st.identifiers.contains_key(&key) {
-            return Err(unique_violation("user"));
-        }
-        let mut kinds: Vec<&str> = credentials.iter().map(|c| c.kind().as_str()).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        if kinds.len() != credentials.len() {
-            return Err(MemoryError::new(
-                StoreErrorKind::Rejected,
-                "a credential kind is repeated",
-            ));
-        }
-        st.users.insert(user.id, user.clone());
-        st.identifiers.insert(key, user.id);
-        for c in credentials {
-            st.user_factors.insert(
-                (user.id, c.kind().as_str()),
-                Versioned {
-                    value: c.clone(),
-                    version: 1,
-                },
-            );
-        }
+        st.events.push(event.clone());
         Ok(())
     }
 
@@ -244,10 +236,7 @@ impl IdentityAdmin for MemoryStore {
     ) -> Result<()> {
         let mut st = self.begin(StoreMethod::PushPasswordHistory)?;
         st.require_user(tenant, user)?;
-        let h = st.history.entry(user).or_default();
-        h.push(phc.to_owned());
-        let excess = h.len().saturating_sub(keep as usize);
-        h.drain(..excess);
+        push_history(&mut st, user, phc, keep);
         Ok(())
     }
 
@@ -278,6 +267,7 @@ impl IdentityAdmin for MemoryStore {
         st.failures.remove(&user);
         st.history.remove(&user);
         st.user_factors.retain(|(u, _), _| *u != user);
+        st.removed_factors.retain(|(u, _), _| *u != user);
         st.methods.retain(|(_, u, _), _| *u != Some(user));
         st.flows.retain(|_, f| f.value.user_id != Some(user));
         let keys: Vec<TokenHash> = st
@@ -310,4 +300,47 @@ impl IdentityAdmin for MemoryStore {
         }
         Ok(true)
     }
+}
+
+/// Add a password hash to a user's history, keeping the newest `keep`.
+fn push_history(st: &mut State, user: UserId, phc: &str, keep: u32) {
+    let h = st.history.entry(user).or_default();
+    h.push(phc.to_owned());
+    let excess = h.len().saturating_sub(keep as usize);
+    h.drain(..excess);
+}
+
+/// Create a user with its credentials; checks everything before writing.
+fn insert_user(st: &mut State, user: &User, credentials: &[FactorCredential]) -> Result<()> {
+    if user.tenant_id.is_system() || user.id.is_reserved() {
+        return Err(MemoryError::new(StoreErrorKind::Rejected, "reserved id"));
+    }
+    if !st.tenants.contains_key(&user.tenant_id) {
+        return Err(not_found("tenant"));
+    }
+    let key = (user.tenant_id, user.identifier.clone());
+    if st.users.contains_key(&user.id) || st.identifiers.contains_key(&key) {
+        return Err(unique_violation("user"));
+    }
+    let mut kinds: Vec<&str> = credentials.iter().map(|c| c.kind().as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() != credentials.len() {
+        return Err(MemoryError::new(
+            StoreErrorKind::Rejected,
+            "a credential kind is repeated",
+        ));
+    }
+    st.users.insert(user.id, user.clone());
+    st.identifiers.insert(key, user.id);
+    for c in credentials {
+        st.user_factors.insert(
+            (user.id, c.kind().as_str()),
+            Versioned {
+                value: c.clone(),
+                version: 1,
+            },
+        );
+    }
+    Ok(())
 }

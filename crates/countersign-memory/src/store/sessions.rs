@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, TenantId, TokenHash,
-    UserId,
+    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
+    TenantId, TokenHash, UserId,
 };
 
 use crate::error::{MemoryError, Result, unique_violation};
@@ -169,6 +169,28 @@ impl SessionStore for MemoryStore {
                 Rotation::Reused(revoked)
             }
         })
+    }
+
+    async fn set_session_auth(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        auth: &AuthRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut st = self.begin(StoreMethod::SetSessionAuth)?;
+        let Some(key) = st.session_keys.get(&id).copied() else {
+            return Ok(false);
+        };
+        let Some(s) = st
+            .sessions
+            .get_mut(&key)
+            .filter(|s| s.tenant_id == tenant && s.is_live(now))
+        else {
+            return Ok(false);
+        };
+        Arc::make_mut(s).auth = auth.clone();
+        Ok(true)
     }
 
     async fn refresh_family(

@@ -144,7 +144,7 @@ impl FactorStore for PostgresStore {
         let stmt = || {
             sqlx::query(
                 "SELECT config, version FROM cs_user_factors
-                  WHERE tenant_id = $1 AND user_id = $2 AND kind = $3",
+                  WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND config <> 'null'::jsonb",
             )
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
@@ -165,7 +165,8 @@ impl FactorStore for PostgresStore {
         let stmt = || {
             sqlx::query(
                 r#"SELECT config, version FROM cs_user_factors
-                    WHERE tenant_id = $1 AND user_id = $2 ORDER BY kind COLLATE "C""#,
+                    WHERE tenant_id = $1 AND user_id = $2 AND config <> 'null'::jsonb
+                    ORDER BY kind COLLATE "C""#,
             )
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
@@ -184,9 +185,10 @@ impl FactorStore for PostgresStore {
         expected: Option<u64>,
         factor: &FactorCredential,
     ) -> Result<bool> {
-        // One statement each way: the insert relies on ON CONFLICT DO
-        // NOTHING (of concurrent inserts one lands), the update on its
-        // `version = $5` re-check against the newest row version.
+        // One statement each way: the insert relies on ON CONFLICT (of
+        // concurrent inserts one lands; a tombstone left by a removal is
+        // revived above its version), the update on its `version = $5`
+        // re-check against the newest row version.
         let stmt = || match expected {
             None => sqlx::query(
                 "WITH u AS (
@@ -194,7 +196,9 @@ impl FactorStore for PostgresStore {
                  ), saved AS (
                      INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version)
                      SELECT tenant_id, id, $3, $4, 1 FROM u
-                     ON CONFLICT (tenant_id, user_id, kind) DO NOTHING
+                     ON CONFLICT (tenant_id, user_id, kind) DO UPDATE
+                       SET config = EXCLUDED.config, version = cs_user_factors.version + 1
+                       WHERE cs_user_factors.config = 'null'::jsonb
                      RETURNING 1
                  )
                  SELECT EXISTS (SELECT 1 FROM u) AS found, EXISTS (SELECT 1 FROM saved) AS saved",
@@ -209,6 +213,7 @@ impl FactorStore for PostgresStore {
                  ), saved AS (
                      UPDATE cs_user_factors SET config = $4, version = version + 1
                       WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND version = $5
+                        AND config <> 'null'::jsonb
                      RETURNING 1
                  )
                  SELECT EXISTS (SELECT 1 FROM u) AS found, EXISTS (SELECT 1 FROM saved) AS saved",
@@ -235,7 +240,10 @@ impl FactorStore for PostgresStore {
     ) -> Result<bool> {
         let stmt = || {
             sqlx::query(
-                "DELETE FROM cs_user_factors WHERE tenant_id = $1 AND user_id = $2 AND kind = $3",
+                // A tombstone (config `null`) keeps the version, so a
+                // re-enrolment continues above it (no ABA).
+                "UPDATE cs_user_factors SET config = 'null'::jsonb, version = version + 1
+                  WHERE tenant_id = $1 AND user_id = $2 AND kind = $3 AND config <> 'null'::jsonb",
             )
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())

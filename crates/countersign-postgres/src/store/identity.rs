@@ -1,14 +1,15 @@
 //! `IdentityLookup`, `IdentityAuthnLog` and `IdentityAdmin` in SQL.
 //!
-//! Lookups read the read pool; writes, and the reads that guard them, the
-//! main pool.
+//! Every read but [`list_users`](IdentityLookup::list_users) goes to the
+//! main pool (users, tenants and failure records decide logins); the
+//! listing may be served by the read pool.
 
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
-    AccountState, AuditDetail, AuditEvent, FactorCredential, FactorKind, FailureRecord, Identifier,
-    IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, StoreErrorKind, Tenant,
-    TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
+    AccountState, AuditDetail, AuditEvent, FactorCredential, FactorKind, FailureRecord,
+    HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
+    StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
 };
 use sqlx::types::Json;
 
@@ -129,7 +130,7 @@ impl IdentityLookup for PostgresStore {
         };
         self.retry
             .run("list_users", Idempotent, || {
-                self.lookup_all(stmt(), "listing users", codec::user)
+                self.replica_lookup_all(stmt(), "listing users", codec::user)
             })
             .await
     }
@@ -159,27 +160,10 @@ impl IdentityAuthnLog for PostgresStore {
     /// Idempotent on the event id: recording an event twice stores it once
     /// (which makes retrying a failed append harmless).
     async fn record_event(&self, e: &AuditEvent) -> Result<()> {
-        let stmt = || {
-            sqlx::query(
-                "INSERT INTO cs_audit_events
-                     (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(e.id.as_uuid())
-            .bind(e.tenant_id.as_uuid())
-            .bind(e.user_id.map(|u| *u.as_uuid()))
-            .bind(e.kind.as_str())
-            .bind(e.status.as_str())
-            .bind(e.factor.map(FactorKind::as_str))
-            .bind(e.ip.map(|ip| ip.to_string()))
-            .bind(e.user_agent.as_deref())
-            .bind(e.at)
-            .bind(e.detail.as_ref().map(AuditDetail::code))
-        };
         self.retry
             .run("record_event", Idempotent, || async {
-                self.autocommit(stmt(), "recording an audit event").await?;
+                let stmt = event_insert(e, true);
+                self.autocommit(stmt, "recording an audit event").await?;
                 Ok(())
             })
             .await
@@ -356,55 +340,39 @@ impl IdentityAdmin for PostgresStore {
         self.retry
             .run("create_user", Once, || async {
                 let mut tx = self.begin().await?;
-                // Holds the tenant (FOR KEY SHARE, as the foreign key would)
-                // so it cannot vanish before the user row lands.
-                let tenant = sqlx::query("SELECT 1 FROM cs_tenants WHERE id = $1 FOR KEY SHARE")
-                    .bind(user.tenant_id.as_uuid());
-                if optional(tenant, &mut *tx, db("creating a user"), |_| Ok(()))
-                    .await?
-                    .is_none()
-                {
-                    return Err(PgError::not_found("tenant"));
-                }
-                let insert = sqlx::query(
-                    "INSERT INTO cs_users (id, tenant_id, identifier, display_name, email, state,
-                                           state_reason, created_at, updated_at, last_login_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(user.id.as_uuid())
-                .bind(user.tenant_id.as_uuid())
-                .bind(user.identifier.as_str())
-                .bind(user.display_name.as_deref())
-                .bind(user.email.as_ref().map(|e| e.as_str()))
-                .bind(user.state.as_str())
-                .bind(user.state_reason.as_deref())
-                .bind(user.created_at)
-                .bind(user.updated_at)
-                .bind(user.last_login_at);
-                let refused =
-                    unique_violation(Phase::Uncommitted, "creating a user", "user already exists");
-                execute(insert, &mut *tx, refused).await?;
-                let mut kinds: Vec<&str> = credentials.iter().map(|c| c.kind().as_str()).collect();
-                kinds.sort_unstable();
-                kinds.dedup();
-                if kinds.len() != credentials.len() {
-                    return Err(PgError::refused(
-                        StoreErrorKind::Rejected,
-                        "a credential kind is repeated",
-                    ));
-                }
-                for c in credentials {
-                    let credential = sqlx::query(
-                        "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version)
-                         VALUES ($1, $2, $3, $4, 1)",
-                    )
-                    .bind(user.tenant_id.as_uuid())
-                    .bind(user.id.as_uuid())
-                    .bind(c.kind().as_str())
-                    .bind(Json(c));
-                    execute(credential, &mut *tx, db("saving a credential")).await?;
-                }
+                insert_user(&mut tx, user, credentials).await?;
                 commit(tx, "committing a user").await
+            })
+            .await
+    }
+
+    async fn register_user(
+        &self,
+        user: &User,
+        credentials: &[FactorCredential],
+        history: Option<&HistoryEntry>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        reject_if(
+            user.tenant_id.is_system() || user.id.is_reserved(),
+            "reserved id",
+        )?;
+        self.retry
+            .run("register_user", Once, || async {
+                // One transaction: the user, its history and its audit
+                // event commit together or not at all.
+                let mut tx = self.begin().await?;
+                insert_user(&mut tx, user, credentials).await?;
+                if let Some(h) = history {
+                    insert_history(&mut tx, user.tenant_id, user.id, &h.phc, h.at, h.keep).await?;
+                }
+                let refused = unique_violation(
+                    Phase::Uncommitted,
+                    "recording the registration",
+                    "audit event already exists",
+                );
+                execute(event_insert(event, false), &mut *tx, refused).await?;
+                commit(tx, "committing a registration").await
             })
             .await
     }
@@ -459,39 +427,7 @@ impl IdentityAdmin for PostgresStore {
         self.retry
             .run("push_password_history", Once, || async {
                 let mut tx = self.begin().await?;
-                // Serialises pushes per user so pruning keeps exactly `keep`.
-                let lock = sqlx::query(
-                    "SELECT 1 FROM cs_users WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE",
-                )
-                .bind(tenant.as_uuid())
-                .bind(user.as_uuid());
-                let context = "adding to the password history";
-                if optional(lock, &mut *tx, db(context), |_| Ok(()))
-                    .await?
-                    .is_none()
-                {
-                    return Err(PgError::not_found("user"));
-                }
-                let push = sqlx::query(
-                    "INSERT INTO cs_password_history (tenant_id, user_id, phc, at)
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(tenant.as_uuid())
-                .bind(user.as_uuid())
-                .bind(phc)
-                .bind(at);
-                execute(push, &mut *tx, db(context)).await?;
-                let prune = sqlx::query(
-                    "DELETE FROM cs_password_history
-                      WHERE tenant_id = $1 AND user_id = $2
-                        AND id NOT IN (SELECT id FROM cs_password_history
-                                        WHERE tenant_id = $1 AND user_id = $2
-                                        ORDER BY id DESC LIMIT $3)",
-                )
-                .bind(tenant.as_uuid())
-                .bind(user.as_uuid())
-                .bind(limit(keep));
-                execute(prune, &mut *tx, db("pruning the password history")).await?;
+                insert_history(&mut tx, tenant, user, phc, at, keep).await?;
                 commit(tx, "committing the password history").await
             })
             .await
@@ -550,4 +486,131 @@ impl IdentityAdmin for PostgresStore {
             })
             .await
     }
+}
+
+/// The INSERT of one audit event; `idempotent` makes a second insert of the
+/// same event id a no-op (for retried autocommit writes) instead of a
+/// unique violation.
+fn event_insert(e: &AuditEvent, idempotent: bool) -> super::Statement {
+    let sql = if idempotent {
+        "INSERT INTO cs_audit_events
+             (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (id) DO NOTHING"
+    } else {
+        "INSERT INTO cs_audit_events
+             (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    };
+    sqlx::query(sql)
+        .bind(*e.id.as_uuid())
+        .bind(*e.tenant_id.as_uuid())
+        .bind(e.user_id.map(|u| *u.as_uuid()))
+        .bind(e.kind.as_str())
+        .bind(e.status.as_str())
+        .bind(e.factor.map(FactorKind::as_str))
+        .bind(e.ip.map(|ip| ip.to_string()))
+        .bind(e.user_agent.clone())
+        .bind(e.at)
+        .bind(e.detail.as_ref().map(AuditDetail::code))
+}
+
+/// Insert a user and its first credentials inside `tx`, holding the tenant
+/// (FOR KEY SHARE, as the foreign key would) so it cannot vanish first.
+async fn insert_user(
+    tx: &mut super::Tx,
+    user: &User,
+    credentials: &[FactorCredential],
+) -> Result<()> {
+    let tenant = sqlx::query("SELECT 1 FROM cs_tenants WHERE id = $1 FOR KEY SHARE")
+        .bind(*user.tenant_id.as_uuid());
+    if optional(tenant, &mut **tx, db("creating a user"), |_| Ok(()))
+        .await?
+        .is_none()
+    {
+        return Err(PgError::not_found("tenant"));
+    }
+    let insert = sqlx::query(
+        "INSERT INTO cs_users (id, tenant_id, identifier, display_name, email, state,
+                               state_reason, created_at, updated_at, last_login_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(*user.id.as_uuid())
+    .bind(*user.tenant_id.as_uuid())
+    .bind(user.identifier.as_str().to_owned())
+    .bind(user.display_name.clone())
+    .bind(user.email.as_ref().map(|e| e.as_str().to_owned()))
+    .bind(user.state.as_str())
+    .bind(user.state_reason.clone())
+    .bind(user.created_at)
+    .bind(user.updated_at)
+    .bind(user.last_login_at);
+    let refused = unique_violation(Phase::Uncommitted, "creating a user", "user already exists");
+    execute(insert, &mut **tx, refused).await?;
+    let mut kinds: Vec<&str> = credentials.iter().map(|c| c.kind().as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() != credentials.len() {
+        return Err(PgError::refused(
+            StoreErrorKind::Rejected,
+            "a credential kind is repeated",
+        ));
+    }
+    for c in credentials {
+        let credential = sqlx::query(
+            "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version)
+             VALUES ($1, $2, $3, $4, 1)",
+        )
+        .bind(*user.tenant_id.as_uuid())
+        .bind(*user.id.as_uuid())
+        .bind(c.kind().as_str())
+        .bind(Json(c.clone()));
+        execute(credential, &mut **tx, db("saving a credential")).await?;
+    }
+    Ok(())
+}
+
+/// Add a password hash to a user's history inside `tx`, keeping the newest
+/// `keep`; the user row lock serialises pushes so pruning keeps exactly
+/// `keep`.
+async fn insert_history(
+    tx: &mut super::Tx,
+    tenant: TenantId,
+    user: UserId,
+    phc: &str,
+    at: DateTime<Utc>,
+    keep: u32,
+) -> Result<()> {
+    let lock =
+        sqlx::query("SELECT 1 FROM cs_users WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE")
+            .bind(*tenant.as_uuid())
+            .bind(*user.as_uuid());
+    let context = "adding to the password history";
+    if optional(lock, &mut **tx, db(context), |_| Ok(()))
+        .await?
+        .is_none()
+    {
+        return Err(PgError::not_found("user"));
+    }
+    let push = sqlx::query(
+        "INSERT INTO cs_password_history (tenant_id, user_id, phc, at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(*tenant.as_uuid())
+    .bind(*user.as_uuid())
+    .bind(phc.to_owned())
+    .bind(at);
+    execute(push, &mut **tx, db(context)).await?;
+    let prune = sqlx::query(
+        "DELETE FROM cs_password_history
+          WHERE tenant_id = $1 AND user_id = $2
+            AND id NOT IN (SELECT id FROM cs_password_history
+                            WHERE tenant_id = $1 AND user_id = $2
+                            ORDER BY id DESC LIMIT $3)",
+    )
+    .bind(*tenant.as_uuid())
+    .bind(*user.as_uuid())
+    .bind(limit(keep));
+    execute(prune, &mut **tx, db("pruning the password history")).await?;
+    Ok(())
 }

@@ -24,10 +24,10 @@ use crate::error::{PgError, db, db_commit};
 use crate::{PostgresStore, Result};
 
 /// A statement with its parameters bound, ready to run once.
-type Statement = Query<'static, Postgres, PgArguments>;
+pub(crate) type Statement = Query<'static, Postgres, PgArguments>;
 
 /// A transaction on the main pool.
-type Tx = Transaction<'static, Postgres>;
+pub(crate) type Tx = Transaction<'static, Postgres>;
 
 /// At most one row of `stmt` on `on`, decoded by `decode`; `err` maps a
 /// driver error ([`db`] for reads, [`db_commit`] for autocommit writes).
@@ -134,20 +134,35 @@ impl PostgresStore {
             .map_err(db("acquiring a connection"))
     }
 
-    /// At most one row of `stmt`, a pure lookup, on the read pool (see
-    /// [`read_pool`](Self::read_pool)), decoded by `decode`.
+    /// At most one row of `stmt`, a read that may guard a security decision,
+    /// on the main pool, decoded by `decode`. Every read but the
+    /// [`replica_lookup_all`](Self::replica_lookup_all) ones goes here: a
+    /// lagging replica must not show a suspended user as active, a locked
+    /// one as unlocked or a replaced credential as current.
     async fn lookup<T>(
         &self,
         stmt: Statement,
         context: &'static str,
         decode: impl FnOnce(&PgRow) -> Result<T>,
     ) -> Result<Option<T>> {
-        optional(stmt, self.read_pool(), db(context), decode).await
+        optional(stmt, &self.write, db(context), decode).await
     }
 
-    /// Every row of `stmt`, a pure lookup, on the read pool, each decoded
-    /// by `decode`.
+    /// Every row of `stmt`, a read that may guard a security decision, on
+    /// the main pool, each decoded by `decode` (see [`lookup`](Self::lookup)).
     async fn lookup_all<T>(
+        &self,
+        stmt: Statement,
+        context: &'static str,
+        decode: impl FnMut(&PgRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        all(stmt, &self.write, db(context), decode).await
+    }
+
+    /// Every row of `stmt`, a listing that may be stale (no login,
+    /// session or credential decision reads it), on the read pool (see
+    /// [`read_pool`](PostgresStore::read_pool)), each decoded by `decode`.
+    async fn replica_lookup_all<T>(
         &self,
         stmt: Statement,
         context: &'static str,

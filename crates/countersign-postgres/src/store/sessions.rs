@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, StoreErrorKind,
-    TenantId, TokenHash, UserId,
+    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
+    StoreErrorKind, TenantId, TokenHash, UserId,
 };
 use sqlx::types::Json;
 
-use super::{all, optional};
+use super::{all, execute, optional};
 use crate::codec::{self, family_cols, micros, session_cols};
 use crate::error::{PgError, Phase, db, db_commit, is_foreign_key_violation, unique_violation};
 use crate::retry::Idempotence::{Idempotent, Once};
@@ -194,6 +194,31 @@ impl SessionStore for PostgresStore {
         self.retry
             .run("session", Idempotent, || {
                 optional(stmt(), &self.write, db("reading a session"), codec::session)
+            })
+            .await
+    }
+
+    async fn set_session_auth(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        auth: &AuthRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let stmt = || {
+            sqlx::query(
+                "UPDATE cs_sessions SET auth = $3
+                 WHERE tenant_id = $1 AND id = $2 AND expires_at > $4 AND absolute_expires_at > $4",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(Json(auth))
+            .bind(now)
+        };
+        // Idempotent: writing the same record twice is writing it once.
+        self.retry
+            .run("set_session_auth", Idempotent, || async {
+                Ok(execute(stmt(), &self.write, db_commit("stepping up a session")).await? == 1)
             })
             .await
     }

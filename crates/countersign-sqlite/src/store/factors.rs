@@ -183,7 +183,7 @@ impl FactorStore for SqliteStore {
     ) -> Result<Option<Versioned<FactorCredential>>> {
         self.fetch_optional(
             format!(
-                "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3"
+                "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3 AND config <> 'null'"
             ),
             (id(tenant.as_uuid()), id(user.as_uuid()), kind.as_str()),
             read_versioned_factor,
@@ -198,7 +198,7 @@ impl FactorStore for SqliteStore {
     ) -> Result<Vec<Versioned<FactorCredential>>> {
         self.fetch_all(
             format!(
-                "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY kind"
+                "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND config <> 'null' ORDER BY kind"
             ),
             [id(tenant.as_uuid()), id(user.as_uuid())],
             read_versioned_factor,
@@ -220,16 +220,22 @@ impl FactorStore for SqliteStore {
             let n = match expected {
                 None => c
                     .prepare_cached(
+                        // A removed credential left a tombstone (config
+                        // `null`) holding its last version: re-enrolment
+                        // continues above it (no ABA).
                         "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version)
                          SELECT ?1, ?2, ?3, ?4, 1
                          WHERE EXISTS (SELECT 1 FROM cs_users WHERE tenant_id = ?1 AND id = ?2)
-                         ON CONFLICT (tenant_id, user_id, kind) DO NOTHING",
+                         ON CONFLICT (tenant_id, user_id, kind) DO UPDATE
+                           SET config = excluded.config, version = cs_user_factors.version + 1
+                           WHERE cs_user_factors.config = 'null'",
                     )?
                     .execute(params![t, u, kind, config])?,
                 Some(v) => c
                     .prepare_cached(
                         "UPDATE cs_user_factors SET config = ?4, version = version + 1
-                         WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3 AND version = ?5",
+                         WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3 AND version = ?5
+                           AND config <> 'null'",
                     )?
                     .execute(params![t, u, kind, config, v])?,
             };
@@ -249,7 +255,9 @@ impl FactorStore for SqliteStore {
     ) -> Result<bool> {
         let n = self
             .execute(
-                "DELETE FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3",
+                // A tombstone keeps the version (see compare-and-save).
+                "UPDATE cs_user_factors SET config = 'null', version = version + 1
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3 AND config <> 'null'",
                 (id(tenant.as_uuid()), id(user.as_uuid()), kind.as_str()),
             )
             .await?;

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, EmailAddress, FactorCredential, FactorKind,
-    FailureRecord, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
-    Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
+    FailureRecord, HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
+    LockoutPolicy, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
 };
 use rusqlite::{TransactionBehavior, params};
 
@@ -100,25 +100,7 @@ impl IdentityLookup for SqliteStore {
 impl IdentityAuthnLog for SqliteStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
         let e = event.clone();
-        self.call(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?
-            .execute(params![
-                id(e.id.as_uuid()),
-                id(e.tenant_id.as_uuid()),
-                e.user_id.map(|u| id(u.as_uuid())),
-                e.kind.as_str(),
-                e.status.as_str(),
-                e.factor.map(FactorKind::as_str),
-                e.ip.map(|ip| ip.to_string()),
-                e.user_agent,
-                micros(e.at),
-                e.detail.as_ref().map(AuditDetail::code),
-            ])?;
-            Ok(())
-        })
-        .await
+        self.call(move |c| insert_event(c, &e)).await
     }
 
     async fn record_failed_attempt(
@@ -243,30 +225,40 @@ impl IdentityAdmin for SqliteStore {
         let u = user.clone();
         let creds = credentials.to_vec();
         self.call(move |c| {
-            let (tid, uid) = (id(u.tenant_id.as_uuid()), id(u.id.as_uuid()));
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            require_tenant(&tx, &tid)?;
-            tx.execute(
-                &format!("INSERT INTO cs_users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-                params![
-                    uid,
-                    tid,
-                    u.identifier.as_str(),
-                    u.display_name,
-                    u.email.as_ref().map(EmailAddress::as_str),
-                    u.state.as_str(),
-                    u.state_reason,
-                    micros(u.created_at),
-                    micros(u.updated_at),
-                    u.last_login_at.map(micros),
-                ],
-            )?;
-            for f in &creds {
-                tx.execute(
-                    "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version) VALUES (?1, ?2, ?3, ?4, 1)",
-                    params![tid, uid, f.kind().as_str(), json(f)?],
-                )?;
+            insert_user(&tx, &u, &creds)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register_user(
+        &self,
+        user: &User,
+        credentials: &[FactorCredential],
+        history: Option<&HistoryEntry>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        if user.tenant_id.is_system() || user.id.is_reserved() {
+            return Err(SqliteError::Rejected("reserved id"));
+        }
+        let (u, creds, h, e) = (
+            user.clone(),
+            credentials.to_vec(),
+            history.cloned(),
+            event.clone(),
+        );
+        self.call(move |c| {
+            // One transaction: the user, its history and its audit event
+            // commit together or not at all.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_user(&tx, &u, &creds)?;
+            if let Some(h) = &h {
+                let (t, uid) = (id(u.tenant_id.as_uuid()), id(u.id.as_uuid()));
+                insert_history(&tx, &t, &uid, &h.phc, h.at, h.keep)?;
             }
+            insert_event(&tx, &e)?;
             tx.commit()?;
             Ok(())
         })
@@ -318,16 +310,7 @@ impl IdentityAdmin for SqliteStore {
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             require_user(&tx, &t, &u)?;
-            tx.execute(
-                "INSERT INTO cs_password_history (tenant_id, user_id, phc, at) VALUES (?1, ?2, ?3, ?4)",
-                params![t, u, phc, micros(at)],
-            )?;
-            tx.execute(
-                "DELETE FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2 AND id NOT IN (
-                   SELECT id FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2
-                   ORDER BY id DESC LIMIT ?3)",
-                params![t, u, i64::from(keep)],
-            )?;
+            insert_history(&tx, &t, &u, &phc, at, keep)?;
             tx.commit()?;
             Ok(())
         })
@@ -374,4 +357,78 @@ impl IdentityAdmin for SqliteStore {
         })
         .await
     }
+}
+
+/// Insert one audit event.
+fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        id(e.id.as_uuid()),
+        id(e.tenant_id.as_uuid()),
+        e.user_id.map(|u| id(u.as_uuid())),
+        e.kind.as_str(),
+        e.status.as_str(),
+        e.factor.map(FactorKind::as_str),
+        e.ip.map(|ip| ip.to_string()),
+        e.user_agent.as_deref(),
+        micros(e.at),
+        e.detail.as_ref().map(AuditDetail::code),
+    ])?;
+    Ok(())
+}
+
+/// Insert a user and its first credentials (inside the caller's
+/// transaction).
+fn insert_user(tx: &rusqlite::Transaction<'_>, u: &User, creds: &[FactorCredential]) -> Result<()> {
+    let (tid, uid) = (id(u.tenant_id.as_uuid()), id(u.id.as_uuid()));
+    require_tenant(tx, &tid)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO cs_users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        params![
+            uid,
+            tid,
+            u.identifier.as_str(),
+            u.display_name,
+            u.email.as_ref().map(EmailAddress::as_str),
+            u.state.as_str(),
+            u.state_reason,
+            micros(u.created_at),
+            micros(u.updated_at),
+            u.last_login_at.map(micros),
+        ],
+    )?;
+    for f in creds {
+        tx.execute(
+            "INSERT INTO cs_user_factors (tenant_id, user_id, kind, config, version) VALUES (?1, ?2, ?3, ?4, 1)",
+            params![tid, uid, f.kind().as_str(), json(f)?],
+        )?;
+    }
+    Ok(())
+}
+
+/// Add a password hash to a user's history, keeping the newest `keep`
+/// (inside the caller's transaction).
+fn insert_history(
+    tx: &rusqlite::Transaction<'_>,
+    t: &str,
+    u: &str,
+    phc: &str,
+    at: DateTime<Utc>,
+    keep: u32,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO cs_password_history (tenant_id, user_id, phc, at) VALUES (?1, ?2, ?3, ?4)",
+        params![t, u, phc, micros(at)],
+    )?;
+    tx.execute(
+        "DELETE FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2 AND id NOT IN (
+           SELECT id FROM cs_password_history WHERE tenant_id = ?1 AND user_id = ?2
+           ORDER BY id DESC LIMIT ?3)",
+        params![t, u, i64::from(keep)],
+    )?;
+    Ok(())
 }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, TenantId, TokenHash,
-    UserId,
+    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
+    TenantId, TokenHash, UserId,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -158,6 +158,24 @@ impl SessionStore for SqliteStore {
             read_session,
         )
         .await
+    }
+
+    async fn set_session_auth(
+        &self,
+        tenant: TenantId,
+        sid: SessionId,
+        auth: &AuthRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let auth = json(auth)?;
+        let n = self
+            .execute(
+                "UPDATE cs_sessions SET auth = ?3
+                 WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?4 AND absolute_expires_at > ?4",
+                (id(tenant.as_uuid()), id(sid.as_uuid()), auth, micros(now)),
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn user_sessions(

@@ -9,10 +9,11 @@ use countersign_core::{
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use countersign_testkit::fixtures::{Fx, at, password};
 
-struct TempDb(PathBuf);
+/// A database file in a directory of its own, removed on drop.
+pub(crate) struct TempDb(pub(crate) PathBuf);
 
 impl TempDb {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("countersign-sqlite-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -165,4 +166,58 @@ async fn concurrency_guarantees_hold_across_stores_sharing_a_file() {
             .version,
         2
     );
+}
+
+/// A database file the store creates, and the `-wal` and `-shm` files
+/// SQLite creates beside it, are readable and writable by their owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn new_database_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let with_suffix = |db: &TempDb, suffix: &str| {
+        let mut name = db.0.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let fx = Fx::new(4);
+    for unmigrated in [false, true] {
+        let db = TempDb::new(if unmigrated {
+            "mode-unmigrated"
+        } else {
+            "mode"
+        });
+        let s = if unmigrated {
+            let s = SqliteStore::open_unmigrated(&db.0).await.unwrap();
+            s.migrate().await.unwrap();
+            s
+        } else {
+            SqliteStore::open(&db.0).await.unwrap()
+        };
+        // A write, so the WAL and its index exist (they do while the
+        // connection is open).
+        s.provision_tenant(&fx.tenant("acme")).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = with_suffix(&db, suffix);
+            assert_eq!(
+                mode(&path),
+                0o600,
+                "{} (unmigrated: {unmigrated})",
+                path.display()
+            );
+        }
+    }
+    // An existing file keeps its mode: the operator's choice.
+    let db = TempDb::new("mode-existing");
+    std::fs::write(&db.0, b"").unwrap();
+    std::fs::set_permissions(&db.0, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let s = SqliteStore::open(&db.0).await.unwrap();
+    s.provision_tenant(&fx.tenant("acme")).await.unwrap();
+    assert_eq!(mode(&db.0), 0o640);
 }

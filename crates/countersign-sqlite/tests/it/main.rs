@@ -1,6 +1,7 @@
 //! Integration tests of the SQLite backend: the whole conformance suite on
 //! in-memory databases, the suite's concurrency guarantees on a shared
-//! file, and migrations.
+//! file (one connection per store, so the races are real), migrations,
+//! file modes and the worker thread.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,8 @@
 )]
 
 mod files;
+mod races;
+mod worker;
 
 use countersign_sqlite::SqliteStore;
 

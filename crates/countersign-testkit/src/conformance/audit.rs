@@ -4,11 +4,13 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use chrono::Duration;
-use countersign_core::{AuditFilter, AuditKind, AuditReason, AuditStatus, FactorKind};
+use countersign_core::{
+    AuditFilter, AuditKind, AuditReason, AuditStatus, FactorKind, HistoryEntry, StoreErrorKind,
+};
 
 use super::{acme, acme_alice, tenant, user};
 use crate::AuditedStore;
-use crate::fixtures::{Fx, at, t0};
+use crate::fixtures::{Fx, at, password, t0};
 
 /// Erasure keeps the user's audit events but names a pseudonym instead,
 /// with ip and user agent cleared; other users' events are untouched.
@@ -266,4 +268,114 @@ pub async fn audit_events_round_trip_exactly<S: AuditedStore>(s: S) {
     s.record_event(&bare).await.unwrap();
     let got = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(got, vec![bare, e]);
+}
+
+/// A registration writes the user, its first credential, its first
+/// password-history entry and its audit event in one go: all are there
+/// afterwards.
+pub async fn registration_commits_user_history_and_event_together<S: AuditedStore>(s: S) {
+    let (fx, t) = acme(&s, 60).await;
+    let u = fx.user(t.id, "alice");
+    let e = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::UserRegistered,
+        AuditStatus::Success,
+        at(1),
+    );
+    let h = HistoryEntry {
+        phc: "$argon2id$history".into(),
+        at: at(1),
+        keep: 5,
+    };
+    s.register_user(&u, &[password("$argon2id$first")], Some(&h), &e)
+        .await
+        .unwrap();
+    assert_eq!(s.get_user(t.id, u.id).await.unwrap(), Some(u.clone()));
+    assert!(
+        s.user_factor(t.id, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.password_history(t.id, u.id, 10).await.unwrap(),
+        ["$argon2id$history"]
+    );
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [e]);
+}
+
+/// A registration that cannot complete writes nothing: neither a taken
+/// identifier nor a clashing event id leaves a user, a history row or an
+/// event behind.
+pub async fn a_refused_registration_writes_nothing<S: AuditedStore>(s: S) {
+    let (fx, t, alice) = acme_alice(&s, 61).await;
+    let h = HistoryEntry {
+        phc: "$argon2id$h".into(),
+        at: at(2),
+        keep: 5,
+    };
+    // The identifier is taken: refused, and its event is not recorded.
+    let mut twin = fx.user(t.id, "alice");
+    twin.identifier = alice.identifier.clone();
+    let e1 = fx.event(
+        t.id,
+        Some(twin.id),
+        AuditKind::UserRegistered,
+        AuditStatus::Success,
+        at(2),
+    );
+    let err = s
+        .register_user(&twin, &[], Some(&h), &e1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    // The event id is taken: refused after the user row would have been
+    // written, and that row is rolled back with it.
+    let taken = fx.event(
+        t.id,
+        None,
+        AuditKind::TenantProvisioned,
+        AuditStatus::Success,
+        at(3),
+    );
+    s.record_event(&taken).await.unwrap();
+    let bob = fx.user(t.id, "bob");
+    let mut e2 = fx.event(
+        t.id,
+        Some(bob.id),
+        AuditKind::UserRegistered,
+        AuditStatus::Success,
+        at(4),
+    );
+    e2.id = taken.id;
+    let err = s
+        .register_user(&bob, &[password("$argon2id$bob")], Some(&h), &e2)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    assert_eq!(s.get_user(t.id, twin.id).await.unwrap(), None);
+    assert_eq!(s.get_user(t.id, bob.id).await.unwrap(), None);
+    assert!(s.find_user(t.id, &bob.identifier).await.unwrap().is_none());
+    assert!(
+        s.password_history(t.id, bob.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.password_history(t.id, alice.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [taken]);
 }

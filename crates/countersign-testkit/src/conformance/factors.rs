@@ -201,15 +201,16 @@ pub async fn remove_user_factor_reports_existence<S: ConformanceStore>(s: S) {
             .unwrap(),
         None
     );
-    // Re-enrolling starts again at version 1.
+    // Re-enrolling works, above the removed credential's version (see
+    // `credential_versions_never_repeat_across_removal`).
     assert!(save_password(&s, &t, &u, None, "h2").await);
-    assert_eq!(
+    assert!(
         s.user_factor(t.id, u.id, FactorKind::Password)
             .await
             .unwrap()
             .unwrap()
-            .version,
-        1
+            .version
+            > 1
     );
 }
 
@@ -415,6 +416,8 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
                 hash: "ef".repeat(32),
                 expires_at: at(600),
                 attempts: 2,
+                sends: 1,
+                sent_at: Some(at(0)),
             }),
             created_at: at(1),
         }),
@@ -437,4 +440,84 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
     let mut want = creds.to_vec();
     want.sort_by_key(|c| c.kind().as_str());
     assert_eq!(got, want);
+}
+
+/// Credential versions never repeat: after a removal and a re-enrolment, a
+/// compare-and-save naming a version from before the removal fails, and
+/// the new credential's version is above every earlier one.
+pub async fn credential_versions_never_repeat_across_removal<S: ConformanceStore>(s: S) {
+    let (_fx, t, u) = acme_alice(&s, 62).await;
+    let first = password("$argon2id$first");
+    assert!(
+        s.compare_and_save_user_factor(t.id, u.id, None, &first)
+            .await
+            .unwrap()
+    );
+    let second = password("$argon2id$second");
+    assert!(
+        s.compare_and_save_user_factor(t.id, u.id, Some(1), &second)
+            .await
+            .unwrap()
+    );
+    let stale = 2;
+    assert!(
+        s.remove_user_factor(t.id, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.remove_user_factor(t.id, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.user_factor(t.id, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.user_factors(t.id, u.id).await.unwrap().is_empty());
+    // Nothing to save over while it is absent.
+    let stray = password("$argon2id$stray");
+    assert!(
+        !s.compare_and_save_user_factor(t.id, u.id, Some(stale), &stray)
+            .await
+            .unwrap()
+    );
+    // Re-enrolment: a fresh insert works, above the old versions.
+    let again = password("$argon2id$again");
+    assert!(
+        s.compare_and_save_user_factor(t.id, u.id, None, &again)
+            .await
+            .unwrap()
+    );
+    let now = s
+        .user_factor(t.id, u.id, FactorKind::Password)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.value, again);
+    assert!(now.version > stale, "version {} repeats", now.version);
+    // A writer that read version 1 or 2 before the removal cannot win.
+    for old in 1..=stale {
+        assert!(
+            !s.compare_and_save_user_factor(t.id, u.id, Some(old), &stray)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        s.user_factor(t.id, u.id, FactorKind::Password)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        again
+    );
+    // An insert-if-absent while it exists still refuses.
+    assert!(
+        !s.compare_and_save_user_factor(t.id, u.id, None, &stray)
+            .await
+            .unwrap()
+    );
 }

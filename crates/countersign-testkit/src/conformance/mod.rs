@@ -61,6 +61,7 @@ macro_rules! __conformance_list {
                 concurrent_compare_and_save_has_exactly_one_winner,
                 user_factors_are_tenant_scoped,
                 remove_user_factor_reports_existence,
+                credential_versions_never_repeat_across_removal,
                 every_credential_kind_round_trips,
                 methods_are_listed_per_exact_scope,
                 available_methods_resolve_user_overrides,
@@ -92,6 +93,7 @@ macro_rules! __conformance_list {
                 refresh_reuse_grace_is_honoured,
                 expired_sessions_and_families_are_cleaned,
                 erase_user_removes_sessions_and_families,
+                session_auth_is_replaced_by_a_step_up,
             ],
             keys: [
                 signing_keys_rotate_with_overlap,
@@ -104,6 +106,8 @@ macro_rules! __conformance_list {
                 audit_filters_combine,
                 audit_limit_defaults_and_caps,
                 audit_events_round_trip_exactly,
+                registration_commits_user_history_and_event_together,
+                a_refused_registration_writes_nothing,
             ]
         }
     };

@@ -407,3 +407,59 @@ pub async fn erase_user_removes_sessions_and_families<S: ConformanceStore>(s: S)
         Rotation::Unknown
     );
 }
+
+/// A step-up replaces the stored authentication record of a live session
+/// of the tenant, and of nothing else: not another tenant's session, not
+/// an ended one, not an unknown id. Key, deadlines and family stay.
+pub async fn session_auth_is_replaced_by_a_step_up<S: ConformanceStore>(s: S) {
+    use countersign_core::FactorKind;
+    use countersign_core::flow::PassedFactor;
+    let fx = Fx::new(74);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let u = user(&s, &fx, a.id, "alice").await;
+    let (sess, fam) = stored_session(&s, &fx, &a, &u).await;
+    let mut stepped = sess.auth.clone();
+    stepped.factors.push(PassedFactor {
+        kind: FactorKind::Totp,
+        at: at(60),
+    });
+    stepped.at = at(60);
+    assert!(
+        !s.set_session_auth(b.id, sess.id, &stepped, at(60))
+            .await
+            .unwrap(),
+        "another tenant's"
+    );
+    let unknown = session(&fx, a.id, u.id);
+    assert!(
+        !s.set_session_auth(a.id, unknown.id, &stepped, at(60))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.session(a.id, sess.id).await.unwrap(), Some(sess.clone()));
+    assert!(
+        s.set_session_auth(a.id, sess.id, &stepped, at(60))
+            .await
+            .unwrap()
+    );
+    let want = SessionRecord {
+        auth: stepped.clone(),
+        ..sess.clone()
+    };
+    assert_eq!(s.session(a.id, sess.id).await.unwrap(), Some(want.clone()));
+    assert_eq!(
+        s.validate_session(&sess.key, at(61))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&want)
+    );
+    assert_eq!(s.refresh_family(a.id, fam.id).await.unwrap(), Some(fam));
+    assert!(
+        !s.set_session_auth(a.id, sess.id, &sess.auth, sess.expires_at)
+            .await
+            .unwrap(),
+        "an ended session is not stepped up"
+    );
+}

@@ -31,3 +31,17 @@ pub async fn factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them<S:
 pub async fn refresh_reuse_revokes_the_login<S: AuditedStore>(s: S) {
     sessions::refresh_reuse(s, WithAudit).await;
 }
+
+/// `login::garbage_flow_tokens_write_no_audit_rows`, and the audit table is unchanged.
+pub async fn garbage_flow_tokens_write_no_audit_rows<S: AuditedStore>(s: S) {
+    login::garbage_flows(s, WithAudit).await;
+}
+
+/// `factors::tenant_factors_and_methods_change_only_through_checked_audited_calls`, and each change is audited.
+pub async fn tenant_factors_and_methods_change_only_through_checked_audited_calls<
+    S: AuditedStore,
+>(
+    s: S,
+) {
+    factors::administration(s, WithAudit).await;
+}

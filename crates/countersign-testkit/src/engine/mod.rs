@@ -34,24 +34,34 @@ macro_rules! __engine_list {
                 a_totp_code_works_once_even_under_concurrent_submission,
                 bad_input_is_typed_audited_and_changes_nothing,
                 unknown_identifiers_get_a_flow_that_never_succeeds,
-                failures_across_factors_lock_the_account_and_flows_end_locked,
+                failures_across_factors_lock_the_account_silently,
                 suspension_mid_flow_denies_it,
                 a_chosen_method_limits_the_flow,
+                accounts_answer_alike_whatever_their_state_or_methods,
+                garbage_flow_tokens_write_no_audit_rows,
+                totp_length_is_the_enrolled_credentials,
+                a_single_passed_factor_does_not_reset_the_lockout_count,
             ],
             factors: [
                 recovery_codes_are_single_use_and_regeneration_voids_the_old_set,
                 email_codes_are_hashed_expire_cap_guesses_and_work_once,
                 email_code_guesses_are_capped,
                 expired_email_codes_are_refused,
+                email_codes_expire_within_a_live_flow,
+                email_code_sends_are_throttled,
+                tenant_factors_and_methods_change_only_through_checked_audited_calls,
                 factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
                 erasure_ends_flows_and_credentials,
             ],
             passkeys: [
                 passkeys_register_sign_in_and_are_managed,
                 discoverable_passkeys_sign_in_without_a_username,
+                passkey_challenges_do_not_tell_accounts_apart,
+                discoverable_passkeys_act_on_a_handle_only_after_verifying_it,
             ],
             step_up: [
                 step_up_proves_a_fresh_factor,
+                step_up_attaches_to_the_session,
             ],
             sessions: [
                 sessions_validate_renew_and_expire,
@@ -59,11 +69,17 @@ macro_rules! __engine_list {
                 concurrent_refreshes_yield_one_pair,
                 revocation_ends_sessions_at_once,
                 cleanup_removes_expired_state,
+                a_proof_of_login_issues_one_session,
+                a_user_suspended_before_issue_gets_no_session,
+                refresh_needs_a_live_session,
+                lifetimes_beyond_the_calendar_are_an_error,
             ],
             tokens: [
                 access_tokens_verify_and_keys_rotate_with_overlap,
                 bad_access_tokens_are_refused_with_a_reason,
                 introspection_answers_for_both_token_kinds,
+                access_tokens_die_with_their_session,
+                tenant_bound_calls_refuse_other_tenants_tokens,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,
@@ -71,6 +87,8 @@ macro_rules! __engine_list {
                 bad_input_is_typed_audited_and_changes_nothing,
                 factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
                 refresh_reuse_revokes_the_login,
+                garbage_flow_tokens_write_no_audit_rows,
+                tenant_factors_and_methods_change_only_through_checked_audited_calls,
             ]
         }
     };

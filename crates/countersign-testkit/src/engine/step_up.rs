@@ -1,11 +1,14 @@
 //! Step-up: proving a fresh factor within a session.
 
 use chrono::Duration;
-use countersign_core::{FactorKind, FactorResponse, LoginStatus, StepUp};
+use countersign_core::{
+    AuthMethod, Error, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, StepUp,
+    StepUpRequired,
+};
 
-use super::{accepts, current_totp, enroll_totp, mfa_alice};
+use super::{accepts, api_tokens, current_totp, enroll_totp, mfa_alice, set_sessions};
 use crate::ConformanceStore;
-use crate::fixtures::PASSWORD;
+use crate::fixtures::{PASSWORD, World, mfa_tenant};
 
 /// A step-up flow proves a fresh factor that makes a stale authentication fresh again.
 pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
@@ -48,4 +51,90 @@ pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
     };
     let merged = first.merge(&again).unwrap();
     assert!(merged.satisfies(&fresh, w.svc.env().now()));
+}
+
+/// A step-up attaches to the running session: its factors join the
+/// session's, so a recent-authentication gate passes and access tokens
+/// minted afterwards carry the new `amr`, `acr` and `auth_time`. The
+/// step-up proof is spent.
+pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
+    let mut spec = mfa_tenant(LockoutPolicy::default());
+    spec.methods
+        .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
+    let w = World::with_tenant(s.clone(), 15, spec).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let (flow, _) = w.begin("alice", Some("pwd")).await;
+    let LoginStatus::Authenticated(login) = w
+        .submit(&flow, FactorResponse::Password(PASSWORD))
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!("password alone signs in with `pwd`")
+    };
+    let issued = w.sessions.issue(&login, &w.client).await.unwrap();
+    let token = issued.session_token.expose();
+    let c = w
+        .sessions
+        .verify_access_token(&issued.access_token.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.amr.clone(), c.acr.as_str()),
+        (vec!["pwd".to_owned()], "sfa")
+    );
+
+    // Ten minutes on (the session idles for 30): the password is stale.
+    w.clock.advance(Duration::minutes(10));
+    let fresh_mfa = StepUp {
+        max_age: Some(std::time::Duration::from_secs(300)),
+        min_factors: 1,
+        any_of: vec![FactorKind::Totp],
+    };
+    let session = w.sessions.validate(token).await.unwrap();
+    assert_eq!(
+        w.sessions.require_recent(&session, &fresh_mfa),
+        Err(StepUpRequired {
+            required: fresh_mfa.clone()
+        })
+    );
+    let (step, _) = w
+        .svc
+        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(proof) = w
+        .submit(&step, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    let stepped = w.sessions.step_up(token, &proof, &w.client).await.unwrap();
+    assert_eq!(stepped.id, issued.session.id);
+    assert!(matches!(
+        w.sessions.step_up(token, &proof, &w.client).await,
+        Err(Error::FlowEnded)
+    ));
+    let session = w.sessions.validate(token).await.unwrap();
+    assert_eq!(session.auth, stepped.auth);
+    w.sessions.require_recent(&session, &fresh_mfa).unwrap();
+    // A JWT minted after (by a refresh) shows the step-up.
+    let jwt = w
+        .sessions
+        .refresh(issued.refresh_token.unwrap().expose(), &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let c = w.sessions.verify_access_token(&jwt).await.unwrap();
+    assert_eq!(c.amr, ["otp", "pwd", "mfa"]);
+    assert_eq!(c.acr, "mfa");
+    assert_eq!(c.auth_time, w.svc.env().now().timestamp());
+    let i = w.sessions.introspect(token).await.unwrap();
+    assert_eq!(i.acr.as_deref(), Some("mfa"));
 }

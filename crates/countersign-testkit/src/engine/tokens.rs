@@ -2,11 +2,14 @@
 
 use chrono::Duration;
 use countersign_core::jwt::JwtError;
-use countersign_core::{AccessTokenPolicy, Error, SessionPolicy, SessionService};
+use countersign_core::{
+    AccessTokenPolicy, AccountState, Error, LockoutPolicy, RefreshRefusal, SessionPolicy,
+    SessionService,
+};
 
 use super::{api_tokens, set_sessions};
 use crate::ConformanceStore;
-use crate::fixtures::{ISSUER, World, sign_in};
+use crate::fixtures::{ISSUER, PASSWORD, World, mfa_tenant, sign_in};
 
 /// Access tokens are EdDSA JWTs with standard claims; after a key rotation
 /// the old key verifies until its tokens expire, then leaves the JWKS.
@@ -26,6 +29,7 @@ pub async fn access_tokens_verify_and_keys_rotate_with_overlap<S: ConformanceSto
     )
     .unwrap();
     assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
     let old_kid = header["kid"].as_str().unwrap().to_owned();
     let c = w.sessions.verify_access_token(&jwt).await.unwrap();
     assert_eq!(
@@ -65,12 +69,23 @@ pub async fn access_tokens_verify_and_keys_rotate_with_overlap<S: ConformanceSto
         fresh.split('.').next() != jwt.split('.').next(),
         "signed with the new kid"
     );
+    // At `exp` the 30 s leeway still accepts it; beyond, it is expired.
     w.clock.advance(Duration::seconds(290));
+    w.sessions
+        .verify_access_token(&jwt)
+        .await
+        .expect("within the leeway");
+    w.clock.advance(Duration::seconds(29));
+    w.sessions
+        .verify_access_token(&jwt)
+        .await
+        .expect("29 s past exp");
+    w.clock.advance(Duration::seconds(1));
     assert!(matches!(
         w.sessions.verify_access_token(&jwt).await,
         Err(Error::AccessToken(JwtError::Expired))
     ));
-    w.clock.advance(Duration::seconds(71));
+    w.clock.advance(Duration::seconds(41));
     let jwks = w.sessions.jwks(w.tenant.id).await.unwrap();
     assert_eq!(jwks.keys.len(), 1, "the old key's overlap is over");
     assert_eq!(w.sessions.cleanup().await.unwrap().keys, 1);
@@ -134,7 +149,23 @@ pub async fn bad_access_tokens_are_refused_with_a_reason<S: ConformanceStore>(s:
         reason(w.sessions.verify_access_token(&forged).await),
         JwtError::Signature
     );
-    let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "nope"});
+    // A token of the right key and claims but another `typ` (RFC 9068).
+    let header0: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header0["typ"], "at+jwt");
+    let mut wrong_typ = header0.clone();
+    wrong_typ["typ"] = "JWT".into();
+    let id_token = format!(
+        "{}.{}.{}",
+        b64.encode(wrong_typ.to_string()),
+        parts[1],
+        parts[2]
+    );
+    assert_eq!(
+        reason(w.sessions.verify_access_token(&id_token).await),
+        JwtError::Type
+    );
+    let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "nope"});
     let unknown = format!(
         "{}.{}.{}",
         b64.encode(header.to_string()),
@@ -162,8 +193,10 @@ pub async fn bad_access_tokens_are_refused_with_a_reason<S: ConformanceStore>(s:
         },
     )
     .await;
+    // A fresh service: the fixture's caches the tenant's audience (60 s).
+    let fresh = SessionService::new(w.store.clone(), w.svc.env().clone(), ISSUER);
     assert_eq!(
-        reason(w.sessions.verify_access_token(&jwt).await),
+        reason(fresh.verify_access_token(&jwt).await),
         JwtError::Audience
     );
     for garbage in ["", "a.b.c", "not a jwt", &"x".repeat(100_000)] {
@@ -197,11 +230,25 @@ pub async fn introspection_answers_for_both_token_kinds<S: ConformanceStore>(s: 
         assert!(i.amr.contains(&"pwd".to_owned()));
         assert_eq!(i.auth_time, Some(auth.record().at.timestamp()));
     }
+    let jwt = issued.access_token.clone().unwrap();
     w.sessions
         .logout(issued.session_token.expose(), &w.client)
         .await
         .unwrap();
-    for dead in [issued.session_token.expose(), "css_short", "garbage", ""] {
+    // Offline verification keeps accepting it until `exp` (the documented
+    // window); the live check and introspection do not.
+    w.sessions.verify_access_token(&jwt).await.unwrap();
+    assert!(matches!(
+        w.sessions.verify_access_token_live(&jwt).await,
+        Err(Error::AccessToken(JwtError::SessionEnded))
+    ));
+    for dead in [
+        issued.session_token.expose(),
+        jwt.as_str(),
+        "css_short",
+        "garbage",
+        "",
+    ] {
         let i = w.sessions.introspect(dead).await.unwrap();
         assert!(
             !i.active && i.sub.is_none() && i.tenant_id.is_none(),
@@ -212,4 +259,131 @@ pub async fn introspection_answers_for_both_token_kinds<S: ConformanceStore>(s: 
             serde_json::json!({"active": false})
         );
     }
+}
+
+/// The JWT of a session ended by suspension, erasure or a password change
+/// introspects inactive, and the live check refuses it.
+pub async fn access_tokens_die_with_their_session<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 38).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    let dead = |jwt: String| {
+        let sessions = w.sessions.clone();
+        async move {
+            let i = sessions.introspect(&jwt).await.unwrap();
+            let live = sessions.verify_access_token_live(&jwt).await;
+            !i.active && matches!(live, Err(Error::AccessToken(JwtError::SessionEnded)))
+        }
+    };
+    let jwt = |a| {
+        let sessions = w.sessions.clone();
+        let client = w.client.clone();
+        async move {
+            sessions
+                .issue(&a, &client)
+                .await
+                .unwrap()
+                .access_token
+                .unwrap()
+        }
+    };
+    let a = jwt(sign_in(&w, &alice).await).await;
+    assert!(w.sessions.introspect(&a).await.unwrap().active);
+    w.sessions.verify_access_token_live(&a).await.unwrap();
+    w.svc
+        .change_password(
+            w.tenant.id,
+            alice.id,
+            PASSWORD,
+            "a brand new passphrase here",
+            None,
+            &w.client,
+        )
+        .await
+        .unwrap();
+    assert!(dead(a).await, "password change");
+    let bob = w.user("bob").await;
+    let b = jwt(sign_in(&w, &bob).await).await;
+    w.transition(&bob, AccountState::Suspended).await.unwrap();
+    assert!(dead(b).await, "suspension");
+    let carol = w.user("carol").await;
+    let c = jwt(sign_in(&w, &carol).await).await;
+    w.svc
+        .erase_user(w.tenant.id, carol.id, &w.client)
+        .await
+        .unwrap();
+    assert!(dead(c).await, "erasure");
+}
+
+/// Every tenant-bound call answers a token of another tenant exactly as an
+/// unknown token, and leaves the other tenant's session alone.
+pub async fn tenant_bound_calls_refuse_other_tenants_tokens<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 39).await;
+    set_sessions(&w, api_tokens()).await;
+    let mut spec = mfa_tenant(LockoutPolicy::default());
+    spec.slug = "bravo".into();
+    let b = w.svc.provision_tenant(spec).await.unwrap().id;
+    let a = w.tenant.id;
+    let alice = w.user("alice").await;
+    let issued = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap();
+    let session = issued.session_token.expose();
+    let jwt = issued.access_token.clone().unwrap();
+    let refresh = issued.refresh_token.unwrap();
+    let unknown_session = "css_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    // Session tokens.
+    assert!(matches!(
+        w.sessions.validate_in(b, session).await,
+        Err(Error::SessionInvalid)
+    ));
+    assert_eq!(
+        w.sessions.validate_in(a, session).await.unwrap().id,
+        issued.session.id
+    );
+    assert_eq!(
+        w.sessions.introspect_in(b, session).await.unwrap(),
+        w.sessions.introspect_in(b, unknown_session).await.unwrap()
+    );
+    assert!(!w.sessions.introspect_in(b, session).await.unwrap().active);
+    assert!(w.sessions.introspect_in(a, session).await.unwrap().active);
+    assert!(!w.sessions.logout_in(b, session, &w.client).await.unwrap());
+    w.sessions.validate(session).await.expect("left alone");
+    // Access tokens.
+    assert!(matches!(
+        w.sessions.verify_access_token_in(b, &jwt).await,
+        Err(Error::AccessToken(JwtError::Tenant))
+    ));
+    assert!(matches!(
+        w.sessions.verify_access_token_live_in(b, &jwt).await,
+        Err(Error::AccessToken(JwtError::Tenant))
+    ));
+    w.sessions.verify_access_token_in(a, &jwt).await.unwrap();
+    assert!(!w.sessions.introspect_in(b, &jwt).await.unwrap().active);
+    assert!(w.sessions.introspect_in(a, &jwt).await.unwrap().active);
+    // Refresh tokens: refused as unknown, nothing minted. (Rotation is not
+    // tenant-scoped in the store: the presented token is spent and the
+    // login it belongs to revoked, as a leaked credential.)
+    let next = w
+        .sessions
+        .refresh_in(a, refresh.expose(), &w.client)
+        .await
+        .unwrap()
+        .refresh_token;
+    assert!(matches!(
+        w.sessions.refresh_in(b, next.expose(), &w.client).await,
+        Err(Error::RefreshRefused(RefreshRefusal::Unknown))
+    ));
+    assert!(w.sessions.validate(session).await.is_err());
+    // Logout in the right tenant works.
+    let other = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap();
+    let other = other.session_token.expose();
+    assert!(w.sessions.logout_in(a, other, &w.client).await.unwrap());
+    assert!(w.sessions.validate(other).await.is_err());
 }

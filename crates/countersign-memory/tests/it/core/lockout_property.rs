@@ -44,9 +44,9 @@ struct Oracle {
 #[derive(Debug, PartialEq)]
 enum Expect {
     SignedIn,
+    /// Refused: a wrong password, or a locked or suspended account (one
+    /// answer for all, so the account's state does not leak).
     Invalid,
-    Locked,
-    Inactive,
 }
 
 impl Oracle {
@@ -55,11 +55,8 @@ impl Oracle {
     }
 
     fn attempt(&mut self, right: bool, now: DateTime<Utc>) -> Expect {
-        if self.suspended {
-            return Expect::Inactive;
-        }
-        if self.locked(now) {
-            return Expect::Locked;
+        if self.suspended || self.locked(now) {
+            return Expect::Invalid;
         }
         if right {
             *self = Oracle::default();
@@ -88,8 +85,6 @@ fn observed(r: &Result<countersign_core::PasswordLogin, Error>) -> Expect {
     match r {
         Ok(_) => Expect::SignedIn,
         Err(Error::InvalidCredentials) => Expect::Invalid,
-        Err(Error::AccountLocked { .. }) => Expect::Locked,
-        Err(Error::AccountInactive { .. }) => Expect::Inactive,
         Err(e) => panic!("unexpected error {e:?}"),
     }
 }

@@ -107,3 +107,70 @@ async fn service_provisioning_refuses_bad_and_duplicate_tenants_without_writing(
         Err(Error::TenantNotFound)
     ));
 }
+
+/// Policies out of bounds that were once accepted: each is refused at
+/// provisioning and at update with `InvalidInput`, and nothing is written.
+fn bad_policies() -> Vec<(&'static str, TenantPolicy)> {
+    use countersign_core::{AccessTokenPolicy, SessionPolicy};
+    use std::time::Duration;
+    let with = |sessions: SessionPolicy| TenantPolicy {
+        sessions,
+        ..TenantPolicy::default()
+    };
+    let tokens = |audience: &str, ttl: Duration| SessionPolicy {
+        access_tokens: Some(AccessTokenPolicy {
+            audience: audience.into(),
+            ttl,
+        }),
+        ..SessionPolicy::default()
+    };
+    vec![
+        (
+            "zero idle timeout",
+            with(SessionPolicy {
+                idle_timeout: Duration::ZERO,
+                renew_within: Duration::ZERO,
+                ..SessionPolicy::default()
+            }),
+        ),
+        ("empty audience", with(tokens("", Duration::from_secs(300)))),
+        (
+            "over-long reuse grace",
+            with(SessionPolicy {
+                refresh_reuse_grace: Duration::from_secs(24 * 3600),
+                ..SessionPolicy::default()
+            }),
+        ),
+        (
+            "a JWT living a day",
+            with(tokens("api", Duration::from_secs(24 * 3600))),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn provisioning_and_policy_updates_validate_the_whole_policy() {
+    let (env, _) = Env::manual(3);
+    let store = MemoryStore::new();
+    let svc = AuthnService::new(store.clone(), env, hasher());
+    let t = svc
+        .provision_tenant(NewTenant::password_only("acme", "Acme").unwrap())
+        .await
+        .unwrap();
+    let before = store.snapshot();
+    for (what, policy) in bad_policies() {
+        let spec = NewTenant::password_only("bad", "Bad")
+            .unwrap()
+            .policy(policy.clone());
+        let r = svc.provision_tenant(spec).await;
+        assert!(matches!(r, Err(Error::InvalidInput(_))), "{what}: {r:?}");
+        let r = svc.update_tenant_policy(t.id, policy).await;
+        assert!(matches!(r, Err(Error::InvalidInput(_))), "{what}: {r:?}");
+        assert_eq!(store.snapshot(), before, "{what}: nothing written");
+    }
+    assert_eq!(svc.tenant_by_slug("acme").await.unwrap().policy, t.policy);
+    assert!(matches!(
+        svc.tenant_by_slug("bad").await,
+        Err(Error::TenantNotFound)
+    ));
+}

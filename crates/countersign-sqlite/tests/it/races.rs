@@ -1,0 +1,236 @@
+//! Races across connections: several stores on one file (as several
+//! processes would have), each with its own connection and worker thread,
+//! so their calls really interleave in SQLite. The conformance suite's
+//! concurrency tests run on one in-memory connection, where calls
+//! serialise on the worker and cannot race.
+
+use std::sync::Arc;
+
+use countersign_core::{
+    FlowStore, IdentityAdmin, RefreshFamily, Rotation, SessionRecord, SessionStore, TenantId,
+    UserId,
+};
+use countersign_sqlite::SqliteStore;
+use countersign_testkit::fixtures::{Fx, at, family, flow, session, token_hash};
+use tokio::sync::Barrier;
+
+use crate::files::TempDb;
+
+/// Stores sharing the file.
+const STORES: usize = 4;
+/// Racers per round.
+const RACERS: usize = 8;
+/// Rounds per test.
+const ROUNDS: usize = 40;
+
+/// `STORES` stores on one fresh file with a tenant and a user.
+async fn shared(name: &str, seed: u64) -> (TempDb, Vec<SqliteStore>, Fx, TenantId, UserId) {
+    let db = TempDb::new(name);
+    let fx = Fx::new(seed);
+    let first = SqliteStore::open(&db.0).await.unwrap();
+    let p = fx.tenant("acme");
+    first.provision_tenant(&p).await.unwrap();
+    let t = p.tenant().id;
+    let u = fx.user(t, "alice");
+    first.create_user(&u, &[]).await.unwrap();
+    let mut stores = vec![first];
+    for _ in 1..STORES {
+        stores.push(SqliteStore::open(&db.0).await.unwrap());
+    }
+    (db, stores, fx, t, u.id)
+}
+
+/// Run `RACERS` calls of `f` at once, spread over the stores, released
+/// together by a barrier; their results in racer order.
+async fn race<T, F, Fut>(stores: &[SqliteStore], f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, SqliteStore) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let call = f(i, stores[i % stores.len()].clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(RACERS);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// A session and its refresh family, created through the first store.
+async fn session_with_family(
+    stores: &[SqliteStore],
+    fx: &Fx,
+    t: TenantId,
+    u: UserId,
+    grace: std::time::Duration,
+) -> (SessionRecord, RefreshFamily) {
+    let s = session(fx, t, u);
+    let f = RefreshFamily {
+        reuse_grace: grace,
+        ..family(fx, &s)
+    };
+    stores[0].create_session(&s, Some(&f)).await.unwrap();
+    (s, f)
+}
+
+/// One refresh token presented at once through several connections, with
+/// a reuse grace: exactly one rotates, every other is told `Superseded`,
+/// and the family holds the winner's token at generation 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn one_refresh_token_rotates_once_across_connections() {
+    let (_db, stores, fx, t, u) = shared("race-rotate", 21).await;
+    for round in 0..ROUNDS {
+        let (_, f) =
+            session_with_family(&stores, &fx, t, u, std::time::Duration::from_secs(30)).await;
+        let news: Vec<_> = (0..RACERS).map(|_| token_hash(&fx)).collect();
+        let presented = f.current;
+        let outcomes = race(&stores, |i, s| {
+            let new = news[i];
+            async move { s.rotate_refresh(&presented, &new, at(60)).await.unwrap() }
+        })
+        .await;
+        let winners: Vec<&RefreshFamily> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Rotation::Rotated(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let superseded = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Superseded))
+            .count();
+        assert_eq!(superseded, RACERS - 1, "round {round}: {outcomes:?}");
+        let stored = stores[1].refresh_family(t, f.id).await.unwrap().unwrap();
+        assert_eq!(stored.generation, 1, "round {round}");
+        assert_eq!(stored.current, winners[0].current, "round {round}");
+        assert!(news.contains(&stored.current), "round {round}");
+        assert_eq!(stored.previous, Some(presented), "round {round}");
+    }
+}
+
+/// The same race with no reuse grace: exactly one rotates; a loser is
+/// reuse, which revokes the family and ends the session, so every other
+/// loser finds it revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_strict_family_rotates_once_and_the_reuse_revokes_it_across_connections() {
+    let (_db, stores, fx, t, u) = shared("race-reuse", 22).await;
+    for round in 0..ROUNDS {
+        let (s, f) = session_with_family(&stores, &fx, t, u, std::time::Duration::ZERO).await;
+        let news: Vec<_> = (0..RACERS).map(|_| token_hash(&fx)).collect();
+        let presented = f.current;
+        let outcomes = race(&stores, |i, s| {
+            let new = news[i];
+            async move { s.rotate_refresh(&presented, &new, at(60)).await.unwrap() }
+        })
+        .await;
+        let count = |p: fn(&Rotation) -> bool| outcomes.iter().filter(|o| p(o)).count();
+        assert_eq!(
+            count(|o| matches!(o, Rotation::Rotated(_))),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert_eq!(
+            count(|o| matches!(o, Rotation::Reused(_))),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert_eq!(
+            count(|o| matches!(o, Rotation::Revoked)),
+            RACERS - 2,
+            "round {round}: {outcomes:?}"
+        );
+        let stored = stores[2].refresh_family(t, f.id).await.unwrap().unwrap();
+        assert!(stored.revoked_at.is_some(), "round {round}");
+        assert_eq!(stored.generation, 1, "round {round}");
+        assert!(
+            stores[3].session(t, s.id).await.unwrap().is_none(),
+            "round {round}"
+        );
+    }
+}
+
+/// One flow version saved at once through several connections: exactly one
+/// save wins, and the stored flow is the winner's at version 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn one_flow_version_is_saved_once_across_connections() {
+    let (_db, stores, fx, t, u) = shared("race-flow", 23).await;
+    for round in 0..ROUNDS {
+        let f = flow(&fx, t, Some(u), 600);
+        stores[0].create_flow(&f).await.unwrap();
+        let outcomes = race(&stores, |i, s| {
+            // Each racer's version is told apart by its expiry.
+            let mut mine = f.clone();
+            mine.expires_at = at(600 + i64::try_from(i).unwrap());
+            async move {
+                let won = s.compare_and_save_flow(1, &mine).await.unwrap();
+                (won, mine.expires_at)
+            }
+        })
+        .await;
+        let winners: Vec<_> = outcomes.iter().filter(|(won, _)| *won).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let stored = stores[1].flow(t, &f.key).await.unwrap().unwrap();
+        assert_eq!(stored.version, 2, "round {round}");
+        assert_eq!(stored.value.expires_at, winners[0].1, "round {round}");
+    }
+}
+
+/// One session validated at once through several connections when it is
+/// due for renewal, each check reading its own clock (a few milliseconds
+/// apart): every check sees it valid, one renewal is applied (the first
+/// renews; for the others it is no longer due), and every check sees that
+/// same renewal, which is what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_due_renewal_is_applied_once_and_seen_by_every_check_across_connections() {
+    let (_db, stores, fx, t, u) = shared("race-renew", 24).await;
+    let idle = chrono::Duration::minutes(30);
+    for round in 0..ROUNDS {
+        let s = session(&fx, t, u);
+        stores[0].create_session(&s, None).await.unwrap();
+        // 20 minutes in: 10 of 30 idle minutes left, renewal due (within 15).
+        let nows: Vec<_> = (0..RACERS)
+            .map(|i| at(20 * 60) + chrono::Duration::milliseconds(i64::try_from(i).unwrap()))
+            .collect();
+        assert!(nows.iter().all(|now| s.renewal_due(*now)));
+        let key = s.key;
+        let outcomes = race(&stores, |i, st| {
+            let now = nows[i];
+            async move { st.validate_session(&key, now).await.unwrap() }
+        })
+        .await;
+        let stored = stores[2].session(t, s.id).await.unwrap().unwrap();
+        assert!(nows.contains(&stored.last_seen_at), "round {round}");
+        assert_eq!(
+            stored.expires_at,
+            stored.last_seen_at + idle,
+            "round {round}"
+        );
+        assert_eq!(
+            stored.absolute_expires_at, s.absolute_expires_at,
+            "round {round}"
+        );
+        for seen in &outcomes {
+            let seen = seen
+                .as_ref()
+                .unwrap_or_else(|| panic!("round {round}: not valid"));
+            assert_eq!(seen.id, s.id, "round {round}");
+            assert_eq!(
+                (seen.last_seen_at, seen.expires_at),
+                (stored.last_seen_at, stored.expires_at),
+                "round {round}: one renewal, seen by all"
+            );
+        }
+    }
+}
