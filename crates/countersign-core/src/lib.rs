@@ -60,7 +60,7 @@ pub mod otp {
 pub use audit::{AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditReason, AuditStatus};
 pub use authn::{
     AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorResponse, LoginStatus, NewTenant,
-    NewUser, PasswordLogin, Refusal, Submission,
+    NewUser, PasswordLogin, Refusal, SelfService, Submission,
 };
 pub use email::{EmailMessage, EmailSender, Outbox};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};

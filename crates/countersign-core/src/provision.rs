@@ -60,6 +60,9 @@ impl TenantProvision {
         let mut names = BTreeSet::new();
         for m in &methods {
             m.validate()?;
+            if m.name.is_reserved() {
+                return Err(Error::Reserved(format!("method name `{}`", m.name)));
+            }
             if !names.insert(m.name.as_str()) {
                 return Err(Error::Provisioning(format!(
                     "method `{}` given twice",

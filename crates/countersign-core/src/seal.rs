@@ -7,6 +7,31 @@
 //! with its current key and opens with any key it still lists. Each value
 //! is bound to where it belongs (associated data: tenant, user, what it
 //! is), so a sealed value copied into another row does not open there.
+//!
+//! What is sealed: TOTP secrets (bound to tenant, user and `totp`) and the
+//! private halves of JWT signing keys (bound to tenant, `kid` and
+//! `signing-key`). A service is given a [`Sealer`] with `with_sealer`
+//! (`AuthnService` and `SessionService` alike, the same sealer for both).
+//!
+//! **Without a sealer, secrets are stored in the clear**, as before this
+//! module existed: whoever reads the database (a dump, a backup, a replica,
+//! an SQL injection) can then mint TOTP codes and access tokens. That is a
+//! deployment choice, not a default to keep in production.
+//!
+//! Reading is fail-closed: a sealed value read by a service with no sealer,
+//! with a sealer that does not list its key, or in another row is an
+//! [`Error::Internal`] whose source is a typed [`SealError`] (see
+//! [`SealError::of`]), never a wrong secret. Values in the clear (written
+//! without a sealer, or before sealing existed) still load, whatever the
+//! sealer, and a TOTP secret is sealed (again, under the current key) on
+//! its next write: each successful use. Signing keys are never rewritten:
+//! [rotate](crate::SessionService::rotate_signing_key) them to get a key
+//! sealed under the current sealing key.
+//!
+//! Rotating the sealing key: make the new key current and list the old one
+//! with [`Sealer::with_previous`]; rotate every tenant's signing key; once
+//! the old signing keys have expired (and every TOTP credential was used,
+//! or re-enrolled), the old sealing key can go.
 
 use std::fmt;
 
@@ -18,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
+use crate::ids::TenantId;
 
 const NONCE_LEN: usize = 12;
 const KEY_LEN: usize = 32;
@@ -137,6 +163,121 @@ impl TryFrom<String> for Sealed {
     }
 }
 
+/// Why a stored secret could not be used. Carried as the source of an
+/// [`Error::Internal`] (a deployment or data fault, not caller input);
+/// find it with [`SealError::of`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The secret is sealed and this service has no sealer (or it was not
+    /// opened before use).
+    #[error("a sealed secret, and no sealer to open it")]
+    NoSealer,
+    /// The secret was sealed under a key the sealer does not list.
+    #[error("sealed under key `{0}`, which the sealer does not list")]
+    UnknownKey(String),
+    /// The key is listed but the value does not open: tampered, copied
+    /// from another row, or another key under the same id.
+    #[error("a sealed value does not open (tampered, another row's, or another key with its id)")]
+    DoesNotOpen,
+    /// The stored form is neither a secret in the clear nor a sealed value.
+    #[error("a stored secret is malformed")]
+    Malformed,
+}
+
+impl SealError {
+    /// The sealing failure behind `err`, if it is one.
+    pub fn of(err: &Error) -> Option<&SealError> {
+        match err {
+            Error::Internal {
+                source: Some(source),
+                ..
+            } => source.downcast_ref::<SealError>(),
+            _ => None,
+        }
+    }
+}
+
+impl From<SealError> for Error {
+    fn from(e: SealError) -> Self {
+        let what = match e {
+            SealError::NoSealer => "a sealed secret and no sealer",
+            SealError::UnknownKey(_) => "a secret sealed under an unknown key",
+            SealError::DoesNotOpen => "a sealed secret does not open",
+            SealError::Malformed => "a malformed stored secret",
+        };
+        Error::internal_from(what, e)
+    }
+}
+
+/// A secret as a store holds it: in the clear (written without a sealer,
+/// or before sealing existed) or sealed. Serialised untagged: a byte array
+/// in the clear (the form secrets always had), a `s1.…` string sealed, so
+/// stored values of either kind load. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredSecret {
+    /// In the clear: readable by whoever reads the store.
+    Plain(Vec<u8>),
+    /// Sealed under a [`Sealer`]'s key.
+    Sealed(Sealed),
+}
+
+impl StoredSecret {
+    /// `secret` sealed by `sealer` for `context`, or in the clear when
+    /// there is no sealer (see the [module docs](self)).
+    pub fn seal(sealer: Option<&Sealer>, env: &Env, secret: &[u8], context: &[u8]) -> Result<Self> {
+        Ok(match sealer {
+            Some(sealer) => Self::Sealed(sealer.seal(env, secret, context)?),
+            None => Self::Plain(secret.to_vec()),
+        })
+    }
+
+    /// The secret in the clear: as stored if it is not sealed, else opened
+    /// by `sealer` for `context`. Fails closed ([`SealError`]).
+    pub fn open(&self, sealer: Option<&Sealer>, context: &[u8]) -> Result<Vec<u8>> {
+        match (self, sealer) {
+            (Self::Plain(secret), _) => Ok(secret.clone()),
+            (Self::Sealed(sealed), Some(sealer)) => sealer.open(sealed, context),
+            (Self::Sealed(_), None) => Err(SealError::NoSealer.into()),
+        }
+    }
+
+    /// Whether it is sealed.
+    pub fn is_sealed(&self) -> bool {
+        matches!(self, Self::Sealed(_))
+    }
+
+    /// The id of the key that sealed it, if it is sealed.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Sealed(s) => Some(s.key_id()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for StoredSecret {
+    fn from(secret: Vec<u8>) -> Self {
+        Self::Plain(secret)
+    }
+}
+
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("Plain(<redacted>)"),
+            Self::Sealed(s) => s.fmt(f),
+        }
+    }
+}
+
+/// The associated data of a signing key's private half: its tenant, its
+/// `kid`, `signing-key`.
+pub(crate) fn signing_key_context(tenant: TenantId, kid: &str) -> Vec<u8> {
+    format!("countersign/signing-key/{tenant}/{kid}").into_bytes()
+}
+
 /// Seals with one current key; opens with it and any earlier key still
 /// listed, so stored values survive a key rotation until re-sealed.
 #[derive(Clone, Debug)]
@@ -196,25 +337,20 @@ impl Sealer {
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.id == sealed.key_id)
-            .ok_or(Error::internal("sealed with an unknown key"))?;
+            .ok_or_else(|| SealError::UnknownKey(sealed.key_id.clone()))?;
         let (nonce, ciphertext) = sealed
             .body
             .split_at_checked(NONCE_LEN)
-            .ok_or(Error::internal("sealed value too short"))?;
-        let nonce: [u8; NONCE_LEN] = nonce
-            .try_into()
-            .map_err(|_| Error::internal("sealed value too short"))?;
-        key.cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
-            .map_err(|_| {
-                Error::internal("a sealed value does not open (tampered, or another row's)")
-            })
+            .ok_or(SealError::Malformed)?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::Malformed)?;
+        let opened = key.cipher.decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: context,
+            },
+        );
+        Ok(opened.map_err(|_| SealError::DoesNotOpen)?)
     }
 }
 

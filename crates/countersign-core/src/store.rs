@@ -432,14 +432,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The backend's error.
     type Error: StoreError;
 
-    /// Store a new session and, if given, its refresh family (whose
-    /// `current` token is recorded as the family's first), atomically.
-    /// `NotFound` if the user is not in the tenant; `Conflict` if the key,
-    /// id or family exists.
+    /// Store a new session, its refresh family if given (whose `current`
+    /// token is recorded as the family's first) and the audit `event` that
+    /// records the start if given, in one transaction: after a crash either
+    /// all of them exist or none. `NotFound` if the user is not in the
+    /// tenant; `Conflict` if the key, id, family or event id exists.
     fn create_session(
         &self,
         session: &SessionRecord,
         family: Option<&RefreshFamily>,
+        event: Option<&AuditEvent>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// The session with this token hash if it is live at `now`, in one

@@ -1,13 +1,13 @@
 //! The state behind the store's one lock, and the checks every store
 //! method shares.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, FactorCredential, FactorSettings, FailureRecord, FamilyId, FlowRecord, Identifier,
-    MethodName, MethodRecord, MethodScope, RefreshFamily, SessionId, SessionRecord,
+    AuditEvent, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId, FlowRecord,
+    Identifier, MethodName, MethodRecord, MethodScope, RefreshFamily, SessionId, SessionRecord,
     SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
     Versioned,
 };
@@ -27,6 +27,9 @@ pub(crate) struct State {
     pub(crate) identifiers: HashMap<(TenantId, Identifier), UserId>,
     pub(crate) failures: HashMap<UserId, FailureRecord>,
     pub(crate) events: Vec<AuditEvent>,
+    /// The ids in `events`, for the uniqueness checks of the writes that
+    /// record an event together with other rows.
+    pub(crate) event_ids: HashSet<EventId>,
     pub(crate) tenant_factors: BTreeMap<(TenantId, &'static str), FactorSettings>,
     pub(crate) user_factors: BTreeMap<(UserId, &'static str), Versioned<FactorCredential>>,
     /// The last version of each removed credential: a re-enrolment

@@ -105,7 +105,7 @@ pub type Result<T, E = PgError> = std::result::Result<T, E>;
 /// options.migrate = false; // migrations run as a separate deploy step
 /// # let _ = options;
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PostgresOptions {
     /// The primary's URL (`postgres://user:pass@host:port/db?...`).
@@ -137,6 +137,47 @@ pub struct PostgresOptions {
     /// `true`; set `false` where a deploy step migrates and the service's
     /// database role may not change the schema.
     pub migrate: bool,
+}
+
+/// `url` with any password replaced, for `Debug` output and logs.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsed url>".to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    // Query parameters may carry a password too (`?password=...`).
+    let tail = match tail.split_once('?') {
+        Some((path, query)) if query.contains("password") => format!("{path}?<redacted>"),
+        _ => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    /// The URLs with their passwords redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("search_path", &self.search_path)
+            .field("application_name", &self.application_name)
+            .field("read_url", &self.read_url.as_deref().map(redact_url))
+            .field("retry", &self.retry)
+            .field("migrate", &self.migrate)
+            .finish()
+    }
 }
 
 impl PostgresOptions {
@@ -311,5 +352,27 @@ impl PostgresStore {
                 migrate::version(&self.write)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The database password never reaches `Debug` output, in the userinfo
+    /// or in the query string, for the primary or the read URL.
+    #[test]
+    fn options_debug_hides_the_database_password() {
+        let mut o = PostgresOptions::new("postgres://app:s3cr3t-pw@db.internal:5432/auth");
+        o.read_url = Some("postgres://ro@replica/auth?sslmode=require&password=s3cr3t-ro".into());
+        let text = format!("{o:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(
+            text.contains("app:<redacted>@db.internal:5432/auth"),
+            "{text}"
+        );
+        assert!(text.contains("ro@replica/auth?<redacted>"), "{text}");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("not a url"), "<unparsed url>");
     }
 }

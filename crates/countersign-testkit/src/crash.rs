@@ -31,6 +31,9 @@ use countersign_core::{
     Store, TenantId, TenantSlug,
 };
 
+/// How many writers the child runs at once.
+const WRITERS: usize = 8;
+
 /// The tenant the writer works in.
 pub const TENANT: &str = "crash";
 const PASSWORD: &str = "correct horse battery staple";
@@ -196,7 +199,14 @@ where
     crate::run(async move {
         let store = open().await;
         if child {
-            write(store, None).await;
+            // Several writers at once: at any kill, several changes are in
+            // flight, so a torn one is likely to be caught mid-way.
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|_| tokio::spawn(write(store.clone(), None)))
+                .collect();
+            for w in writers {
+                let _ = w.await;
+            }
         } else {
             write(store.clone(), Some(3)).await;
             let violations = durability_violations(&store).await;

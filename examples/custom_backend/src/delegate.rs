@@ -354,8 +354,9 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         &self,
         session: &SessionRecord,
         family: Option<&RefreshFamily>,
+        event: Option<&AuditEvent>,
     ) -> Result<(), Self::Error> {
-        let call = self.inner.create_session(session, family);
+        let call = self.inner.create_session(session, family, event);
         self.counted(StoreTrait::SessionStore, call).await
     }
 

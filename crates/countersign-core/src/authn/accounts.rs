@@ -96,8 +96,8 @@ impl NewTenant {
 }
 
 /// What a new user is made of. Strings are raw caller input: the service
-/// normalises and validates them.
-#[derive(Debug, Clone, Default)]
+/// normalises and validates them. `Debug` leaves the password out.
+#[derive(Clone, Default)]
 pub struct NewUser<'a> {
     /// Login identifier (username or email).
     pub identifier: &'a str,
@@ -109,6 +109,18 @@ pub struct NewUser<'a> {
     pub email: Option<&'a str>,
     /// Initial state: `Candidate`, `Pending` or `Active` (default `Candidate`).
     pub state: Option<AccountState>,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("identifier", &self.identifier)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// A successful password authentication.

@@ -111,6 +111,9 @@ where
     ) -> Result<()> {
         let rq = self.env.request(client);
         method.validate()?;
+        if method.name.is_reserved() {
+            return Err(Error::Reserved(format!("method name `{}`", method.name)));
+        }
         let tenant = self.tenant(tenant).await?;
         self.require_adopted(tenant.id, &method).await?;
         let scope = MethodScope::Tenant(tenant.id);

@@ -40,8 +40,10 @@ pub enum Enroll<'a> {
     },
 }
 
-/// What enrolment hands back.
-#[derive(Debug, Clone)]
+/// What enrolment hands back. `Debug` shows no secret: not the TOTP
+/// secret, not the recovery codes (their count only), not the ceremony
+/// token.
+#[derive(Clone)]
 pub enum Enrolled {
     /// Add this to an authenticator app, then confirm with a code.
     Totp(TotpEnrollment),
@@ -57,6 +59,26 @@ pub enum Enrolled {
         /// The challenge for `navigator.credentials.create`.
         challenge: Box<CreationChallengeResponse>,
     },
+}
+
+impl std::fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Enrolled::Totp(_) => f.write_str("Enrolled::Totp(<redacted>)"),
+            Enrolled::RecoveryCodes(codes) => {
+                write!(
+                    f,
+                    "Enrolled::RecoveryCodes(<{} codes redacted>)",
+                    codes.len()
+                )
+            }
+            Enrolled::EmailOtp => f.write_str("Enrolled::EmailOtp"),
+            Enrolled::Passkey { ceremony, .. } => f
+                .debug_struct("Enrolled::Passkey")
+                .field("ceremony", ceremony)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// The proof that finishes an enrolment.

@@ -281,7 +281,7 @@ where
         let rq = self.env.request(client);
         let tenant = self.tenant(tenant).await?;
         self.user(tenant.id, user).await?;
-        let method = AuthMethod::new("step-up", vec![FactorStep::AnyOf(kinds.to_vec())])?;
+        let method = AuthMethod::new(MethodName::STEP_UP, vec![FactorStep::AnyOf(kinds.to_vec())])?;
         let w = Awaiting::start(Some(user), vec![method]);
         self.start_login(tenant.id, w, rq.now).await
     }

@@ -20,7 +20,7 @@ use crate::factor::{
     CodeKey, FactorCredential, FactorKind, FactorSettings, PasskeySettings, PasswordCredential,
     PasswordHasher, Versioned, credential,
 };
-use crate::flow::FlowEvent;
+use crate::flow::{FlowEvent, StepUp};
 use crate::ids::{TenantId, UserId};
 use crate::lockout::FailureRecord;
 use crate::model::{AccountState, Tenant, User};
@@ -31,10 +31,12 @@ mod admin;
 mod challenge;
 mod enroll;
 mod login;
+mod self_service;
 
 pub use accounts::{NewTenant, NewUser, PasswordLogin};
 pub use enroll::{Confirm, Enroll, Enrolled};
 pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
+pub use self_service::SelfService;
 
 /// Provisioning, registration, lifecycle and password authentication.
 ///
@@ -93,12 +95,16 @@ pub struct AuthnConfig {
     pub email_sends_per_address: u32,
     /// The window of [`email_sends_per_address`](Self::email_sends_per_address).
     pub email_address_window: Duration,
+    /// How recent a session's authentication must be for the sensitive
+    /// operations of [`SelfService`] (ASVS 3.7.1).
+    pub recent_auth: StepUp,
 }
 
 impl Default for AuthnConfig {
     /// Flows live 5 minutes and tolerate 5 wrong factors; a flow is sent
     /// at most 3 email codes, 30 seconds apart; an address at most 10 per
-    /// hour.
+    /// hour; sensitive self-service needs a factor verified in the last 5
+    /// minutes.
     fn default() -> Self {
         Self {
             flow_ttl: Duration::from_secs(300),
@@ -107,6 +113,7 @@ impl Default for AuthnConfig {
             email_resend_interval: Duration::from_secs(30),
             email_sends_per_address: 10,
             email_address_window: Duration::from_secs(3600),
+            recent_auth: StepUp::fresh(Duration::from_secs(300)),
         }
     }
 }

@@ -115,6 +115,17 @@ impl MethodName {
         }
     }
 
+    /// The name of the one-step method of a step-up flow
+    /// ([`AuthnService::begin_step_up`](crate::AuthnService::begin_step_up)).
+    pub const STEP_UP: &'static str = "step-up";
+
+    /// Whether the engine keeps this name for itself: `step-up` (step-up
+    /// flows) and names starting with `decoy.` (the flows of unknown
+    /// identifiers). A tenant cannot define a method of such a name.
+    pub fn is_reserved(&self) -> bool {
+        self.0 == Self::STEP_UP || self.0.starts_with("decoy.")
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

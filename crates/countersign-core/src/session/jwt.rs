@@ -10,6 +10,10 @@
 //! does).
 //!
 //! [`SessionService::verify_access_token_live`]: crate::SessionService::verify_access_token_live
+//!
+//! The private halves of signing keys are stored sealed when the service
+//! has a [`Sealer`] (bound to the tenant and `kid`), in the clear
+//! otherwise ([`seal_signing_key`], [`sign`]); see [`seal`](crate::seal).
 
 use std::collections::HashSet;
 
@@ -26,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::factor::FactorKind;
 use crate::flow::AuthRecord;
 use crate::ids::{SessionId, TenantId};
+use crate::seal::{SealError, Sealer, StoredSecret, signing_key_context};
 
 /// The `typ` header of access tokens (RFC 9068).
 pub const TYP: &str = "at+jwt";
@@ -167,7 +172,8 @@ pub fn amr_of(auth: &AuthRecord) -> (Vec<String>, bool) {
 }
 
 /// A fresh Ed25519 signing key for `tenant`, created `now`, from the
-/// environment's random source.
+/// environment's random source. Its private half is in the clear:
+/// [`seal_signing_key`] it before storing it.
 pub fn new_signing_key(
     env: &Env,
     tenant: TenantId,
@@ -187,13 +193,42 @@ pub fn new_signing_key(
     })
 }
 
-/// Sign `claims` with `key`.
-pub fn sign(key: &SigningKeyRecord, claims: &AccessClaims) -> Result<String> {
-    let seed: [u8; 32] = key
-        .private_key
+/// `key` as it is to be stored: its private half sealed by `sealer` for its
+/// tenant and `kid` (in the clear without a sealer; kept as it is if it is
+/// sealed already).
+pub fn seal_signing_key(
+    mut key: SigningKeyRecord,
+    sealer: Option<&Sealer>,
+    env: &Env,
+) -> Result<SigningKeyRecord> {
+    if let (Some(sealer), StoredSecret::Plain(seed)) = (sealer, key.stored_private_key()?) {
+        let context = signing_key_context(key.tenant_id, &key.kid);
+        let sealed = sealer.seal(env, &seed, &context)?;
+        key.private_key = String::from(sealed).into_bytes();
+    }
+    Ok(key)
+}
+
+/// The private half of `key` in the clear: opened by `sealer` if it is
+/// sealed, as stored if it is not. Fails closed with a [`SealError`] (no
+/// sealer, a key it does not list, another row's value).
+fn open_seed(key: &SigningKeyRecord, sealer: Option<&Sealer>) -> Result<[u8; 32]> {
+    let context = signing_key_context(key.tenant_id, &key.kid);
+    let seed = key.stored_private_key()?.open(sealer, &context)?;
+    Ok(seed
         .as_slice()
         .try_into()
-        .map_err(|_| Error::internal("signing key is not 32 bytes"))?;
+        .map_err(|_| SealError::Malformed)?)
+}
+
+/// Sign `claims` with `key`, opening its private half with `sealer` when
+/// it is sealed (fail closed: a [`SealError`]).
+pub fn sign(
+    key: &SigningKeyRecord,
+    sealer: Option<&Sealer>,
+    claims: &AccessClaims,
+) -> Result<String> {
+    let seed = open_seed(key, sealer)?;
     let der = ed25519_dalek::SigningKey::from_bytes(&seed)
         .to_pkcs8_der()
         .map_err(|e| Error::internal_from("signing key encoding", e))?;
@@ -428,7 +463,7 @@ mod tests {
         let (_, now, key, claims) = setup();
         let t = key.tenant_id;
         let keys = [VerifyingKey::from(&key)];
-        let token = sign(&key, &claims).unwrap();
+        let token = sign(&key, None, &claims).unwrap();
         let at = |s: i64| now + chrono::Duration::seconds(s);
         verify(&token, &keys, &expected(t), at(300 + 29)).unwrap();
         assert_eq!(
@@ -450,7 +485,7 @@ mod tests {
         let (_, now, key, claims) = setup();
         let t = key.tenant_id;
         let keys = [VerifyingKey::from(&key)];
-        let token = sign(&key, &claims).unwrap();
+        let token = sign(&key, None, &claims).unwrap();
         let head: serde_json::Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(token.split('.').next().unwrap())

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::InvalidInput;
 use crate::flow::AuthRecord;
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
+use crate::seal::{SealError, Sealed, StoredSecret};
 use crate::token::{TokenHash, TokenKind};
 
 pub mod jwt;
@@ -300,14 +301,19 @@ pub enum RotationDecision {
 }
 
 /// An Ed25519 signing key of a tenant, as stored. The private half is
-/// never printed (`Debug` redacts it) and never serialised by core.
+/// sealed when the service has a [`Sealer`](crate::seal::Sealer), never
+/// printed (`Debug` redacts it) and never serialised by core.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// The tenant.
     pub tenant_id: TenantId,
     /// The key id (`kid`), unique per tenant.
     pub kid: String,
-    /// The 32-byte Ed25519 secret seed.
+    /// The private half as stored, opaque bytes for the store: the 32-byte
+    /// Ed25519 secret seed in the clear (written without a sealer), or the
+    /// UTF-8 text of the seed sealed for this tenant and `kid` (`s1.…`,
+    /// always longer than 32 bytes). Read it with
+    /// [`stored_private_key`](Self::stored_private_key).
     pub private_key: Vec<u8>,
     /// The 32-byte Ed25519 public key.
     pub public_key: Vec<u8>,
@@ -321,10 +327,16 @@ pub struct SigningKeyRecord {
 
 impl fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Plain(<redacted>)` or `Sealed { key_id, .. }`: never the key.
+        let stored = self.stored_private_key();
+        let private_key: &dyn fmt::Debug = match &stored {
+            Ok(k) => k,
+            Err(_) => &"<malformed>",
+        };
         f.debug_struct("SigningKeyRecord")
             .field("tenant_id", &self.tenant_id)
             .field("kid", &self.kid)
-            .field("private_key", &"<redacted>")
+            .field("private_key", private_key)
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
             .field("verify_until", &self.verify_until)
@@ -333,6 +345,18 @@ impl fmt::Debug for SigningKeyRecord {
 }
 
 impl SigningKeyRecord {
+    /// The private half: in the clear (32 bytes) or sealed. Anything else
+    /// is [`SealError::Malformed`].
+    pub fn stored_private_key(&self) -> Result<StoredSecret, SealError> {
+        if self.private_key.len() == 32 {
+            return Ok(StoredSecret::Plain(self.private_key.clone()));
+        }
+        let text = String::from_utf8(self.private_key.clone()).map_err(|_| SealError::Malformed)?;
+        Sealed::try_from(text)
+            .map(StoredSecret::Sealed)
+            .map_err(|_| SealError::Malformed)
+    }
+
     /// Whether it signs new tokens.
     pub fn is_active(&self) -> bool {
         self.retired_at.is_none()

@@ -13,14 +13,14 @@ use super::{
 };
 use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
 use crate::env::{Env, Request};
-use crate::error::{Error, RefreshRefusal, Result, store_err};
+use crate::error::{Error, InvalidInput, RefreshRefusal, Result, store_err};
 use crate::flow::{AuthRecord, Authentication};
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::model::{ClientInfo, Tenant};
+use crate::seal::Sealer;
 use crate::token::SecretToken;
 
-/// What a login hands to the client.
-#[derive(Debug)]
+/// What a login hands to the client. `Debug` shows no token.
 pub struct IssuedSession {
     /// The session token (`css_…`): the caller's proof on each request.
     pub session_token: SecretToken,
@@ -32,8 +32,21 @@ pub struct IssuedSession {
     pub session: SessionRecord,
 }
 
-/// What a refresh hands back.
-#[derive(Debug)]
+impl std::fmt::Debug for IssuedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSession")
+            .field("session_token", &self.session_token)
+            .field("refresh_token", &self.refresh_token)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+/// What a refresh hands back. `Debug` shows no token.
 pub struct Refreshed {
     /// The new refresh token; the presented one is spent.
     pub refresh_token: SecretToken,
@@ -41,6 +54,19 @@ pub struct Refreshed {
     pub access_token: Option<String>,
     /// The family after rotation.
     pub family: RefreshFamily,
+}
+
+impl std::fmt::Debug for Refreshed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refreshed")
+            .field("refresh_token", &self.refresh_token)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("family", &self.family)
+            .finish()
+    }
 }
 
 /// RFC 7662-shaped introspection answer.
@@ -131,6 +157,8 @@ pub struct SessionService<S> {
     pub(super) env: Env,
     pub(super) issuer: String,
     pub(super) keys: KeyCache,
+    /// Seals signing keys at rest; `None`: stored in the clear.
+    pub(super) sealer: Option<Sealer>,
 }
 
 impl<S> SessionService<S>
@@ -144,7 +172,21 @@ where
             env,
             issuer: issuer.into(),
             keys: KeyCache::default(),
+            sealer: None,
         }
+    }
+
+    /// The same service sealing the private halves of signing keys at rest
+    /// with `sealer` (a key the database does not hold; give the
+    /// [`AuthnService`](crate::AuthnService) the same). Without one,
+    /// **signing keys are stored in the clear**, so whoever reads the
+    /// database can mint access tokens; keys sealed by another service then
+    /// fail closed (signing is an error, verification needs only public
+    /// keys). Keys stored in the clear before stay so until
+    /// [rotated](Self::rotate_signing_key). See [`seal`](crate::seal).
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The issuer of access tokens.
@@ -184,6 +226,17 @@ where
         let rq = self.env.request(client);
         let proof = auth;
         let auth = proof.record();
+        // A step-up proves one fresh factor of a user who is already
+        // signed in; it attaches to that session (`step_up`) and never
+        // starts one, or a step-up flow would be a login that skips the
+        // tenant's methods.
+        if auth.method.as_str() == crate::factor::MethodName::STEP_UP {
+            return Err(InvalidInput::new(
+                "authentication",
+                "a step-up attaches to a session (SessionService::step_up); it does not start one",
+            )
+            .into());
+        }
         let tenant = self.tenant(auth.tenant_id).await?;
         let policy = &tenant.policy.sessions;
         let now = rq.now;
@@ -228,8 +281,19 @@ where
         } else {
             None
         };
+        // The session, its family and the audit event of its start commit
+        // together: a crash cannot leave a session with no trace.
+        let started = AuditEvent::new(
+            &self.env,
+            rq.now,
+            tenant.id,
+            Some(auth.user_id),
+            AuditKind::SessionStarted,
+            AuditStatus::Success,
+            rq.client,
+        )?;
         self.store
-            .create_session(&session, family.as_ref())
+            .create_session(&session, family.as_ref(), Some(&started))
             .await
             .map_err(store_err)?;
         // A suspension (erasure, deletion) writes the user's state, then
@@ -252,15 +316,6 @@ where
             return Err(Error::AccountInactive { state });
         }
         let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
-        self.audit(
-            tenant.id,
-            Some(auth.user_id),
-            AuditKind::SessionStarted,
-            AuditStatus::Success,
-            rq,
-            None,
-        )
-        .await?;
         Ok(IssuedSession {
             session_token,
             refresh_token,
@@ -297,7 +352,7 @@ where
             &policy.audience,
             policy.ttl,
         )?;
-        Ok(Some(jwt::sign(&key, &claims)?))
+        Ok(Some(jwt::sign(&key, self.sealer.as_ref(), &claims)?))
     }
 
     async fn active_key(&self, tenant: TenantId) -> Result<Option<SigningKeyRecord>> {
@@ -525,6 +580,7 @@ where
             .as_ref()
             .map_or(std::time::Duration::from_secs(3600), |a| a.ttl);
         let key = jwt::new_signing_key(&self.env, tenant, rq.now)?;
+        let key = jwt::seal_signing_key(key, self.sealer.as_ref(), &self.env)?;
         // One extra minute of overlap absorbs clock skew between nodes (and
         // the verifiers' leeway).
         let verify_until: DateTime<Utc> = super::checked_after(

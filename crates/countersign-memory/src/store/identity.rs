@@ -92,9 +92,11 @@ impl IdentityLookup for MemoryStore {
 
 impl IdentityAuthnLog for MemoryStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
-        self.begin(StoreMethod::RecordEvent)?
-            .events
-            .push(event.clone());
+        let mut st = self.begin(StoreMethod::RecordEvent)?;
+        // Recording an event twice is recording it once.
+        if st.event_ids.insert(event.id) {
+            st.events.push(event.clone());
+        }
         Ok(())
     }
 
@@ -192,13 +194,14 @@ impl IdentityAdmin for MemoryStore {
     ) -> Result<()> {
         let mut st = self.begin(StoreMethod::RegisterUser)?;
         // Every check before the first write: all or nothing.
-        if st.events.iter().any(|e| e.id == event.id) {
+        if st.event_ids.contains(&event.id) {
             return Err(unique_violation("audit event"));
         }
         insert_user(&mut st, user, credentials)?;
         if let Some(h) = history {
             push_history(&mut st, user.id, &h.phc, h.keep);
         }
+        st.event_ids.insert(event.id);
         st.events.push(event.clone());
         Ok(())
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
-    TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
+    SessionStore, TenantId, TokenHash, UserId,
 };
 
 use crate::error::{MemoryError, Result, unique_violation};
@@ -19,11 +19,18 @@ impl SessionStore for MemoryStore {
         &self,
         session: &SessionRecord,
         family: Option<&RefreshFamily>,
+        event: Option<&AuditEvent>,
     ) -> Result<()> {
         let mut st = self.begin(StoreMethod::CreateSession)?;
         st.require_user(session.tenant_id, session.user_id)?;
         if st.sessions.contains_key(&session.key) || st.session_keys.contains_key(&session.id) {
             return Err(unique_violation("session"));
+        }
+        // Every check before the first write: all or nothing.
+        if let Some(e) = event
+            && st.event_ids.contains(&e.id)
+        {
+            return Err(unique_violation("audit event"));
         }
         if let Some(f) = family {
             if st.families.contains_key(&f.id) || st.refresh_tokens.contains_key(&f.current) {
@@ -31,6 +38,10 @@ impl SessionStore for MemoryStore {
             }
             st.families.insert(f.id, f.clone());
             st.refresh_tokens.insert(f.current, f.id);
+        }
+        if let Some(e) = event {
+            st.event_ids.insert(e.id);
+            st.events.push(e.clone());
         }
         st.session_keys.insert(session.id, session.key);
         st.sessions.insert(session.key, Arc::new(session.clone()));

@@ -491,7 +491,7 @@ impl IdentityAdmin for PostgresStore {
 /// The INSERT of one audit event; `idempotent` makes a second insert of the
 /// same event id a no-op (for retried autocommit writes) instead of a
 /// unique violation.
-fn event_insert(e: &AuditEvent, idempotent: bool) -> super::Statement {
+pub(super) fn event_insert(e: &AuditEvent, idempotent: bool) -> super::Statement {
     let sql = if idempotent {
         "INSERT INTO cs_audit_events
              (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
-    StoreErrorKind, TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
+    SessionStore, StoreErrorKind, TenantId, TokenHash, UserId,
 };
 use sqlx::types::Json;
 
@@ -55,7 +55,12 @@ const CLEANUP_BATCH: i64 = 10_000;
 impl SessionStore for PostgresStore {
     type Error = PgError;
 
-    async fn create_session(&self, s: &SessionRecord, f: Option<&RefreshFamily>) -> Result<()> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        f: Option<&RefreshFamily>,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
         let idle_timeout = micros("idle timeout", s.idle_timeout)?;
         let renew_within = micros("renewal window", s.renew_within)?;
         let generation = f
@@ -124,8 +129,22 @@ impl SessionStore for PostgresStore {
         };
         self.retry
             .run("create_session", Once, || async {
-                stmt().execute(&self.write).await.map_err(refused)?;
-                Ok(())
+                let Some(event) = event else {
+                    stmt().execute(&self.write).await.map_err(refused)?;
+                    return Ok(());
+                };
+                // With its audit event: one transaction, so a crash leaves
+                // both or neither.
+                let mut tx = self.begin().await?;
+                stmt().execute(&mut *tx).await.map_err(refused)?;
+                let clash = unique_violation(
+                    Phase::Uncommitted,
+                    "recording a session start",
+                    "audit event already exists",
+                );
+                super::execute(super::identity::event_insert(event, false), &mut *tx, clash)
+                    .await?;
+                super::commit(tx, "committing a session").await
             })
             .await
     }

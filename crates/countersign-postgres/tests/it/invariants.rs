@@ -83,7 +83,7 @@ fn validation_without_renewal_writes_nothing() {
         let u = fx.user(t, "alice");
         store.create_user(&u, &[]).await.unwrap();
         let sess = session(&fx, t, u.id);
-        store.create_session(&sess, None).await.unwrap();
+        store.create_session(&sess, None, None).await.unwrap();
         let before = session_row_version(store.pool(), &sess.key).await;
         // Idle 30 min, renewed within its last 15: checks before minute 15
         // are pure reads, however many.

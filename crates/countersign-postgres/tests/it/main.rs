@@ -12,6 +12,7 @@
 //! schema of its own in the server at `DATABASE_URL`
 //! ([`countersign_postgres::testing`]).
 
+mod crash;
 mod failures;
 mod invariants;
 mod migrations;

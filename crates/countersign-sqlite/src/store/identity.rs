@@ -360,7 +360,7 @@ impl IdentityAdmin for SqliteStore {
 }
 
 /// Insert one audit event.
-fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<()> {
+pub(super) fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<()> {
     c.prepare_cached(&format!(
         "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?

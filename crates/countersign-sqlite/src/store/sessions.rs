@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore,
-    TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
+    SessionStore, TenantId, TokenHash, UserId,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -45,9 +45,11 @@ impl SessionStore for SqliteStore {
         &self,
         session: &SessionRecord,
         family: Option<&RefreshFamily>,
+        event: Option<&AuditEvent>,
     ) -> Result<()> {
         let s = session.clone();
         let f = family.cloned();
+        let e = event.cloned();
         let auth = json(&session.auth)?;
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -93,6 +95,10 @@ impl SessionStore for SqliteStore {
                     "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
                     params![f.current.to_hex(), id(f.id.as_uuid())],
                 )?;
+            }
+            // The audit event of the start commits with the session.
+            if let Some(e) = &e {
+                super::identity::insert_event(&tx, e)?;
             }
             tx.commit()?;
             Ok(())

@@ -12,6 +12,7 @@
     reason = "tests"
 )]
 
+mod crash;
 mod files;
 mod races;
 mod worker;

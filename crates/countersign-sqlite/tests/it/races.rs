@@ -79,7 +79,7 @@ async fn session_with_family(
         reuse_grace: grace,
         ..family(fx, &s)
     };
-    stores[0].create_session(&s, Some(&f)).await.unwrap();
+    stores[0].create_session(&s, Some(&f), None).await.unwrap();
     (s, f)
 }
 
@@ -198,7 +198,7 @@ async fn a_due_renewal_is_applied_once_and_seen_by_every_check_across_connection
     let idle = chrono::Duration::minutes(30);
     for round in 0..ROUNDS {
         let s = session(&fx, t, u);
-        stores[0].create_session(&s, None).await.unwrap();
+        stores[0].create_session(&s, None, None).await.unwrap();
         // 20 minutes in: 10 of 30 idle minutes left, renewal due (within 15).
         let nows: Vec<_> = (0..RACERS)
             .map(|i| at(20 * 60) + chrono::Duration::milliseconds(i64::try_from(i).unwrap()))

@@ -10,7 +10,7 @@ use countersign_core::{
 
 use super::{acme, acme_alice, tenant, user};
 use crate::AuditedStore;
-use crate::fixtures::{Fx, at, password, t0};
+use crate::fixtures::{Fx, at, family, password, session, t0};
 
 /// Erasure keeps the user's audit events but names a pseudonym instead,
 /// with ip and user agent cleared; other users' events are untouched.
@@ -375,6 +375,68 @@ pub async fn a_refused_registration_writes_nothing<S: AuditedStore>(s: S) {
             .await
             .unwrap()
             .is_empty()
+    );
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [taken]);
+}
+
+/// A session starts with its refresh family and the audit event of its
+/// start in one go: all are there afterwards.
+pub async fn a_session_start_commits_with_its_event<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 63).await;
+    let sess = session(&fx, t.id, u.id);
+    let fam = family(&fx, &sess);
+    let e = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::SessionStarted,
+        AuditStatus::Success,
+        at(1),
+    );
+    s.create_session(&sess, Some(&fam), Some(&e)).await.unwrap();
+    assert!(s.session(t.id, sess.id).await.unwrap().is_some());
+    assert!(s.refresh_family(t.id, fam.id).await.unwrap().is_some());
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [e]);
+}
+
+/// A session start whose event cannot be recorded (its id is taken)
+/// writes nothing: no session, no family, no second event.
+pub async fn a_refused_session_start_writes_nothing<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 64).await;
+    let taken = fx.event(
+        t.id,
+        None,
+        AuditKind::TenantProvisioned,
+        AuditStatus::Success,
+        at(1),
+    );
+    s.record_event(&taken).await.unwrap();
+    let sess = session(&fx, t.id, u.id);
+    let fam = family(&fx, &sess);
+    let mut e = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::SessionStarted,
+        AuditStatus::Success,
+        at(2),
+    );
+    e.id = taken.id;
+    let err = s
+        .create_session(&sess, Some(&fam), Some(&e))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    assert!(s.session(t.id, sess.id).await.unwrap().is_none());
+    assert!(s.refresh_family(t.id, fam.id).await.unwrap().is_none());
+    assert!(
+        s.validate_session(&sess.key, at(3))
+            .await
+            .unwrap()
+            .is_none()
     );
     let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(events, [taken]);

@@ -108,6 +108,8 @@ macro_rules! __conformance_list {
                 audit_events_round_trip_exactly,
                 registration_commits_user_history_and_event_together,
                 a_refused_registration_writes_nothing,
+                a_session_start_commits_with_its_event,
+                a_refused_session_start_writes_nothing,
             ]
         }
     };

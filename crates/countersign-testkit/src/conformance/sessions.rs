@@ -15,7 +15,7 @@ async fn stored_session<S: ConformanceStore>(
 ) -> (SessionRecord, RefreshFamily) {
     let sess = session(fx, t.id, u.id);
     let fam = family(fx, &sess);
-    s.create_session(&sess, Some(&fam)).await.unwrap();
+    s.create_session(&sess, Some(&fam), None).await.unwrap();
     (sess, fam)
 }
 
@@ -23,7 +23,7 @@ async fn stored_session<S: ConformanceStore>(
 pub async fn session_round_trips<S: ConformanceStore>(s: S) {
     let (fx, t, u) = acme_alice(&s, 60).await;
     let sess = session(&fx, t.id, u.id);
-    s.create_session(&sess, None).await.unwrap();
+    s.create_session(&sess, None, None).await.unwrap();
     assert_eq!(
         s.validate_session(&sess.key, at(1)).await.unwrap(),
         Some(std::sync::Arc::new(sess.clone())),
@@ -37,7 +37,7 @@ pub async fn session_round_trips<S: ConformanceStore>(s: S) {
 pub async fn validation_renews_near_the_idle_deadline<S: ConformanceStore>(s: S) {
     let (fx, t, u) = acme_alice(&s, 61).await;
     let sess = session(&fx, t.id, u.id);
-    s.create_session(&sess, None).await.unwrap();
+    s.create_session(&sess, None, None).await.unwrap();
     let now = at(20 * 60);
     let mut want = sess.clone();
     assert!(want.renew(now));
@@ -48,7 +48,7 @@ pub async fn validation_renews_near_the_idle_deadline<S: ConformanceStore>(s: S)
     // Near the absolute end, renewal stops at it.
     let mut late = session(&fx, t.id, u.id);
     late.absolute_expires_at = at(40 * 60);
-    s.create_session(&late, None).await.unwrap();
+    s.create_session(&late, None, None).await.unwrap();
     let got = s
         .validate_session(&late.key, at(20 * 60))
         .await
@@ -61,7 +61,7 @@ pub async fn validation_renews_near_the_idle_deadline<S: ConformanceStore>(s: S)
 pub async fn sessions_end_at_their_deadlines<S: ConformanceStore>(s: S) {
     let (fx, t, u) = acme_alice(&s, 62).await;
     let idle = session(&fx, t.id, u.id);
-    s.create_session(&idle, None).await.unwrap();
+    s.create_session(&idle, None, None).await.unwrap();
     assert_eq!(
         s.validate_session(&idle.key, at(30 * 60)).await.unwrap(),
         None,
@@ -70,7 +70,7 @@ pub async fn sessions_end_at_their_deadlines<S: ConformanceStore>(s: S) {
     let mut abs = session(&fx, t.id, u.id);
     abs.expires_at = at(3600);
     abs.absolute_expires_at = at(60);
-    s.create_session(&abs, None).await.unwrap();
+    s.create_session(&abs, None, None).await.unwrap();
     assert_eq!(s.validate_session(&abs.key, at(60)).await.unwrap(), None);
     assert!(
         s.validate_session(&token_hash(&fx), at(0))
@@ -89,7 +89,7 @@ pub async fn sessions_are_tenant_scoped<S: ConformanceStore>(s: S) {
     let b = tenant(&s, &fx, "b").await;
     let u = user(&s, &fx, a.id, "alice").await;
     let sess = session(&fx, a.id, u.id);
-    s.create_session(&sess, None).await.unwrap();
+    s.create_session(&sess, None, None).await.unwrap();
     assert_eq!(s.session(b.id, sess.id).await.unwrap(), None);
     assert_eq!(s.delete_session(b.id, sess.id, at(1)).await.unwrap(), None);
     assert_eq!(
@@ -103,11 +103,11 @@ pub async fn sessions_are_tenant_scoped<S: ConformanceStore>(s: S) {
     let mut foreign = session(&fx, b.id, u.id);
     foreign.auth.tenant_id = b.id;
     assert_eq!(
-        kind(s.create_session(&foreign, None).await),
+        kind(s.create_session(&foreign, None, None).await),
         StoreErrorKind::NotFound
     );
     assert_eq!(
-        kind(s.create_session(&sess, None).await),
+        kind(s.create_session(&sess, None, None).await),
         StoreErrorKind::Conflict
     );
 }
@@ -157,7 +157,7 @@ pub async fn ending_all_user_sessions_keeps_the_named_one<S: ConformanceStore>(s
         mine.push((sess, fam));
     }
     let theirs = session(&fx, t.id, v.id);
-    s.create_session(&theirs, None).await.unwrap();
+    s.create_session(&theirs, None, None).await.unwrap();
     let keep = mine[0].0.id;
     assert_eq!(
         s.delete_user_sessions(t.id, u.id, Some(keep), at(9))
@@ -204,12 +204,12 @@ pub async fn user_sessions_list_live_ones_newest_first<S: ConformanceStore>(s: S
         let mut sess = session(&fx, t.id, u.id);
         sess.created_at = at(i);
         sess.last_seen_at = at(i);
-        s.create_session(&sess, None).await.unwrap();
+        s.create_session(&sess, None, None).await.unwrap();
         ids.push(sess.id);
     }
     let mut old = session(&fx, t.id, u.id);
     old.expires_at = at(5);
-    s.create_session(&old, None).await.unwrap();
+    s.create_session(&old, None, None).await.unwrap();
     let listed: Vec<_> = s
         .user_sessions(t.id, u.id, at(10))
         .await
@@ -276,7 +276,7 @@ pub async fn concurrent_refreshes_rotate_once<S: ConformanceStore>(s: S) {
     let sess = session(&fx, t.id, u.id);
     let mut fam = family(&fx, &sess);
     fam.reuse_grace = std::time::Duration::from_secs(5);
-    s.create_session(&sess, Some(&fam)).await.unwrap();
+    s.create_session(&sess, Some(&fam), None).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let (s, presented, next) = (s.clone(), fam.current, token_hash(&fx));
@@ -303,7 +303,9 @@ pub async fn concurrent_refreshes_rotate_once<S: ConformanceStore>(s: S) {
     // presentation is reuse, which revokes the family.
     let strict = session(&fx, t.id, u.id);
     let strict_fam = family(&fx, &strict);
-    s.create_session(&strict, Some(&strict_fam)).await.unwrap();
+    s.create_session(&strict, Some(&strict_fam), None)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let (s, presented, next) = (s.clone(), strict_fam.current, token_hash(&fx));
@@ -337,7 +339,7 @@ pub async fn refresh_reuse_grace_is_honoured<S: ConformanceStore>(s: S) {
     let sess = session(&fx, t.id, u.id);
     let mut fam = family(&fx, &sess);
     fam.reuse_grace = std::time::Duration::from_secs(10);
-    s.create_session(&sess, Some(&fam)).await.unwrap();
+    s.create_session(&sess, Some(&fam), None).await.unwrap();
     let next = token_hash(&fx);
     assert!(matches!(
         s.rotate_refresh(&fam.current, &next, at(100))
@@ -367,9 +369,9 @@ pub async fn expired_sessions_and_families_are_cleaned<S: ConformanceStore>(s: S
     short.absolute_expires_at = at(60);
     short.expires_at = at(60);
     let fam = family(&fx, &short);
-    s.create_session(&short, Some(&fam)).await.unwrap();
+    s.create_session(&short, Some(&fam), None).await.unwrap();
     let live = session(&fx, t.id, u.id);
-    s.create_session(&live, None).await.unwrap();
+    s.create_session(&live, None, None).await.unwrap();
     assert_eq!(
         s.rotate_refresh(&fam.current, &token_hash(&fx), at(60))
             .await

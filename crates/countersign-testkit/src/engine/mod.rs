@@ -62,6 +62,8 @@ macro_rules! __engine_list {
             step_up: [
                 step_up_proves_a_fresh_factor,
                 step_up_attaches_to_the_session,
+                sensitive_self_service_needs_a_recent_authentication,
+                a_step_up_never_starts_a_session,
             ],
             sessions: [
                 sessions_validate_renew_and_expire,

@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AuthMethod, Error, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, StepUp,
+    AuthMethod, Enroll, Error, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, StepUp,
     StepUpRequired,
 };
 
@@ -137,4 +137,119 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
     assert_eq!(c.auth_time, w.svc.env().now().timestamp());
     let i = w.sessions.introspect(token).await.unwrap();
     assert_eq!(i.acr.as_deref(), Some("mfa"));
+}
+
+/// Sensitive self-service operations need a recent authentication (ASVS
+/// 3.7.1): fresh after login, refused with `StepUpRequired` once it is
+/// stale (enrolment, factor removal, password change), and allowed again
+/// after a step-up attaches to the session.
+pub async fn sensitive_self_service_needs_a_recent_authentication<S: ConformanceStore>(s: S) {
+    let (w, alice) = mfa_alice(&s, 16).await;
+    enroll_totp(&w, &alice).await;
+    let (flow, _) = w.begin("alice", None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(login) = w
+        .submit(&flow, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    let issued = w.sessions.issue(&login, &w.client).await.unwrap();
+    let token = issued.session_token.expose();
+    let session = w.sessions.validate(token).await.unwrap();
+    // Just signed in: allowed.
+    w.svc
+        .self_service(&session)
+        .enroll(Enroll::RecoveryCodes, &w.client)
+        .await
+        .unwrap();
+
+    // Ten minutes on: every sensitive operation is refused, and changes
+    // nothing.
+    w.clock.advance(Duration::minutes(10));
+    let session = w.sessions.validate(token).await.unwrap();
+    let me = w.svc.self_service(&session);
+    fn stale<T>(r: Result<T, Error>) -> bool {
+        matches!(r, Err(Error::StepUpRequired(_)))
+    }
+    assert!(stale(me.enroll(Enroll::RecoveryCodes, &w.client).await));
+    assert!(stale(me.remove_factor(FactorKind::Totp, &w.client).await));
+    assert!(stale(
+        me.change_password(PASSWORD, "another long passphrase 42", &w.client)
+            .await
+    ));
+    assert!(
+        w.store
+            .user_factor(w.tenant.id, alice.id, FactorKind::Totp)
+            .await
+            .unwrap()
+            .is_some(),
+        "a refused removal removes nothing"
+    );
+
+    // A step-up with TOTP makes them possible again.
+    w.clock.advance(Duration::seconds(30));
+    let (step, _) = w
+        .svc
+        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(proof) = w
+        .submit(&step, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    w.sessions.step_up(token, &proof, &w.client).await.unwrap();
+    let session = w.sessions.validate(token).await.unwrap();
+    let me = w.svc.self_service(&session);
+    me.change_password(PASSWORD, "another long passphrase 42", &w.client)
+        .await
+        .unwrap();
+    assert!(me.remove_factor(FactorKind::Totp, &w.client).await.unwrap());
+    // The session making the change survives it.
+    assert!(w.sessions.validate(token).await.is_ok());
+}
+
+/// A step-up proves one fresh factor of a signed-in user: it attaches to a
+/// session and never starts one (else a TOTP-only step-up would be a
+/// login that skips the password); and no tenant may name a method
+/// `step-up`.
+pub async fn a_step_up_never_starts_a_session<S: ConformanceStore>(s: S) {
+    let (w, alice) = mfa_alice(&s, 17).await;
+    enroll_totp(&w, &alice).await;
+    let (step, _) = w
+        .svc
+        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
+        .await
+        .unwrap();
+    let code = current_totp(&w, &alice).await;
+    let LoginStatus::Authenticated(proof) = w
+        .submit(&step, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        w.sessions.issue(&proof, &w.client).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let mut spec = mfa_tenant(LockoutPolicy::default());
+    spec.slug = "other".into();
+    spec.methods
+        .push(AuthMethod::sequence("step-up", &[FactorKind::Totp]).unwrap());
+    assert!(matches!(
+        w.svc.provision_tenant(spec).await,
+        Err(Error::Reserved(_))
+    ));
 }

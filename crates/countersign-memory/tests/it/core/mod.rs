@@ -4,6 +4,7 @@
 
 mod flow_property;
 mod lockout_property;
+mod no_secret_in_debug;
 mod password_login;
 mod provisioning;
 mod support;
