@@ -211,7 +211,7 @@ impl AuthenticatorApp {
         }
         let settings = TotpSettings::default();
         let credential = TotpCredential {
-            secret,
+            secret: secret.into(),
             digits: settings.digits,
             step_secs: settings.step_secs,
             algorithm: settings.algorithm,

@@ -84,6 +84,7 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeRenderer, NoticeSecret, PlainText, SecurityEvent};
 pub use provision::TenantProvision;
+pub use seal::{SealError, Sealed, Sealer, SealingKey, StoredSecret};
 pub use session::{
     AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily, Refreshed, Rotation,
     SessionPolicy, SessionRecord, SessionService, SigningKeyRecord, StepUpRequired,

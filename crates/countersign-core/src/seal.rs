@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
-use crate::ids::TenantId;
+use crate::ids::{TenantId, UserId};
 
 const NONCE_LEN: usize = 12;
 const KEY_LEN: usize = 32;
@@ -272,9 +272,15 @@ impl fmt::Debug for StoredSecret {
     }
 }
 
-/// The associated data of a signing key's private half: its tenant, its
-/// `kid`, `signing-key`.
-pub(crate) fn signing_key_context(tenant: TenantId, kid: &str) -> Vec<u8> {
+/// The context (associated data) a TOTP secret is sealed for: its tenant,
+/// its user, `totp`.
+pub fn totp_context(tenant: TenantId, user: UserId) -> Vec<u8> {
+    format!("countersign/totp/{tenant}/{user}").into_bytes()
+}
+
+/// The context (associated data) a signing key's private half is sealed
+/// for: its tenant, its `kid`, `signing-key`.
+pub fn signing_key_context(tenant: TenantId, kid: &str) -> Vec<u8> {
     format!("countersign/signing-key/{tenant}/{kid}").into_bytes()
 }
 
@@ -398,6 +404,37 @@ mod tests {
         let rotated = new.with_previous(old.current.clone());
         assert_eq!(rotated.open(&sealed, b"ctx").unwrap(), b"key material");
         assert_eq!(rotated.seal(&env, b"y", b"c").unwrap().key_id(), "new");
+    }
+
+    #[test]
+    fn failures_are_typed_and_stored_secrets_round_trip() {
+        let (s, env) = sealer("k1", 5);
+        let sealed = StoredSecret::seal(Some(&s), &env, b"secret", b"ctx").unwrap();
+        let plain = StoredSecret::seal(None, &env, b"secret", b"ctx").unwrap();
+        assert_eq!(plain, StoredSecret::Plain(b"secret".to_vec()));
+        assert_eq!(sealed.key_id(), Some("k1"));
+        let kind = |r: Result<Vec<u8>>| SealError::of(&r.unwrap_err()).cloned();
+        assert_eq!(kind(sealed.open(None, b"ctx")), Some(SealError::NoSealer));
+        assert_eq!(
+            kind(sealed.open(Some(&s), b"other")),
+            Some(SealError::DoesNotOpen)
+        );
+        let (other, _) = sealer("k2", 6);
+        assert_eq!(
+            kind(sealed.open(Some(&other), b"ctx")),
+            Some(SealError::UnknownKey("k1".into()))
+        );
+        assert_eq!(sealed.open(Some(&s), b"ctx").unwrap(), b"secret");
+        assert_eq!(plain.open(Some(&s), b"ctx").unwrap(), b"secret");
+        // Clear secrets are byte arrays (as they always were), sealed ones
+        // strings; both load.
+        let json = serde_json::to_string(&[&plain, &sealed]).unwrap();
+        assert!(json.starts_with("[[115,101,99"), "{json}");
+        assert!(json.contains("\"s1.k1."), "{json}");
+        let back: Vec<StoredSecret> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [plain.clone(), sealed.clone()]);
+        assert!(serde_json::from_str::<StoredSecret>("\"s1.k1\"").is_err());
+        assert!(!format!("{plain:?} {sealed:?}").contains("115"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ const ENGINE: &[(&str, &str)] = &[
     ("sessions", include_str!("engine/sessions.rs")),
     ("tokens", include_str!("engine/tokens.rs")),
     ("audit", include_str!("engine/audit.rs")),
+    ("sealing", include_str!("engine/sealing.rs")),
     ("", include_str!("engine/mod.rs")),
 ];
 
@@ -39,11 +40,27 @@ fn public_fns(module: &str, source: &str) -> Vec<String> {
         .collect()
 }
 
-/// The problems of one suite: functions not listed, listed names with no
+/// The problems of one suite: a module its `mod.rs` declares that this
+/// check does not read, functions not listed, listed names with no
 /// function, names listed twice.
 fn problems(files: &[(&str, &str)], all: &[&str]) -> Vec<String> {
     let defined: Vec<String> = files.iter().flat_map(|(m, s)| public_fns(m, s)).collect();
     let mut out = Vec::new();
+    let root = files
+        .iter()
+        .find(|(m, _)| m.is_empty())
+        .map_or("", |(_, s)| *s);
+    for module in root
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("pub mod "))
+        .map(|rest| rest.trim_end_matches(';').trim())
+    {
+        if !files.iter().any(|(m, _)| *m == module) {
+            out.push(format!(
+                "module `{module}` is not read by the completeness check"
+            ));
+        }
+    }
     for f in &defined {
         if !all.contains(&f.as_str()) {
             out.push(format!("`pub async fn {f}` is in no list"));
@@ -84,5 +101,10 @@ fn the_check_sees_an_unlisted_function() {
             "`pub async fn keys::forgotten` is in no list",
             "`keys::gone` is listed but no such `pub async fn` exists",
         ]
+    );
+    let unread = [("", "pub mod keys;\npub mod extra;\n"), ("keys", "")];
+    assert_eq!(
+        problems(&unread, &[]),
+        ["module `extra` is not read by the completeness check"]
     );
 }

@@ -2,7 +2,7 @@
 //! and refreshes their sessions until it is killed, and the invariants that
 //! a torn write would break.
 //!
-//! A backend's crash test runs [`write_until_killed`] in a child process
+//! A backend's crash test runs [`write`](fn@write) (unbounded) in a child process
 //! (its own test binary, re-executed), kills it with SIGKILL at random
 //! moments, and then checks [`durability_violations`] on the store the
 //! child wrote: what belongs together (a user and its `user.registered`

@@ -195,6 +195,7 @@ where
                 let cred = new_totp(&self.env, &settings, now)?;
                 let material =
                     totp_enrollment(&cred, &settings.issuer, account.identifier.as_str())?;
+                let cred = cred.seal(self.sealer.as_ref(), &self.env, tenant, user)?;
                 save(&self.store, tenant, user, expected, cred).await?;
                 Ok(Enrolled::Totp(material))
             }
@@ -306,18 +307,21 @@ where
         match proof {
             Confirm::Totp { code } => {
                 self.settings(tenant, FactorKind::Totp).await?;
-                let (mut cred, version) = self.enrolled::<TotpCredential>(tenant, user).await?;
+                let (cred, version) = self.enrolled::<TotpCredential>(tenant, user).await?;
                 // The credential's own length: the tenant's may have changed.
                 check_digits(code, cred.digits, "totp code")?;
                 if cred.confirmed {
                     return Err(Error::AlreadyExists("a confirmed totp credential".into()));
                 }
+                let sealer = self.sealer.as_ref();
+                let mut cred = cred.open(sealer, tenant, user)?;
                 let skew = self.totp_skew(tenant).await?;
                 let TotpCheck::Valid { step } = check_totp(&cred, code, rq.now, skew)? else {
                     return Err(Error::InvalidCredentials);
                 };
                 cred.last_step = Some(step);
                 cred.confirmed = true;
+                let cred = cred.seal(sealer, &self.env, tenant, user)?;
                 save(&self.store, tenant, user, Some(version), cred).await?;
                 let factor = FactorKind::Totp;
                 self.audit_factor((tenant, user), AuditKind::FactorEnrolled, factor, rq)

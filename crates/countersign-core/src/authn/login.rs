@@ -650,7 +650,8 @@ where
             Parsed::Totp(code) => match user {
                 Some(u) => {
                     let skew = self.totp_skew(tenant.id).await?;
-                    totp::verify(&self.store, rq.now, tenant.id, u.id, &code, skew).await
+                    let sealing = (&self.env, self.sealer.as_ref());
+                    totp::verify(&self.store, sealing, rq.now, (tenant.id, u.id), &code, skew).await
                 }
                 None => Ok(Check::Failed(AuditReason::UnknownIdentifier)),
             },

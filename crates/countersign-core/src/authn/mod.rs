@@ -25,6 +25,7 @@ use crate::ids::{TenantId, UserId};
 use crate::lockout::FailureRecord;
 use crate::model::{AccountState, Tenant, User};
 use crate::notice::{Notice, NoticeRenderer, PlainText};
+use crate::seal::Sealer;
 
 mod accounts;
 mod admin;
@@ -63,6 +64,8 @@ pub struct AuthnService<S> {
     /// every use of the key then fails (closed).
     pub(crate) code_key: Option<CodeKey>,
     pub(crate) address_limiter: Arc<AddressLimiter>,
+    /// Seals TOTP secrets at rest; `None`: stored in the clear.
+    pub(crate) sealer: Option<Sealer>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
@@ -72,6 +75,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
             .field("config", &self.config)
             .field("mailer", &self.mailer.is_some())
             .field("code_key", &self.code_key)
+            .field("sealer", &self.sealer)
             .finish_non_exhaustive()
     }
 }
@@ -136,7 +140,20 @@ where
             renderer: Arc::new(PlainText),
             code_key,
             address_limiter: Arc::new(AddressLimiter::default()),
+            sealer: None,
         }
+    }
+
+    /// The same service sealing TOTP secrets at rest with `sealer` (a key
+    /// the database does not hold; give the [`SessionService`] the same).
+    /// Without one, **TOTP secrets are stored in the clear**, readable by
+    /// anyone who reads the database; secrets sealed by another service
+    /// then fail closed. See [`seal`](crate::seal).
+    ///
+    /// [`SessionService`]: crate::SessionService
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The same service keying code hashes and decoys with `key`: a server

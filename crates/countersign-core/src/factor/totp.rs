@@ -1,6 +1,10 @@
 //! The TOTP factor (RFC 6238): tenant settings, the user's credential,
 //! enrolment material (otpauth URI, QR code), and verification that spends
 //! each time step once.
+//!
+//! The shared secret is stored sealed when the service has a
+//! [`Sealer`](crate::seal::Sealer) (bound to its tenant and user), in the
+//! clear otherwise; see [`seal`](crate::seal).
 
 use std::fmt;
 
@@ -13,6 +17,7 @@ use crate::audit::AuditReason;
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
 use crate::ids::{TenantId, UserId};
+use crate::seal::{SealError, Sealer, StoredSecret, totp_context};
 use crate::store::FactorStore;
 
 /// Bytes of a TOTP shared secret (160 bits, as RFC 4226 recommends).
@@ -80,11 +85,14 @@ impl TotpSettings {
 }
 
 /// A user's TOTP credential. The shared secret must be kept to verify codes;
-/// it is redacted from `Debug` output.
+/// it is stored sealed when the service has a sealer, and redacted from
+/// `Debug` output either way.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpCredential {
-    /// The shared secret (20 random bytes).
-    pub secret: Vec<u8>,
+    /// The shared secret (20 random bytes), as stored: sealed for this
+    /// tenant and user, or in the clear. Generating and checking codes
+    /// needs it in the clear ([`open`](Self::open)).
+    pub secret: StoredSecret,
     /// Code length.
     pub digits: u8,
     /// Seconds per step.
@@ -103,7 +111,7 @@ pub struct TotpCredential {
 impl fmt::Debug for TotpCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TotpCredential")
-            .field("secret", &"<redacted>")
+            .field("secret", &self.secret)
             .field("digits", &self.digits)
             .field("step_secs", &self.step_secs)
             .field("algorithm", &self.algorithm)
@@ -113,8 +121,39 @@ impl fmt::Debug for TotpCredential {
     }
 }
 
+impl TotpCredential {
+    /// The same credential with its secret in the clear: opened by
+    /// `sealer` if it is sealed (for `tenant`'s `user`), as is if it is
+    /// not. Fails closed with a [`SealError`]: no sealer, a key it does not
+    /// list, or a secret sealed for another row.
+    pub fn open(&self, sealer: Option<&Sealer>, tenant: TenantId, user: UserId) -> Result<Self> {
+        let secret = self.secret.open(sealer, &totp_context(tenant, user))?;
+        Ok(Self {
+            secret: StoredSecret::Plain(secret),
+            ..self.clone()
+        })
+    }
+
+    /// The same credential as it is to be stored: a secret in the clear is
+    /// sealed by `sealer` for `tenant`'s `user` (and stays in the clear
+    /// without a sealer); a sealed one is kept as it is.
+    pub fn seal(
+        self,
+        sealer: Option<&Sealer>,
+        env: &Env,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Self> {
+        let StoredSecret::Plain(secret) = &self.secret else {
+            return Ok(self);
+        };
+        let secret = StoredSecret::seal(sealer, env, secret, &totp_context(tenant, user))?;
+        Ok(Self { secret, ..self })
+    }
+}
+
 /// The RFC 6238 generator for `credential`, labelled for an authenticator
-/// app when `issuer` is given.
+/// app when `issuer` is given. A sealed secret is an error: open it first.
 fn totp_engine(
     credential: &TotpCredential,
     issuer: Option<&str>,
@@ -125,6 +164,9 @@ fn totp_engine(
         TotpAlgorithm::Sha256 => totp_rs::Algorithm::SHA256,
         TotpAlgorithm::Sha512 => totp_rs::Algorithm::SHA512,
     };
+    let StoredSecret::Plain(secret) = &credential.secret else {
+        return Err(SealError::NoSealer.into());
+    };
     let digits = credential.digits;
     if !(6..=8).contains(&digits) {
         return Err(InvalidInput::new("totp", "digits must be 6 to 8").into());
@@ -134,15 +176,16 @@ fn totp_engine(
         .with_digits(digits)
         .with_skew(0)
         .with_step_duration(u64::from(credential.step_secs.max(1)))
-        .with_secret(credential.secret.clone())
+        .with_secret(secret.clone())
         .with_issuer(issuer)
         .with_account_name(account)
         .build()
         .map_err(|e| Error::internal_from("totp parameters", e))
 }
 
-/// The TOTP code for `credential` at unix time `unix_secs` (for tests and
-/// test vectors; login never needs to generate one).
+/// The TOTP code for `credential` (its secret in the clear) at unix time
+/// `unix_secs` (for tests and test vectors; login never needs to generate
+/// one).
 pub fn totp_code(credential: &TotpCredential, unix_secs: u64) -> Result<String> {
     let totp = totp_engine(credential, None, "")?;
     Ok(totp.generate(unix_secs).to_string())
@@ -162,8 +205,8 @@ pub enum TotpCheck {
     Invalid,
 }
 
-/// Check a (well-formed) code against `credential` at `now`, accepting
-/// `skew` steps either side. Codes are compared in constant time; a code of
+/// Check a (well-formed) code against `credential` (its secret in the
+/// clear) at `now`, accepting `skew` steps either side. Codes are compared in constant time; a code of
 /// a step at or before `last_step` is a replay.
 pub fn check_totp(
     credential: &TotpCredential,
@@ -189,11 +232,12 @@ pub fn check_totp(
     })
 }
 
-/// A new, unconfirmed TOTP credential with a fresh secret, created `now`.
+/// A new, unconfirmed TOTP credential with a fresh secret (in the clear:
+/// [`seal`](TotpCredential::seal) it before storing it), created `now`.
 pub fn new_totp(env: &Env, settings: &TotpSettings, now: DateTime<Utc>) -> Result<TotpCredential> {
     let secret: [u8; TOTP_SECRET_BYTES] = env.random_bytes()?;
     Ok(TotpCredential {
-        secret: secret.to_vec(),
+        secret: StoredSecret::Plain(secret.to_vec()),
         digits: settings.digits,
         step_secs: settings.step_secs,
         algorithm: settings.algorithm,
@@ -220,7 +264,8 @@ impl fmt::Debug for TotpEnrollment {
     }
 }
 
-/// The enrolment material for `credential`: base32 secret, otpauth URI, QR.
+/// The enrolment material for `credential` (its secret in the clear):
+/// base32 secret, otpauth URI, QR.
 pub fn totp_enrollment(
     credential: &TotpCredential,
     issuer: &str,
@@ -228,6 +273,9 @@ pub fn totp_enrollment(
 ) -> Result<TotpEnrollment> {
     let account: String = account.chars().filter(|c| *c != ':').collect();
     let totp = totp_engine(credential, Some(issuer), &account)?;
+    let StoredSecret::Plain(secret) = &credential.secret else {
+        return Err(SealError::NoSealer.into());
+    };
     let uri = totp
         .to_url()
         .map_err(|e| Error::internal_from("totp uri", e))?;
@@ -237,7 +285,7 @@ pub fn totp_enrollment(
         .min_dimensions(200, 200)
         .build();
     Ok(TotpEnrollment {
-        secret_base32: totp_rs::Secret::from(credential.secret.clone()).to_base32(),
+        secret_base32: totp_rs::Secret::from(secret.clone()).to_base32(),
         uri,
         qr_svg,
     })
@@ -246,11 +294,14 @@ pub fn totp_enrollment(
 /// Verify a well-formed code for `user` and spend its time step with a
 /// compare-and-save, so a code works once even when submitted twice at the
 /// same instant. A missing or unconfirmed credential fails like a wrong code.
+/// The secret is opened by `sealer` (fail closed: a [`SealError`]) and
+/// saved sealed under its current key (so a secret in the clear, or under
+/// an older key, is sealed anew on use).
 pub(crate) async fn verify<S: FactorStore>(
     store: &S,
+    (env, sealer): (&Env, Option<&Sealer>),
     now: DateTime<Utc>,
-    tenant: TenantId,
-    user: UserId,
+    (tenant, user): (TenantId, UserId),
     code: &str,
     skew: u8,
 ) -> Result<Check> {
@@ -260,14 +311,16 @@ pub(crate) async fn verify<S: FactorStore>(
         user,
         "totp credential kept changing",
         |cred| {
-            let Some(mut cred) = cred.filter(|c: &TotpCredential| c.confirmed) else {
+            let Some(cred) = cred.filter(|c: &TotpCredential| c.confirmed) else {
                 return Ok(Verdict::Keep(Check::Failed(AuditReason::NoCredential)));
             };
+            let mut cred = cred.open(sealer, tenant, user)?;
             Ok(match check_totp(&cred, code, now, skew)? {
                 TotpCheck::Invalid => Verdict::Keep(Check::Failed(AuditReason::WrongCode)),
                 TotpCheck::Replayed => Verdict::Keep(Check::Failed(AuditReason::ReplayedCode)),
                 TotpCheck::Valid { step } => {
                     cred.last_step = Some(step);
+                    let cred = cred.seal(sealer, env, tenant, user)?;
                     Verdict::Save(cred, Check::Passed)
                 }
             })
@@ -285,7 +338,7 @@ mod tests {
 
     fn cred(secret: &[u8], digits: u8, algorithm: TotpAlgorithm) -> TotpCredential {
         TotpCredential {
-            secret: secret.to_vec(),
+            secret: secret.to_vec().into(),
             digits,
             step_secs: 30,
             algorithm,
@@ -293,6 +346,63 @@ mod tests {
             confirmed: true,
             created_at: DateTime::<Utc>::default(),
         }
+    }
+
+    /// A credential stored before sealing (its secret a JSON byte array)
+    /// still loads and verifies, with or without a sealer; sealing it for
+    /// its next write leaves no trace of the secret, and it opens back
+    /// only for its own row.
+    #[test]
+    fn clear_secrets_stored_before_sealing_still_load() {
+        use crate::factor::FactorCredential;
+        use crate::seal::{Sealer, SealingKey};
+        let legacy = r#"{"kind":"totp","secret":[49,50,51,52,53,54,55,56,57,48,49,50,51,52,53,54,55,56,57,48],
+            "digits":6,"step_secs":30,"algorithm":"SHA1","last_step":null,"confirmed":true,
+            "created_at":"2024-01-01T00:00:00Z"}"#;
+        let FactorCredential::Totp(stored) = serde_json::from_str(legacy).unwrap() else {
+            panic!("totp")
+        };
+        assert!(!stored.secret.is_sealed());
+        let (env, _) = Env::manual(4);
+        let sealer = Sealer::new(SealingKey::generate("k1", &env).unwrap());
+        let (t, u) = (
+            TenantId::from_uuid(uuid::Uuid::from_u128(1)),
+            UserId::from_uuid(uuid::Uuid::from_u128(2)),
+        );
+        let now = DateTime::<Utc>::from_timestamp(59, 0).unwrap();
+        for s in [None, Some(&sealer)] {
+            let open = stored.open(s, t, u).unwrap();
+            assert_eq!(
+                check_totp(&open, "287082", now, 0).unwrap(),
+                TotpCheck::Valid { step: 1 }
+            );
+        }
+        let resealed = stored
+            .open(None, t, u)
+            .unwrap()
+            .seal(Some(&sealer), &env, t, u)
+            .unwrap();
+        let json = serde_json::to_string(&FactorCredential::Totp(resealed.clone())).unwrap();
+        assert_eq!(resealed.secret.key_id(), Some("k1"), "{json}");
+        assert!(
+            !json.contains("49,50,51") && !json.contains("1234567890"),
+            "{json}"
+        );
+        let back: FactorCredential = serde_json::from_str(&json).unwrap();
+        let FactorCredential::Totp(back) = back else {
+            panic!("totp")
+        };
+        assert_eq!(
+            back.open(Some(&sealer), t, u).unwrap().secret,
+            stored.secret
+        );
+        let other = UserId::from_uuid(uuid::Uuid::from_u128(3));
+        assert!(back.open(Some(&sealer), t, other).is_err());
+        assert!(
+            check_totp(&back, "287082", now, 0).is_err(),
+            "sealed: open first"
+        );
+        assert!(!format!("{back:?} {stored:?}").contains("49, 50"));
     }
 
     /// RFC 6238 appendix B test vectors (8 digits).

@@ -201,10 +201,11 @@ pub fn seal_signing_key(
     sealer: Option<&Sealer>,
     env: &Env,
 ) -> Result<SigningKeyRecord> {
-    if let (Some(sealer), StoredSecret::Plain(seed)) = (sealer, key.stored_private_key()?) {
+    if let StoredSecret::Plain(seed) = key.stored_private_key()? {
         let context = signing_key_context(key.tenant_id, &key.kid);
-        let sealed = sealer.seal(env, &seed, &context)?;
-        key.private_key = String::from(sealed).into_bytes();
+        if let StoredSecret::Sealed(sealed) = StoredSecret::seal(sealer, env, &seed, &context)? {
+            key.private_key = String::from(sealed).into_bytes();
+        }
     }
     Ok(key)
 }
@@ -516,6 +517,45 @@ mod tests {
             Err(JwtError::Tenant)
         );
         verify(&token, &keys, &expected(t), now).unwrap();
+    }
+
+    /// A signing key stored before sealing (its 32-byte seed in the
+    /// clear) still signs, with or without a sealer; sealed, it leaves no
+    /// trace of the seed, signs only with the sealer, and its tokens verify
+    /// against the same public key.
+    #[test]
+    fn clear_signing_keys_stored_before_sealing_still_sign() {
+        use crate::seal::{SealError, Sealer, SealingKey, StoredSecret};
+        let (env, now, legacy, claims) = setup();
+        let t = legacy.tenant_id;
+        let keys = [VerifyingKey::from(&legacy)];
+        let sealer = Sealer::new(SealingKey::generate("k1", &env).unwrap());
+        assert!(matches!(
+            legacy.stored_private_key(),
+            Ok(StoredSecret::Plain(_))
+        ));
+        for s in [None, Some(&sealer)] {
+            let token = sign(&legacy, s, &claims).unwrap();
+            verify(&token, &keys, &expected(t), now).unwrap();
+        }
+        let sealed = seal_signing_key(legacy.clone(), Some(&sealer), &env).unwrap();
+        assert_eq!(sealed.stored_private_key().unwrap().key_id(), Some("k1"));
+        assert!(
+            !sealed
+                .private_key
+                .windows(32)
+                .any(|w| w == legacy.private_key.as_slice())
+        );
+        assert!(!format!("{sealed:?}").contains(&format!("{:?}", legacy.private_key)));
+        let token = sign(&sealed, Some(&sealer), &claims).unwrap();
+        verify(&token, &keys, &expected(t), now).unwrap();
+        let err = sign(&sealed, None, &claims).unwrap_err();
+        assert_eq!(SealError::of(&err), Some(&SealError::NoSealer));
+        // Bound to its kid: the same sealed bytes under another kid fail.
+        let mut moved = sealed.clone();
+        moved.kid = "another".into();
+        let err = sign(&moved, Some(&sealer), &claims).unwrap_err();
+        assert_eq!(SealError::of(&err), Some(&SealError::DoesNotOpen));
     }
 
     /// A lifetime beyond the calendar is a typed error, not a panic.

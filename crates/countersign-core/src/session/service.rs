@@ -208,6 +208,19 @@ where
         self.store.record_event(&e).await.map_err(store_err)
     }
 
+    /// Record that sessions of `user` ended, and why.
+    pub(super) async fn audit_ended(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        rq: Request<'_>,
+        why: AuditReason,
+    ) -> Result<()> {
+        let (kind, status) = (AuditKind::SessionEnded, AuditStatus::Success);
+        self.audit(tenant, user, kind, status, rq, Some(why.into()))
+            .await
+    }
+
     pub(super) async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {
         self.store
             .get_tenant(tenant)
@@ -281,6 +294,9 @@ where
         } else {
             None
         };
+        // Signed before anything is stored: a signing failure (a missing or
+        // wrong sealing key) leaves no unusable session behind.
+        let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
         // The session, its family and the audit event of its start commit
         // together: a crash cannot leave a session with no trace.
         let started = AuditEvent::new(
@@ -315,7 +331,6 @@ where
                 .map_or(crate::model::AccountState::Deleted, |u| u.state);
             return Err(Error::AccountInactive { state });
         }
-        let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
         Ok(IssuedSession {
             session_token,
             refresh_token,
@@ -392,15 +407,8 @@ where
             .map_err(store_err)?
         {
             Some(s) => {
-                self.audit(
-                    s.tenant_id,
-                    Some(s.user_id),
-                    AuditKind::SessionEnded,
-                    AuditStatus::Success,
-                    rq,
-                    Some(AuditReason::Logout.into()),
-                )
-                .await?;
+                self.audit_ended(s.tenant_id, Some(s.user_id), rq, AuditReason::Logout)
+                    .await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -421,15 +429,8 @@ where
             .delete_user_sessions(tenant, user, keep, rq.now)
             .await
             .map_err(store_err)?;
-        self.audit(
-            tenant,
-            Some(user),
-            AuditKind::SessionEnded,
-            AuditStatus::Success,
-            rq,
-            Some(AuditReason::Everywhere.into()),
-        )
-        .await?;
+        self.audit_ended(tenant, Some(user), rq, AuditReason::Everywhere)
+            .await?;
         Ok(n)
     }
 
@@ -448,15 +449,8 @@ where
             .map_err(store_err)?
         {
             Some(s) => {
-                self.audit(
-                    tenant,
-                    Some(s.user_id),
-                    AuditKind::SessionEnded,
-                    AuditStatus::Success,
-                    rq,
-                    Some(AuditReason::Revoked.into()),
-                )
-                .await?;
+                self.audit_ended(tenant, Some(s.user_id), rq, AuditReason::Revoked)
+                    .await?;
                 Ok(true)
             }
             None => Ok(false),

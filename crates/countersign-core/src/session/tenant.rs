@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::jwt::{self, AccessClaims, Expected, JwtError, VerifyingKey};
 use super::keys::Verifier;
 use super::{Introspection, Refreshed, SESSION_TOKEN, SessionRecord, SessionService};
-use crate::audit::{AuditKind, AuditReason, AuditStatus};
+use crate::audit::AuditReason;
 use crate::error::{Error, Result, store_err};
 use crate::ids::{SessionId, TenantId};
 use crate::model::ClientInfo;
@@ -219,15 +219,8 @@ where
         else {
             return Ok(false);
         };
-        self.audit(
-            tenant,
-            Some(ended.user_id),
-            AuditKind::SessionEnded,
-            AuditStatus::Success,
-            rq,
-            Some(AuditReason::Logout.into()),
-        )
-        .await?;
+        self.audit_ended(tenant, Some(ended.user_id), rq, AuditReason::Logout)
+            .await?;
         Ok(true)
     }
 

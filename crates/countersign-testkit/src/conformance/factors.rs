@@ -388,7 +388,7 @@ pub async fn every_credential_kind_round_trips<S: ConformanceStore>(s: S) {
     let (_, t, u) = acme_alice(&s, 55).await;
     let creds = [
         FactorCredential::Totp(TotpCredential {
-            secret: vec![7; 20],
+            secret: vec![7; 20].into(),
             digits: 8,
             step_secs: 30,
             algorithm: TotpAlgorithm::Sha256,

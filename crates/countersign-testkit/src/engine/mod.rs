@@ -13,6 +13,7 @@ pub mod audit;
 pub mod factors;
 pub mod login;
 pub mod passkeys;
+pub mod sealing;
 pub mod sessions;
 pub mod step_up;
 pub mod tokens;
@@ -82,6 +83,11 @@ macro_rules! __engine_list {
                 introspection_answers_for_both_token_kinds,
                 access_tokens_die_with_their_session,
                 tenant_bound_calls_refuse_other_tenants_tokens,
+            ],
+            sealing: [
+                a_store_dump_holds_no_usable_secret,
+                another_key_or_another_row_opens_nothing,
+                sealing_keys_rotate_and_clear_secrets_get_sealed,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,

@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AuthMethod, Enroll, Error, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, StepUp,
-    StepUpRequired,
+    AuthMethod, Authentication, Enroll, Error, FactorKind, FactorResponse, LockoutPolicy,
+    LoginStatus, StepUp, StepUpRequired, User,
 };
 
 use super::{accepts, api_tokens, current_totp, enroll_totp, mfa_alice, set_sessions};
@@ -14,19 +14,7 @@ use crate::fixtures::{PASSWORD, World, mfa_tenant};
 pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 14).await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w.begin("alice", None).await;
-    w.submit(&flow, FactorResponse::Password(PASSWORD))
-        .await
-        .unwrap();
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(first) = w
-        .submit(&flow, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let first = password_then_totp(&w, &alice).await;
     let fresh = StepUp::fresh(std::time::Duration::from_secs(300));
     assert!(first.satisfies(&fresh, w.svc.env().now()));
     w.clock.advance(Duration::seconds(3600));
@@ -34,21 +22,7 @@ pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
         !first.satisfies(&fresh, w.svc.env().now()),
         "an hour later it is stale"
     );
-    let (step, status) = w
-        .svc
-        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
-        .await
-        .unwrap();
-    assert_eq!(accepts(&status), [FactorKind::Totp]);
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(again) = w
-        .submit(&step, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let again = totp_step_up(&w, &alice).await;
     let merged = first.merge(&again).unwrap();
     assert!(merged.satisfies(&fresh, w.svc.env().now()));
 }
@@ -100,20 +74,7 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
             required: fresh_mfa.clone()
         })
     );
-    let (step, _) = w
-        .svc
-        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
-        .await
-        .unwrap();
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(proof) = w
-        .submit(&step, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let proof = totp_step_up(&w, &alice).await;
     let stepped = w.sessions.step_up(token, &proof, &w.client).await.unwrap();
     assert_eq!(stepped.id, issued.session.id);
     assert!(matches!(
@@ -146,19 +107,7 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
 pub async fn sensitive_self_service_needs_a_recent_authentication<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 16).await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w.begin("alice", None).await;
-    w.submit(&flow, FactorResponse::Password(PASSWORD))
-        .await
-        .unwrap();
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(login) = w
-        .submit(&flow, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let login = password_then_totp(&w, &alice).await;
     let issued = w.sessions.issue(&login, &w.client).await.unwrap();
     let token = issued.session_token.expose();
     let session = w.sessions.validate(token).await.unwrap();
@@ -194,20 +143,7 @@ pub async fn sensitive_self_service_needs_a_recent_authentication<S: Conformance
 
     // A step-up with TOTP makes them possible again.
     w.clock.advance(Duration::seconds(30));
-    let (step, _) = w
-        .svc
-        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
-        .await
-        .unwrap();
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(proof) = w
-        .submit(&step, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let proof = totp_step_up(&w, &alice).await;
     w.sessions.step_up(token, &proof, &w.client).await.unwrap();
     let session = w.sessions.validate(token).await.unwrap();
     let me = w.svc.self_service(&session);
@@ -226,20 +162,7 @@ pub async fn sensitive_self_service_needs_a_recent_authentication<S: Conformance
 pub async fn a_step_up_never_starts_a_session<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 17).await;
     enroll_totp(&w, &alice).await;
-    let (step, _) = w
-        .svc
-        .begin_step_up(w.tenant.id, alice.id, &[FactorKind::Totp], &w.client)
-        .await
-        .unwrap();
-    let code = current_totp(&w, &alice).await;
-    let LoginStatus::Authenticated(proof) = w
-        .submit(&step, FactorResponse::Totp(&code))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!()
-    };
+    let proof = totp_step_up(&w, &alice).await;
     assert!(matches!(
         w.sessions.issue(&proof, &w.client).await,
         Err(Error::InvalidInput(_))
@@ -252,4 +175,44 @@ pub async fn a_step_up_never_starts_a_session<S: ConformanceStore>(s: S) {
         w.svc.provision_tenant(spec).await,
         Err(Error::Reserved(_))
     ));
+}
+
+/// Alice's login through the `mfa` method: her password, then a current
+/// TOTP code.
+async fn password_then_totp<S: ConformanceStore>(w: &World<S>, alice: &User) -> Authentication {
+    let (flow, _) = w.begin(alice.identifier.as_str(), None).await;
+    w.submit(&flow, FactorResponse::Password(PASSWORD))
+        .await
+        .unwrap();
+    let code = current_totp(w, alice).await;
+    match w
+        .submit(&flow, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    {
+        LoginStatus::Authenticated(a) => a,
+        other => panic!("not signed in: {other:?}"),
+    }
+}
+
+/// A step-up of `user` proving a current TOTP code (the step-up flow only
+/// accepts TOTP).
+async fn totp_step_up<S: ConformanceStore>(w: &World<S>, user: &User) -> Authentication {
+    let (step, status) = w
+        .svc
+        .begin_step_up(w.tenant.id, user.id, &[FactorKind::Totp], &w.client)
+        .await
+        .unwrap();
+    assert_eq!(accepts(&status), [FactorKind::Totp]);
+    let code = current_totp(w, user).await;
+    match w
+        .submit(&step, FactorResponse::Totp(&code))
+        .await
+        .unwrap()
+        .status
+    {
+        LoginStatus::Authenticated(a) => a,
+        other => panic!("no step-up: {other:?}"),
+    }
 }
