@@ -30,6 +30,8 @@
 
 pub mod audit;
 mod authn;
+#[cfg(feature = "authz")]
+pub mod authz;
 pub mod email;
 pub mod env;
 pub mod error;
@@ -62,6 +64,8 @@ pub use authn::{
     AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorResponse, LoginStatus, NewTenant,
     NewUser, PasswordLogin, Refusal, SelfService, Submission,
 };
+#[cfg(feature = "authz")]
+pub use authz::{AuthzData, AuthzError, AuthzModel, Decision, Resource, TenantAuthz};
 pub use email::{EmailMessage, EmailSender, Outbox};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
 pub use error::{

@@ -49,6 +49,11 @@ where
     /// deletes the flow; the others (and every later one) get
     /// [`Error::FlowEnded`].
     pub(super) async fn spend(&self, proof: &Authentication, now: DateTime<Utc>) -> Result<()> {
+        // Without the `testing` feature the match has one arm.
+        #[allow(
+            clippy::infallible_destructuring_match,
+            reason = "a second arm exists with the `testing` feature"
+        )]
         let key = match proof.origin() {
             ProofOrigin::Flow(key) => key,
             #[cfg(feature = "testing")]

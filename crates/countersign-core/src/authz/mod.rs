@@ -1,0 +1,106 @@
+//! Authorization with Cedar: may this principal do this action on this
+//! resource? (feature `authz`, on by default)
+//!
+//! A tenant's [`AuthzModel`] is its Cedar schema (countersign's
+//! [`COUNTERSIGN_SCHEMA`] plus the tenant's own types and actions) and its
+//! policy set, refused with Cedar's diagnostics unless it parses and
+//! validates. [`TenantAuthz::build`] turns the tenant's [`AuthzData`]
+//! (users, services, roles, permissions, grants, assignments, its own
+//! resources) into Cedar entities once per version (the entity model is
+//! described below), and
+//! [`TenantAuthz::decide`] answers each request with a [`Decision`].
+//!
+//! # Entity model
+//!
+//! Roles are parents of users (one `Countersign::Role` entity per role
+//! held in a service, id `service/role`), permissions are parents of roles
+//! (`Countersign::Permission`, id `service/permission`), and direct grants
+//! make a permission a parent of the user. So RBAC is one policy per
+//! (service, permission), for instance
+//!
+//! ```cedar
+//! permit(
+//!   principal in Countersign::Permission::"docs/read",
+//!   action == Action::"read",
+//!   resource in Countersign::Service::"docs"
+//! );
+//! ```
+//!
+//! and the number of policies does not grow with users, roles or
+//! assignments. Users carry `tenant`, `state` and an optional `tier`, and
+//! the tenant's own attributes as tags.
+//!
+//! # Context
+//!
+//! Every request's context holds `authentication`, a
+//! `Countersign::Authentication` record of the session's login: `method`,
+//! `factors` (factor kinds), `acr` (`"mfa"` or `"sfa"`), `mfa`,
+//! `auth_time` (seconds since the epoch) and `age` (seconds since then).
+//! Every action of the tenant's schema must declare it in its context
+//! (`context: { authentication: Countersign::Authentication, ... }`); the
+//! rest of the context is the caller's. When a request is denied and the
+//! same request with a fresh multi-factor authentication would be
+//! allowed, the decision says [`Decision::step_up_required`].
+//!
+//! # Invariants
+//!
+//! Tenant isolation lives outside the tenant's policies (a `forbid` whose
+//! condition errors is skipped by Cedar, so a policy could fail open): a
+//! principal of one tenant is never allowed on a resource of another, nor
+//! under another tenant's model, whatever the policies say
+//! (property-tested). Any evaluation error denies.
+
+mod decide;
+mod entities;
+mod model;
+#[cfg(test)]
+mod tests;
+
+pub use cedar_policy::EntityUid;
+pub use decide::{AUTHENTICATION_KEY, Decision, Resource};
+pub use entities::{
+    AppEntity, AuthzData, DirectGrant, MAX_NAME_BYTES, RoleAssignment, RoleGrant, TenantAuthz,
+    UserFacts,
+};
+pub use model::{AuthzModel, COUNTERSIGN_SCHEMA, MAX_MODEL_TEXT_BYTES};
+
+/// Why a model or its data was refused. Cedar's own diagnostics are kept
+/// as strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthzError {
+    /// A schema or policy text over [`MAX_MODEL_TEXT_BYTES`].
+    #[error("the {what} text is {bytes} bytes, over the limit of {max}")]
+    TooLarge {
+        /// `"schema"` or `"policies"`.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The schema does not parse or is inconsistent.
+    #[error("invalid schema: {}", diagnostics.join("; "))]
+    Schema {
+        /// Cedar's diagnostics.
+        diagnostics: Vec<String>,
+    },
+    /// The policies do not parse.
+    #[error("policies do not parse: {}", diagnostics.join("; "))]
+    Parse {
+        /// Cedar's diagnostics.
+        diagnostics: Vec<String>,
+    },
+    /// The policies do not validate against the schema.
+    #[error("policies do not validate against the schema: {}", diagnostics.join("; "))]
+    Validation {
+        /// Cedar's diagnostics, each prefixed with the policy id.
+        diagnostics: Vec<String>,
+    },
+    /// The data is inconsistent (unknown or duplicate names, another
+    /// tenant's user, a parent outside the data).
+    #[error("invalid authorization data: {0}")]
+    Data(String),
+    /// The entities do not conform to the schema.
+    #[error("entities do not conform to the schema: {0}")]
+    Entities(String),
+}
