@@ -162,6 +162,14 @@ pub enum Error {
     /// The access token was refused.
     #[error("access token refused: {0}")]
     AccessToken(#[from] crate::session::jwt::JwtError),
+    /// An authorization model or its data was refused (it does not parse
+    /// or validate, is too large, or the data is inconsistent); the
+    /// [`AuthzError`](crate::authz::AuthzError) with Cedar's diagnostics is
+    /// the source. Its kind is [`AuthzError::kind`](crate::authz::AuthzError::kind):
+    /// [`ErrorKind::InvalidInput`] for every refusal today.
+    #[cfg(feature = "authz")]
+    #[error("authorization model refused")]
+    Authz(#[from] crate::authz::AuthzError),
     /// The store failed.
     #[error("store error ({kind}): {source}")]
     Store {
@@ -283,6 +291,8 @@ impl Error {
                 StoreErrorKind::Other => ErrorKind::Internal,
             },
             Error::Rng(_) | Error::Hashing { .. } | Error::Internal { .. } => ErrorKind::Internal,
+            #[cfg(feature = "authz")]
+            Error::Authz(e) => e.kind(),
         }
     }
 

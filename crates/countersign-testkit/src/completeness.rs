@@ -22,6 +22,7 @@ const ENGINE: &[(&str, &str)] = &[
     ("tokens", include_str!("engine/tokens.rs")),
     ("audit", include_str!("engine/audit.rs")),
     ("sealing", include_str!("engine/sealing.rs")),
+    ("authz", include_str!("engine/authz.rs")),
     ("", include_str!("engine/mod.rs")),
 ];
 

@@ -2,12 +2,14 @@
 //! errors that deny, and step-up.
 
 use cedar_policy::{Authorizer, Context, Decision as CedarDecision, EntityUid, Request};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::entities::{TenantAuthz, Types};
 use crate::factor::FactorKind;
-use crate::flow::AuthRecord;
+use crate::flow::{AuthRecord, StepUp};
 use crate::ids::TenantId;
 use crate::session::jwt::amr_of;
 
@@ -40,10 +42,49 @@ pub struct Decision {
     /// Evaluation errors, isolation refusals and malformed requests; any
     /// error denies.
     pub errors: Vec<String>,
-    /// Denied, but the same request with a fresh multi-factor
-    /// authentication (two factor kinds, verified now) would be allowed.
-    pub step_up_required: bool,
+    /// Denied only for want of a stronger or fresher authentication: what
+    /// would satisfy it, a [`StepUp`] that [`AuthnService::begin_step_up`]
+    /// and [`SessionService::step_up`] produce (a step-up meeting it, then
+    /// the same request decided with the session's new authentication).
+    /// `None` when allowed, or when no authentication would help.
+    ///
+    /// # How it is derived
+    ///
+    /// The denied request is evaluated again with hypothetical
+    /// authentications of the same user (same method), never with the real
+    /// one:
+    ///
+    /// 1. `min_factors`: 1 when the login's own factor kinds verified now
+    ///    would be allowed (freshness alone is missing), else 2 when those
+    ///    kinds plus a TOTP and a password (so `mfa`, `acr == "mfa"`),
+    ///    verified now, would be; else no step-up helps and this is `None`.
+    /// 2. `max_age`: `None` when that authentication is allowed at any age
+    ///    (probed at [`UNBOUNDED_AGE_SECS`]); else the largest age in whole
+    ///    seconds, up to [`MAX_STEP_UP_AGE_SECS`], at which it is still
+    ///    allowed (a binary search, assuming that an older authentication
+    ///    is never preferred to a newer one). So `mfa && age < 300` gives
+    ///    `StepUp { max_age: Some(299 s), min_factors: 2, any_of: [] }`.
+    /// 3. `any_of` is empty: a policy asking for particular factor kinds
+    ///    (`context.authentication.factors.contains("passkey")`) is not
+    ///    reflected in it, so the request must be decided again after the
+    ///    step-up, as always.
+    ///
+    /// A session whose authentication satisfies it (every counted factor
+    /// verified within `max_age`, so its `age` is at most `max_age`) is
+    /// allowed, under that assumption and the one on factor kinds.
+    ///
+    /// [`AuthnService::begin_step_up`]: crate::AuthnService::begin_step_up
+    /// [`SessionService::step_up`]: crate::SessionService::step_up
+    pub step_up: Option<StepUp>,
 }
+
+/// The age, in seconds, at which an authentication is probed to find that
+/// a policy does not care about its age (ten years).
+pub const UNBOUNDED_AGE_SECS: i64 = 10 * 365 * 24 * 3600;
+
+/// The largest `max_age`, in seconds, a [`Decision::step_up`] names short
+/// of no bound at all (one day).
+pub const MAX_STEP_UP_AGE_SECS: i64 = 24 * 3600;
 
 impl Decision {
     fn deny(error: String) -> Self {
@@ -51,8 +92,14 @@ impl Decision {
             allowed: false,
             reasons: Vec::new(),
             errors: vec![error],
-            step_up_required: false,
+            step_up: None,
         }
+    }
+
+    /// Whether it was denied only for want of a stronger or fresher
+    /// authentication ([`Decision::step_up`] names what would do).
+    pub fn step_up_required(&self) -> bool {
+        self.step_up.is_some()
     }
 }
 
@@ -83,23 +130,25 @@ impl TenantAuthz {
             ));
         }
         let principal = Types::uid(&self.types.user, &auth.user_id.to_string());
-        let first = self.evaluate(
+        let mut decision = self.evaluate(
             &principal,
             action,
             &resource.uid,
             context.clone(),
             authentication(auth, now),
         );
-        let mut decision = first;
         if !decision.allowed && decision.errors.is_empty() {
-            let fresh = self.evaluate(
-                &principal,
-                action,
-                &resource.uid,
-                context,
-                fresh_mfa(auth, now),
-            );
-            decision.step_up_required = fresh.allowed;
+            let probe = |kinds: &[&str], age: i64| {
+                self.evaluate(
+                    &principal,
+                    action,
+                    &resource.uid,
+                    context.clone(),
+                    hypothetical(auth, kinds, age, now),
+                )
+                .allowed
+            };
+            decision.step_up = step_up(auth, probe);
         }
         decision
     }
@@ -171,7 +220,7 @@ impl TenantAuthz {
                 .map(ToString::to_string)
                 .collect(),
             errors,
-            step_up_required: false,
+            step_up: None,
         }
     }
 }
@@ -192,21 +241,60 @@ fn authentication(auth: &AuthRecord, now: DateTime<Utc>) -> Value {
     })
 }
 
-/// The record of a hypothetical fresh multi-factor authentication of the
-/// same user at `now`: its factor kinds plus a TOTP (or a password when
-/// TOTP is already among them), all verified now.
-fn fresh_mfa(auth: &AuthRecord, now: DateTime<Utc>) -> Value {
+/// What would satisfy a denied request, from `allowed(kinds, age)` (whether
+/// the request is allowed with an authentication of these factor kinds,
+/// `age` seconds old); see [`Decision::step_up`].
+fn step_up(auth: &AuthRecord, allowed: impl Fn(&[&str], i64) -> bool) -> Option<StepUp> {
     let mut kinds: Vec<&str> = auth.factors.iter().map(|f| f.kind.as_str()).collect();
-    kinds.push(FactorKind::Totp.as_str());
-    kinds.push(FactorKind::Password.as_str());
     kinds.sort_unstable();
     kinds.dedup();
+    let min_factors = if allowed(&kinds, 0) {
+        1
+    } else {
+        kinds.push(FactorKind::Totp.as_str());
+        kinds.push(FactorKind::Password.as_str());
+        kinds.sort_unstable();
+        kinds.dedup();
+        if !allowed(&kinds, 0) {
+            return None;
+        }
+        2
+    };
+    let max_age = if allowed(&kinds, UNBOUNDED_AGE_SECS) {
+        None
+    } else if allowed(&kinds, MAX_STEP_UP_AGE_SECS) {
+        Some(MAX_STEP_UP_AGE_SECS)
+    } else {
+        // allowed at `lo`, denied at `hi`.
+        let (mut lo, mut hi) = (0, MAX_STEP_UP_AGE_SECS);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if allowed(&kinds, mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
+    };
+    Some(StepUp {
+        max_age: max_age.map(|s| Duration::from_secs(s.unsigned_abs())),
+        min_factors,
+        any_of: Vec::new(),
+    })
+}
+
+/// The record of a hypothetical authentication of the same user by the
+/// same method with these factor kinds, the last verified `age` seconds
+/// before `now`.
+fn hypothetical(auth: &AuthRecord, kinds: &[&str], age: i64, now: DateTime<Utc>) -> Value {
+    let mfa = kinds.len() >= 2;
     json!({
         "method": auth.method.as_str(),
         "factors": kinds,
-        "acr": "mfa",
-        "mfa": true,
-        "auth_time": now.timestamp(),
-        "age": 0,
+        "acr": if mfa { "mfa" } else { "sfa" },
+        "mfa": mfa,
+        "auth_time": now.timestamp().saturating_sub(age),
+        "age": age,
     })
 }

@@ -39,8 +39,10 @@
 //! Every action of the tenant's schema must declare it in its context
 //! (`context: { authentication: Countersign::Authentication, ... }`); the
 //! rest of the context is the caller's. When a request is denied and the
-//! same request with a fresh multi-factor authentication would be
-//! allowed, the decision says [`Decision::step_up_required`].
+//! same request with a stronger or fresher authentication would be
+//! allowed, the decision names what would satisfy it in
+//! [`Decision::step_up`], a [`StepUp`](crate::StepUp) that the login
+//! engine's step-up flow produces (derived as described there).
 //!
 //! # Invariants
 //!
@@ -57,7 +59,11 @@ mod model;
 mod tests;
 
 pub use cedar_policy::EntityUid;
-pub use decide::{AUTHENTICATION_KEY, Decision, Resource};
+
+use crate::error::ErrorKind;
+pub use decide::{
+    AUTHENTICATION_KEY, Decision, MAX_STEP_UP_AGE_SECS, Resource, UNBOUNDED_AGE_SECS,
+};
 pub use entities::{
     AppEntity, AuthzData, DirectGrant, MAX_NAME_BYTES, RoleAssignment, RoleGrant, TenantAuthz,
     UserFacts,
@@ -103,4 +109,25 @@ pub enum AuthzError {
     /// The entities do not conform to the schema.
     #[error("entities do not conform to the schema: {0}")]
     Entities(String),
+}
+
+impl AuthzError {
+    /// How an edge should answer it (the kind of the [`Error::Authz`] that
+    /// wraps it). Every refusal is [`ErrorKind::InvalidInput`]: the schema,
+    /// the policies and the data all come from the caller (the tenant's
+    /// administrator or the application), nothing was saved, and the same
+    /// input is refused again. Exhaustive on purpose, so a new variant must
+    /// be placed here.
+    ///
+    /// [`Error::Authz`]: crate::Error::Authz
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AuthzError::TooLarge { .. }
+            | AuthzError::Schema { .. }
+            | AuthzError::Parse { .. }
+            | AuthzError::Validation { .. }
+            | AuthzError::Data(_)
+            | AuthzError::Entities(_) => ErrorKind::InvalidInput,
+        }
+    }
 }

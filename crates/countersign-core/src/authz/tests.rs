@@ -355,17 +355,123 @@ fn an_evaluation_error_denies_even_when_cedar_would_allow() {
 fn a_policy_demanding_fresh_mfa_asks_for_step_up() {
     let w = world();
     let d = decide(&w, ALICE, PWD, "delete", &doc("d1"), json!({}));
-    assert!(!d.allowed && d.step_up_required, "{d:?}");
+    assert!(!d.allowed && d.step_up_required(), "{d:?}");
     assert_eq!(d.reasons, vec!["delete-needs-fresh-mfa".to_owned()]);
     let d = decide(&w, ALICE, MFA, "delete", &doc("d1"), json!({}));
-    assert!(d.allowed && !d.step_up_required, "{d:?}");
+    assert!(d.allowed && !d.step_up_required(), "{d:?}");
     // an MFA login too old for the policy.
     let old = auth(tenant(100), user_id(ALICE), MFA, 1_000);
     let d = w.decide(&old, &action("delete"), &doc("d1"), Map::new(), now());
-    assert!(!d.allowed && d.step_up_required, "{d:?}");
+    assert!(!d.allowed && d.step_up_required(), "{d:?}");
     // without the permission, no authentication helps.
     let d = decide(&w, BOB, PWD, "delete", &doc("d1"), json!({}));
-    assert!(!d.allowed && !d.step_up_required, "{d:?}");
+    assert!(!d.allowed && !d.step_up_required(), "{d:?}");
+}
+
+#[test]
+fn a_step_up_names_what_would_satisfy_the_policy() {
+    use std::time::Duration;
+    let w = world();
+    // `mfa && age <= 300`: a password login needs a second factor, fresh.
+    let d = decide(&w, ALICE, PWD, "delete", &doc("d1"), json!({}));
+    assert_eq!(
+        d.step_up,
+        Some(crate::StepUp {
+            max_age: Some(Duration::from_secs(300)),
+            min_factors: 2,
+            any_of: vec![],
+        })
+    );
+    // an MFA login too old: freshness alone is missing.
+    let old = auth(tenant(100), user_id(ALICE), MFA, 1_000);
+    let d = w.decide(&old, &action("delete"), &doc("d1"), Map::new(), now());
+    let need = d.step_up.clone().unwrap();
+    assert_eq!(need, crate::StepUp::fresh(Duration::from_secs(300)));
+    assert!(!old.satisfies(&need, now()));
+    // the login merged with a TOTP step-up now satisfies it and is allowed.
+    let stepped = old
+        .clone()
+        .merge(&auth(tenant(100), user_id(ALICE), &[FactorKind::Totp], 0))
+        .unwrap();
+    assert!(stepped.satisfies(&need, now()));
+    let d = w.decide(&stepped, &action("delete"), &doc("d1"), Map::new(), now());
+    assert!(d.allowed && d.step_up.is_none(), "{d:?}");
+    // a fresh password login stepped up with TOTP meets the MFA demand.
+    let pwd = auth(tenant(100), user_id(ALICE), PWD, 10);
+    let need = decide(&w, ALICE, PWD, "delete", &doc("d1"), json!({}))
+        .step_up
+        .unwrap();
+    let stepped = pwd
+        .merge(&auth(tenant(100), user_id(ALICE), &[FactorKind::Totp], 0))
+        .unwrap();
+    assert!(stepped.satisfies(&need, now()));
+    assert!(
+        w.decide(&stepped, &action("delete"), &doc("d1"), Map::new(), now())
+            .allowed
+    );
+    // a policy with no age condition: any two factor kinds, any age.
+    let t = tenant(100);
+    let model = AuthzModel::new(
+        t,
+        1,
+        SCHEMA,
+        r#"permit(principal, action == App::Action::"read", resource)
+             when { context.authentication.mfa };"#,
+    )
+    .unwrap();
+    let data = AuthzData {
+        users: vec![facts(t, user_id(ALICE), None)],
+        services: names(&["docs"]),
+        ..AuthzData::default()
+    };
+    let w = TenantAuthz::build(Arc::new(model), 1, &data).unwrap();
+    let docs = Resource {
+        tenant: t,
+        uid: uid("Countersign::Service::\"docs\""),
+    };
+    let d = w.decide(
+        &auth(t, user_id(ALICE), PWD, 10),
+        &action("read"),
+        &docs,
+        Map::new(),
+        now(),
+    );
+    assert_eq!(
+        d.step_up,
+        Some(crate::StepUp {
+            max_age: None,
+            min_factors: 2,
+            any_of: vec![],
+        }),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_refused_model_or_bad_data_is_invalid_input() {
+    use crate::error::{Error, ErrorKind};
+    use std::error::Error as _;
+    let refusals = [
+        AuthzModel::new(tenant(1), 1, SCHEMA, "permit(").unwrap_err(),
+        AuthzModel::new(tenant(1), 1, "entity {", "").unwrap_err(),
+        AuthzModel::new(
+            tenant(1),
+            1,
+            SCHEMA,
+            r#"permit(principal, action == App::Action::"fly", resource);"#,
+        )
+        .unwrap_err(),
+        AuthzModel::new(tenant(1), 1, SCHEMA, &" ".repeat(MAX_MODEL_TEXT_BYTES + 1)).unwrap_err(),
+        AuthzError::Data("duplicate role \"editor\"".into()),
+        AuthzError::Entities("x".into()),
+    ];
+    for refusal in refusals {
+        assert_eq!(refusal.kind(), ErrorKind::InvalidInput);
+        let err = Error::from(refusal.clone());
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+        let source = err.source().unwrap().downcast_ref::<AuthzError>();
+        assert_eq!(source, Some(&refusal));
+    }
 }
 
 #[test]

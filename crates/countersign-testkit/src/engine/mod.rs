@@ -10,6 +10,7 @@
 //! opt-in).
 
 pub mod audit;
+pub mod authz;
 pub mod factors;
 pub mod login;
 pub mod passkeys;
@@ -88,6 +89,9 @@ macro_rules! __engine_list {
                 a_store_dump_holds_no_usable_secret,
                 another_key_or_another_row_opens_nothing,
                 sealing_keys_rotate_and_clear_secrets_get_sealed,
+            ],
+            authz: [
+                a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,
