@@ -67,6 +67,9 @@ str_enum! {
         TenantMethodChanged => "tenant.method_changed",
         /// A tenant method was removed (the detail names it).
         TenantMethodRemoved => "tenant.method_removed",
+        /// A tenant's authorization model (Cedar schema and policies)
+        /// was saved.
+        TenantPoliciesChanged => "tenant.policies_changed",
         /// A user was registered.
         UserRegistered => "user.registered",
         /// A user's lifecycle state changed.

@@ -65,7 +65,7 @@ pub use authn::{
     NewUser, PasswordLogin, Refusal, SelfService, Submission,
 };
 #[cfg(feature = "authz")]
-pub use authz::{AuthzData, AuthzError, AuthzModel, Decision, Resource, TenantAuthz};
+pub use authz::{AuthzData, AuthzError, AuthzModel, AuthzService, Decision, Resource, TenantAuthz};
 pub use email::{EmailMessage, EmailSender, Outbox};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
 pub use error::{
@@ -95,6 +95,6 @@ pub use session::{
 };
 pub use store::{
     AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, IdentityStore, KeyStore, SessionStore, Store,
+    IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, SessionStore, Store,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

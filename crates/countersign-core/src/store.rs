@@ -255,6 +255,49 @@ impl std::fmt::Debug for HistoryEntry {
 pub trait IdentityStore: IdentityAdmin {}
 impl<T: IdentityAdmin> IdentityStore for T {}
 
+/// A tenant's authorization model as stored: its Cedar schema and policy
+/// set (text), versioned. Stores keep it as given; the service saves only
+/// documents that parse and validate (see `authz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDocument {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The tenant's Cedar schema (its own types and actions).
+    pub schema: String,
+    /// The tenant's Cedar policies and templates.
+    pub policies: String,
+    /// Its version: 1 for the first saved, one more on each save.
+    pub version: u64,
+    /// When it was saved.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Each tenant's authorization model (Cedar schema and policies),
+/// versioned with a compare-and-save so that concurrent editors cannot
+/// overwrite each other and a cache can key on the version.
+pub trait PolicyStore: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// The tenant's current document, if it has one. Tenant-scoped: another
+    /// tenant's document is never returned.
+    fn policy_document(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Option<PolicyDocument>, Self::Error>> + Send;
+
+    /// Save `doc` for `doc.tenant_id` only if the stored version is
+    /// `expected` (`None`: only if there is none yet). Atomic: of
+    /// concurrent saves naming one version exactly one returns `true`. The
+    /// saved version is `expected + 1` (1 for the first); `doc.version` is
+    /// ignored. `NotFound` if the tenant does not exist.
+    fn compare_and_save_policy_document(
+        &self,
+        doc: &PolicyDocument,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
 /// Every store trait the services need, in one name: what a complete
 /// backend implements, and the bound the services, the server and
 /// applications write (`S: Store`). Implemented for every type that
@@ -262,9 +305,12 @@ impl<T: IdentityAdmin> IdentityStore for T {}
 ///
 /// [`AuditQuery`] is not part of it: querying the audit trail is an opt-in
 /// capability a backend may lack.
-pub trait Store: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone {}
+pub trait Store:
+    IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + Clone
+{
+}
 impl<T> Store for T where
-    T: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone
+    T: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + Clone
 {
 }
 

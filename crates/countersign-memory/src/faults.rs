@@ -97,6 +97,9 @@ store_methods! {
     SigningKeys => "signing_keys",
     RotateSigningKey => "rotate_signing_key",
     DeleteExpiredSigningKeys => "delete_expired_signing_keys",
+    // PolicyStore
+    PolicyDocument => "policy_document",
+    CompareAndSavePolicyDocument => "compare_and_save_policy_document",
     // AuditQuery
     QueryEvents => "query_events",
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodName, MethodRecord, MethodScope, RefreshFamily, SessionId, SessionRecord,
-    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
-    Versioned,
+    Identifier, MethodName, MethodRecord, MethodScope, PolicyDocument, RefreshFamily, SessionId,
+    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User,
+    UserId, Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found};
@@ -43,6 +43,7 @@ pub(crate) struct State {
     pub(crate) families: HashMap<FamilyId, RefreshFamily>,
     pub(crate) refresh_tokens: HashMap<TokenHash, FamilyId>,
     pub(crate) signing_keys: Vec<SigningKeyRecord>,
+    pub(crate) policies: HashMap<TenantId, PolicyDocument>,
 }
 
 /// Compare-and-save on a version: the version to write if `current` (the

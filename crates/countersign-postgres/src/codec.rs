@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress,
     EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord,
-    StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug, TokenHash, User, UserId, Versioned,
+    Identifier, MethodRecord, PolicyDocument, RefreshFamily, SessionId, SessionRecord,
+    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug, TokenHash, User,
+    UserId, Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -78,6 +79,14 @@ macro_rules! key_cols {
     };
 }
 pub(crate) use key_cols;
+
+/// The columns [`policy_document`] reads.
+macro_rules! policy_cols {
+    () => {
+        "tenant_id, schema, policies, version, updated_at"
+    };
+}
+pub(crate) use policy_cols;
 
 pub(crate) fn get<'r, T>(
     row: &'r PgRow,
@@ -223,6 +232,17 @@ pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, PgError> {
         created_at: get(row, T, "created_at")?,
         retired_at: get(row, T, "retired_at")?,
         verify_until: get(row, T, "verify_until")?,
+    })
+}
+
+pub(crate) fn policy_document(row: &PgRow) -> Result<PolicyDocument, PgError> {
+    const T: &str = "cs_policy_documents";
+    Ok(PolicyDocument {
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        schema: get(row, T, "schema")?,
+        policies: get(row, T, "policies")?,
+        version: unsigned(T, "version", get::<i64>(row, T, "version")?)?,
+        updated_at: get(row, T, "updated_at")?,
     })
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, EmailAddress, EventId, FactorCredential, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodRecord, RefreshFamily, SessionId, SessionRecord, SigningKeyRecord, Tenant,
-    TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
+    Identifier, MethodRecord, PolicyDocument, RefreshFamily, SessionId, SessionRecord,
+    SigningKeyRecord, Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -300,5 +300,17 @@ pub(crate) fn read_key(r: &Row<'_>) -> Result<SigningKeyRecord> {
         created_at: r.time_col(4)?,
         retired_at: r.opt_time_col(5)?,
         verify_until: r.opt_time_col(6)?,
+    })
+}
+
+pub(crate) const POLICY_COLS: &str = "tenant_id, schema, policies, version, updated_at";
+
+pub(crate) fn read_policy(r: &Row<'_>) -> Result<PolicyDocument> {
+    Ok(PolicyDocument {
+        tenant_id: r.id_col(0, TenantId::from_uuid)?,
+        schema: r.col(1)?,
+        policies: r.col(2)?,
+        version: r.u64_col(3, "negative version")?,
+        updated_at: r.time_col(4)?,
     })
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_flows.sql"),
     include_str!("../migrations/0003_sessions.sql"),
+    include_str!("../migrations/0004_policies.sql"),
 ];
 
 /// The schema version this build writes and reads.

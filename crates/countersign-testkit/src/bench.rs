@@ -16,9 +16,8 @@ use std::future::Future;
 
 use countersign_core::session::SESSION_TOKEN;
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, FactorStore, FlowStore,
-    IdentityStore, KeyStore, NewTenant, NewUser, PasswordHasher, SecretToken, SessionService,
-    SessionStore, TenantId, UserId,
+    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
+    SecretToken, SessionService, Store, TenantId, UserId,
 };
 
 /// The issuer the benchmarks' [`SessionService`] signs access tokens with.
@@ -81,7 +80,7 @@ pub struct SessionBench<S> {
 
 impl<S> SessionBench<S>
 where
-    S: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone,
+    S: Store,
 {
     /// Start the [`runtime`], open the store on it with `open`, and issue
     /// `sessions` sessions to `users` users as [`issue_sessions`] does.
@@ -113,7 +112,7 @@ where
 /// store error (a benchmark cannot go on without its fixture).
 pub async fn issue_sessions<S>(store: S, users: usize, sessions: usize) -> BenchSessions<S>
 where
-    S: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone,
+    S: Store,
 {
     assert!(users > 0, "at least one user");
     let env = Env::system();
@@ -176,7 +175,7 @@ pub async fn provisioned_authentication<S>(
     slug: &str,
 ) -> countersign_core::Authentication
 where
-    S: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + Clone,
+    S: Store,
 {
     let t = authn
         .provision_tenant(NewTenant::password_only(slug, slug).expect("tenant spec"))

@@ -9,6 +9,7 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ("flows", include_str!("conformance/flows.rs")),
     ("sessions", include_str!("conformance/sessions.rs")),
     ("keys", include_str!("conformance/keys.rs")),
+    ("policies", include_str!("conformance/policies.rs")),
     ("audit", include_str!("conformance/audit.rs")),
     ("", include_str!("conformance/mod.rs")),
 ];

@@ -8,9 +8,9 @@ use countersign_core::{
     AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, AuthRecord, FactorCredential,
     FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore,
     HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore,
-    LockoutPolicy, MethodName, MethodRecord, MethodScope, RefreshFamily, Rotation, SessionId,
-    SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision,
-    TenantSlug, TokenHash, User, UserId, Versioned,
+    LockoutPolicy, MethodName, MethodRecord, MethodScope, PolicyDocument, PolicyStore,
+    RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, SigningKeyRecord, Tenant,
+    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -474,6 +474,27 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
     async fn delete_expired_signing_keys(&self, now: DateTime<Utc>) -> Result<u64, Self::Error> {
         let call = self.inner.delete_expired_signing_keys(now);
         self.counted(StoreTrait::KeyStore, call).await
+    }
+}
+
+impl<S: PolicyStore> PolicyStore for CountingStore<S> {
+    type Error = <S as PolicyStore>::Error;
+
+    async fn policy_document(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<PolicyDocument>, Self::Error> {
+        let call = self.inner.policy_document(tenant);
+        self.counted(StoreTrait::PolicyStore, call).await
+    }
+
+    async fn compare_and_save_policy_document(
+        &self,
+        doc: &PolicyDocument,
+        expected: Option<u64>,
+    ) -> Result<bool, Self::Error> {
+        let call = self.inner.compare_and_save_policy_document(doc, expected);
+        self.counted(StoreTrait::PolicyStore, call).await
     }
 }
 

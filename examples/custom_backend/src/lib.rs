@@ -91,13 +91,15 @@ pub enum StoreTrait {
     SessionStore,
     /// `KeyStore`: JWT signing keys.
     KeyStore,
+    /// `PolicyStore`: each tenant's authorization policy document.
+    PolicyStore,
     /// `AuditQuery`: reading the audit log back.
     AuditQuery,
 }
 
 impl StoreTrait {
     /// Every store trait, from the identity tiers to the audit log.
-    pub const ALL: [StoreTrait; 8] = [
+    pub const ALL: [StoreTrait; 9] = [
         StoreTrait::IdentityLookup,
         StoreTrait::IdentityAuthnLog,
         StoreTrait::IdentityAdmin,
@@ -105,6 +107,7 @@ impl StoreTrait {
         StoreTrait::FlowStore,
         StoreTrait::SessionStore,
         StoreTrait::KeyStore,
+        StoreTrait::PolicyStore,
         StoreTrait::AuditQuery,
     ];
 
@@ -118,6 +121,7 @@ impl StoreTrait {
             StoreTrait::FlowStore => "FlowStore",
             StoreTrait::SessionStore => "SessionStore",
             StoreTrait::KeyStore => "KeyStore",
+            StoreTrait::PolicyStore => "PolicyStore",
             StoreTrait::AuditQuery => "AuditQuery",
         }
     }

@@ -55,6 +55,7 @@
 mod decide;
 mod entities;
 mod model;
+mod service;
 #[cfg(test)]
 mod tests;
 
@@ -69,6 +70,7 @@ pub use entities::{
     UserFacts,
 };
 pub use model::{AuthzModel, COUNTERSIGN_SCHEMA, MAX_MODEL_TEXT_BYTES};
+pub use service::AuthzService;
 
 /// Why a model or its data was refused. Cedar's own diagnostics are kept
 /// as strings.

@@ -7,4 +7,5 @@ mod factors;
 mod flows;
 mod identity;
 mod keys;
+mod policies;
 mod sessions;

@@ -12,6 +12,7 @@ mod factors;
 mod flows;
 mod identity;
 mod keys;
+mod policies;
 mod sessions;
 
 use countersign_core::{StoreErrorKind, TenantId};

@@ -6,6 +6,7 @@ mod factors;
 mod flows;
 mod identity;
 mod keys;
+mod policies;
 mod sessions;
 
 use rusqlite::{Connection, Params, Row, params};

@@ -14,6 +14,7 @@ pub mod factors;
 pub mod flows;
 pub mod identity;
 pub mod keys;
+pub mod policies;
 pub mod sessions;
 
 /// The list of every guarantee, by module: the one place a name is
@@ -98,6 +99,13 @@ macro_rules! __conformance_list {
             keys: [
                 signing_keys_rotate_with_overlap,
                 expired_signing_keys_are_deleted,
+            ],
+            policies: [
+                policy_document_round_trips_at_version_one,
+                policy_compare_and_save_checks_the_version,
+                concurrent_policy_saves_have_exactly_one_winner,
+                policy_documents_are_tenant_scoped,
+                policy_save_for_unknown_tenant_is_not_found,
             ];
             audit: [
                 erase_user_pseudonymises_audit_events,

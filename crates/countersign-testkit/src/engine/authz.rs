@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use countersign_core::authz::{AppEntity, EntityUid, UserFacts};
 use countersign_core::{
-    AuthMethod, AuthzData, AuthzModel, FactorKind, FactorResponse, LockoutPolicy, LoginStatus,
-    Resource, StepUp, StepUpRequired, TenantAuthz,
+    AuthMethod, AuthzData, AuthzModel, AuthzService, Error, FactorKind, FactorResponse,
+    LockoutPolicy, LoginStatus, NewTenant, Resource, StepUp, StepUpRequired, TenantAuthz, TenantId,
 };
 
 use super::{accepts, current_totp, enroll_totp};
@@ -123,4 +123,64 @@ pub async fn a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up<S: Conformanc
     assert!(allowed.allowed, "{allowed:?}");
     assert_eq!(allowed.reasons, ["delete-needs-fresh-mfa"]);
     assert_eq!(allowed.step_up, None);
+}
+
+/// A tenant's model is stored only once it validates, versioned by
+/// compare-and-save (a stale editor is refused and changes nothing), is
+/// served compiled at its current version, and stays within its tenant.
+pub async fn models_are_saved_only_valid_and_versioned<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 51).await;
+    let authz = AuthzService::new(s.clone(), w.svc.env().clone());
+    let t = w.tenant.id;
+    // Invalid: refused with Cedar's diagnostics, nothing stored.
+    let broken = "permit(principal, action == App::Action::\"nope\", resource);";
+    assert!(matches!(
+        authz.save_model(t, SCHEMA, broken, None, &w.client).await,
+        Err(Error::Authz(_))
+    ));
+    assert!(authz.model(t).await.unwrap().is_none());
+    assert!(s.policy_document(t).await.unwrap().is_none());
+    // Valid: version 1, then 2 from 1; a stale editor is refused.
+    assert_eq!(
+        authz
+            .save_model(t, SCHEMA, POLICIES, None, &w.client)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(authz.model(t).await.unwrap().unwrap().version(), 1);
+    assert!(matches!(
+        authz.save_model(t, SCHEMA, POLICIES, None, &w.client).await,
+        Err(Error::Concurrent(_))
+    ));
+    assert_eq!(
+        authz
+            .save_model(t, SCHEMA, POLICIES, Some(1), &w.client)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(matches!(
+        authz.save_model(t, SCHEMA, "", Some(1), &w.client).await,
+        Err(Error::Concurrent(_))
+    ));
+    let stored = s.policy_document(t).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.policies.as_str()), (2, POLICIES));
+    // Another service instance compiles the stored version.
+    let other = AuthzService::new(s.clone(), w.svc.env().clone());
+    assert_eq!(other.model(t).await.unwrap().unwrap().version(), 2);
+    // Another tenant has nothing; an unknown tenant cannot get one.
+    let b = w
+        .svc
+        .provision_tenant(NewTenant::password_only("beta", "Beta").unwrap())
+        .await
+        .unwrap();
+    assert!(authz.model(b.id).await.unwrap().is_none());
+    let nobody = TenantId::generate(w.svc.env()).unwrap();
+    assert!(matches!(
+        authz
+            .save_model(nobody, SCHEMA, POLICIES, None, &w.client)
+            .await,
+        Err(Error::TenantNotFound)
+    ));
 }

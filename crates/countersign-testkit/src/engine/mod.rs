@@ -92,6 +92,7 @@ macro_rules! __engine_list {
             ],
             authz: [
                 a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up,
+                models_are_saved_only_valid_and_versioned,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,

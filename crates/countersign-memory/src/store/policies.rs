@@ -1,0 +1,38 @@
+//! `PolicyStore` in memory: each tenant's versioned policy document.
+
+use countersign_core::{MethodScope, PolicyDocument, PolicyStore, TenantId};
+
+use crate::error::{MemoryError, Result};
+use crate::state::next_version;
+use crate::{MemoryStore, StoreMethod};
+
+impl PolicyStore for MemoryStore {
+    type Error = MemoryError;
+
+    async fn policy_document(&self, tenant: TenantId) -> Result<Option<PolicyDocument>> {
+        Ok(self
+            .begin(StoreMethod::PolicyDocument)?
+            .policies
+            .get(&tenant)
+            .cloned())
+    }
+
+    async fn compare_and_save_policy_document(
+        &self,
+        doc: &PolicyDocument,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let mut st = self.begin(StoreMethod::CompareAndSavePolicyDocument)?;
+        st.require_scope(MethodScope::Tenant(doc.tenant_id))?;
+        let current = st.policies.get(&doc.tenant_id).map(|d| d.version);
+        let Some(version) = next_version(current, expected) else {
+            return Ok(false);
+        };
+        let saved = PolicyDocument {
+            version,
+            ..doc.clone()
+        };
+        st.policies.insert(doc.tenant_id, saved);
+        Ok(true)
+    }
+}

@@ -1,0 +1,83 @@
+//! `PolicyStore` in SQL.
+//!
+//! Documents are read on the main pool: a replica lagging behind a save
+//! would authorize with the previous policies.
+
+use countersign_core::{PolicyDocument, PolicyStore, TenantId};
+
+use super::compare_and_save;
+use crate::codec::{self, policy_cols};
+use crate::error::PgError;
+use crate::retry::Idempotence::{Idempotent, Once};
+use crate::{PostgresStore, Result};
+
+impl PolicyStore for PostgresStore {
+    type Error = PgError;
+
+    async fn policy_document(&self, tenant: TenantId) -> Result<Option<PolicyDocument>> {
+        let stmt = || {
+            sqlx::query(concat!(
+                "SELECT ",
+                policy_cols!(),
+                " FROM cs_policy_documents WHERE tenant_id = $1"
+            ))
+            .bind(tenant.as_uuid())
+        };
+        self.retry
+            .run("policy_document", Idempotent, || {
+                self.lookup(stmt(), "reading a policy document", codec::policy_document)
+            })
+            .await
+    }
+
+    async fn compare_and_save_policy_document(
+        &self,
+        doc: &PolicyDocument,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        // One statement each way, reporting whether the tenant exists and
+        // whether the document was saved. The insert waits on a concurrent
+        // one for the same tenant and then does nothing; the update re-checks
+        // `version = $5` against the newest row version.
+        let stmt = || match expected {
+            None => sqlx::query(
+                "WITH t AS (
+                     SELECT id FROM cs_tenants WHERE id = $1
+                 ), saved AS (
+                     INSERT INTO cs_policy_documents (tenant_id, schema, policies, version,
+                                                      updated_at)
+                     SELECT id, $2, $3, 1, $4 FROM t
+                     ON CONFLICT (tenant_id) DO NOTHING
+                     RETURNING 1
+                 )
+                 SELECT EXISTS (SELECT 1 FROM t) AS found, EXISTS (SELECT 1 FROM saved) AS saved",
+            )
+            .bind(doc.tenant_id.as_uuid())
+            .bind(doc.schema.as_str())
+            .bind(doc.policies.as_str())
+            .bind(doc.updated_at),
+            Some(v) => sqlx::query(
+                "WITH t AS (
+                     SELECT 1 FROM cs_tenants WHERE id = $1
+                 ), saved AS (
+                     UPDATE cs_policy_documents
+                        SET schema = $2, policies = $3, version = version + 1, updated_at = $4
+                      WHERE tenant_id = $1 AND version = $5
+                     RETURNING 1
+                 )
+                 SELECT EXISTS (SELECT 1 FROM t) AS found, EXISTS (SELECT 1 FROM saved) AS saved",
+            )
+            .bind(doc.tenant_id.as_uuid())
+            .bind(doc.schema.as_str())
+            .bind(doc.policies.as_str())
+            .bind(doc.updated_at)
+            .bind(codec::version(v)),
+        };
+        self.retry
+            .run("compare_and_save_policy_document", Once, || async {
+                let mut conn = self.conn().await?;
+                compare_and_save(stmt(), &mut *conn, "saving a policy document", "tenant").await
+            })
+            .await
+    }
+}

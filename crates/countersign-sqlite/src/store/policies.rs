@@ -1,0 +1,57 @@
+//! `PolicyStore` in SQLite: one authorization document per tenant, saved
+//! by compare-and-save on a version column.
+
+use countersign_core::{PolicyDocument, PolicyStore, TenantId};
+use rusqlite::params;
+
+use super::require_tenant;
+use crate::codec::{POLICY_COLS, id, micros, read_policy, version_param};
+use crate::{Result, SqliteError, SqliteStore};
+
+impl PolicyStore for SqliteStore {
+    type Error = SqliteError;
+
+    async fn policy_document(&self, tenant: TenantId) -> Result<Option<PolicyDocument>> {
+        self.fetch_optional(
+            format!("SELECT {POLICY_COLS} FROM cs_policy_documents WHERE tenant_id = ?1"),
+            [id(tenant.as_uuid())],
+            read_policy,
+        )
+        .await
+    }
+
+    async fn compare_and_save_policy_document(
+        &self,
+        doc: &PolicyDocument,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let t = id(doc.tenant_id.as_uuid());
+        let (schema, policies) = (doc.schema.clone(), doc.policies.clone());
+        let at = micros(doc.updated_at);
+        let expected = expected.map(version_param).transpose()?;
+        self.call(move |c| {
+            let n = match expected {
+                None => c
+                    .prepare_cached(
+                        "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at)
+                         SELECT ?1, ?2, ?3, 1, ?4
+                         WHERE EXISTS (SELECT 1 FROM cs_tenants WHERE id = ?1)
+                         ON CONFLICT (tenant_id) DO NOTHING",
+                    )?
+                    .execute(params![t, schema, policies, at])?,
+                Some(v) => c
+                    .prepare_cached(
+                        "UPDATE cs_policy_documents
+                         SET schema = ?2, policies = ?3, version = version + 1, updated_at = ?4
+                         WHERE tenant_id = ?1 AND version = ?5",
+                    )?
+                    .execute(params![t, schema, policies, at, v])?,
+            };
+            if n == 0 {
+                require_tenant(c, &t)?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+}
