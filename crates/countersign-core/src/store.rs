@@ -287,14 +287,18 @@ pub trait PolicyStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<PolicyDocument>, Self::Error>> + Send;
 
     /// Save `doc` for `doc.tenant_id` only if the stored version is
-    /// `expected` (`None`: only if there is none yet). Atomic: of
-    /// concurrent saves naming one version exactly one returns `true`. The
-    /// saved version is `expected + 1` (1 for the first); `doc.version` is
-    /// ignored. `NotFound` if the tenant does not exist.
+    /// `expected` (`None`: only if there is none yet), and with it, if
+    /// given, the audit `event` that records the change, in one
+    /// transaction (a save is never left unaudited, nor an event without
+    /// its save). Atomic: of concurrent saves naming one version exactly
+    /// one returns `true`. The saved version is `expected + 1` (1 for the
+    /// first); `doc.version` is ignored. `NotFound` if the tenant does not
+    /// exist; `Conflict` (writing nothing) if the event id exists.
     fn compare_and_save_policy_document(
         &self,
         doc: &PolicyDocument,
         expected: Option<u64>,
+        event: Option<&AuditEvent>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 

@@ -492,8 +492,11 @@ impl<S: PolicyStore> PolicyStore for CountingStore<S> {
         &self,
         doc: &PolicyDocument,
         expected: Option<u64>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool, Self::Error> {
-        let call = self.inner.compare_and_save_policy_document(doc, expected);
+        let call = self
+            .inner
+            .compare_and_save_policy_document(doc, expected, event);
         self.counted(StoreTrait::PolicyStore, call).await
     }
 }

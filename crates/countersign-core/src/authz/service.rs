@@ -21,7 +21,8 @@ use crate::store::{PolicyDocument, Store};
 /// - saves are compare-and-save on the version: a save naming a stale
 ///   version fails with [`Error::Concurrent`] and changes nothing, so two
 ///   editors cannot overwrite each other;
-/// - every save is audited (`tenant.policies_changed`, failing closed);
+/// - every save is audited (`tenant.policies_changed`) in the same
+///   transaction as the save;
 /// - [`model`](Self::model) compiles a version once per service and serves
 ///   it from the cache until a newer version is stored (one store read per
 ///   call: the version check).
@@ -69,9 +70,19 @@ impl<S: Store> AuthzService<S> {
             version,
             updated_at: rq.now,
         };
+        // The save and its audit event commit together.
+        let event = AuditEvent::new(
+            &self.env,
+            rq.now,
+            tenant,
+            None,
+            AuditKind::TenantPoliciesChanged,
+            AuditStatus::Success,
+            rq.client,
+        )?;
         let saved = self
             .store
-            .compare_and_save_policy_document(&doc, expected)
+            .compare_and_save_policy_document(&doc, expected, Some(&event))
             .await
             .map_err(|e| match crate::error::StoreError::kind(&e) {
                 StoreErrorKind::NotFound => Error::TenantNotFound,
@@ -84,16 +95,6 @@ impl<S: Store> AuthzService<S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(tenant, Arc::new(compiled));
-        let event = AuditEvent::new(
-            &self.env,
-            rq.now,
-            tenant,
-            None,
-            AuditKind::TenantPoliciesChanged,
-            AuditStatus::Success,
-            rq.client,
-        )?;
-        self.store.record_event(&event).await.map_err(store_err)?;
         Ok(version)
     }
 

@@ -1,8 +1,8 @@
 //! `PolicyStore` in memory: each tenant's versioned policy document.
 
-use countersign_core::{MethodScope, PolicyDocument, PolicyStore, TenantId};
+use countersign_core::{AuditEvent, MethodScope, PolicyDocument, PolicyStore, TenantId};
 
-use crate::error::{MemoryError, Result};
+use crate::error::{MemoryError, Result, unique_violation};
 use crate::state::next_version;
 use crate::{MemoryStore, StoreMethod};
 
@@ -21,6 +21,7 @@ impl PolicyStore for MemoryStore {
         &self,
         doc: &PolicyDocument,
         expected: Option<u64>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
         let mut st = self.begin(StoreMethod::CompareAndSavePolicyDocument)?;
         st.require_scope(MethodScope::Tenant(doc.tenant_id))?;
@@ -28,6 +29,14 @@ impl PolicyStore for MemoryStore {
         let Some(version) = next_version(current, expected) else {
             return Ok(false);
         };
+        // Every check before the first write: all or nothing.
+        if let Some(e) = event {
+            if st.event_ids.contains(&e.id) {
+                return Err(unique_violation("audit event"));
+            }
+            st.event_ids.insert(e.id);
+            st.events.push(e.clone());
+        }
         let saved = PolicyDocument {
             version,
             ..doc.clone()

@@ -3,7 +3,7 @@
 //! Documents are read on the main pool: a replica lagging behind a save
 //! would authorize with the previous policies.
 
-use countersign_core::{PolicyDocument, PolicyStore, TenantId};
+use countersign_core::{AuditEvent, PolicyDocument, PolicyStore, TenantId};
 
 use super::compare_and_save;
 use crate::codec::{self, policy_cols};
@@ -34,6 +34,7 @@ impl PolicyStore for PostgresStore {
         &self,
         doc: &PolicyDocument,
         expected: Option<u64>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
         // One statement each way, reporting whether the tenant exists and
         // whether the document was saved. The insert waits on a concurrent
@@ -75,8 +76,26 @@ impl PolicyStore for PostgresStore {
         };
         self.retry
             .run("compare_and_save_policy_document", Once, || async {
-                let mut conn = self.conn().await?;
-                compare_and_save(stmt(), &mut *conn, "saving a policy document", "tenant").await
+                let Some(event) = event else {
+                    let mut conn = self.conn().await?;
+                    let context = "saving a policy document";
+                    return compare_and_save(stmt(), &mut *conn, context, "tenant").await;
+                };
+                // With its audit event: one transaction.
+                let mut tx = self.begin().await?;
+                let context = "saving a policy document";
+                if !compare_and_save(stmt(), &mut *tx, context, "tenant").await? {
+                    return Ok(false);
+                }
+                let clash = crate::error::unique_violation(
+                    crate::error::Phase::Uncommitted,
+                    "recording a policy change",
+                    "audit event already exists",
+                );
+                super::execute(super::identity::event_insert(event, false), &mut *tx, clash)
+                    .await?;
+                super::commit(tx, "committing a policy document").await?;
+                Ok(true)
             })
             .await
     }

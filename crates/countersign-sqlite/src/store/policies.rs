@@ -1,8 +1,8 @@
 //! `PolicyStore` in SQLite: one authorization document per tenant, saved
 //! by compare-and-save on a version column.
 
-use countersign_core::{PolicyDocument, PolicyStore, TenantId};
-use rusqlite::params;
+use countersign_core::{AuditEvent, PolicyDocument, PolicyStore, TenantId};
+use rusqlite::{TransactionBehavior, params};
 
 use super::require_tenant;
 use crate::codec::{POLICY_COLS, id, micros, read_policy, version_param};
@@ -24,14 +24,18 @@ impl PolicyStore for SqliteStore {
         &self,
         doc: &PolicyDocument,
         expected: Option<u64>,
+        event: Option<&AuditEvent>,
     ) -> Result<bool> {
+        let e = event.cloned();
         let t = id(doc.tenant_id.as_uuid());
         let (schema, policies) = (doc.schema.clone(), doc.policies.clone());
         let at = micros(doc.updated_at);
         let expected = expected.map(version_param).transpose()?;
         self.call(move |c| {
+            // The save and its audit event commit together.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = match expected {
-                None => c
+                None => tx
                     .prepare_cached(
                         "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at)
                          SELECT ?1, ?2, ?3, 1, ?4
@@ -39,7 +43,7 @@ impl PolicyStore for SqliteStore {
                          ON CONFLICT (tenant_id) DO NOTHING",
                     )?
                     .execute(params![t, schema, policies, at])?,
-                Some(v) => c
+                Some(v) => tx
                     .prepare_cached(
                         "UPDATE cs_policy_documents
                          SET schema = ?2, policies = ?3, version = version + 1, updated_at = ?4
@@ -48,9 +52,14 @@ impl PolicyStore for SqliteStore {
                     .execute(params![t, schema, policies, at, v])?,
             };
             if n == 0 {
-                require_tenant(c, &t)?;
+                require_tenant(&tx, &t)?;
+                return Ok(false);
             }
-            Ok(n == 1)
+            if let Some(e) = &e {
+                super::identity::insert_event(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }

@@ -441,3 +441,47 @@ pub async fn a_refused_session_start_writes_nothing<S: AuditedStore>(s: S) {
     let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(events, [taken]);
 }
+
+/// A policy save commits with its audit event; one whose event cannot be
+/// recorded (its id is taken) writes nothing.
+pub async fn a_policy_save_commits_with_its_event<S: AuditedStore>(s: S) {
+    let (fx, t) = acme(&s, 65).await;
+    let doc = countersign_core::PolicyDocument {
+        tenant_id: t.id,
+        schema: "namespace App { entity Document; }".into(),
+        policies: String::new(),
+        version: 0,
+        updated_at: at(1),
+    };
+    let e = fx.event(
+        t.id,
+        None,
+        AuditKind::TenantPoliciesChanged,
+        AuditStatus::Success,
+        at(1),
+    );
+    assert!(
+        s.compare_and_save_policy_document(&doc, None, Some(&e))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.policy_document(t.id).await.unwrap().unwrap().version, 1);
+    // The same event id again: refused, and version 1 stays.
+    let next = countersign_core::PolicyDocument {
+        policies: "permit(principal, action, resource);".into(),
+        updated_at: at(2),
+        ..doc.clone()
+    };
+    let err = s
+        .compare_and_save_policy_document(&next, Some(1), Some(&e))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    let stored = s.policy_document(t.id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.policies.as_str()), (1, ""));
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [e]);
+}

@@ -118,6 +118,7 @@ macro_rules! __conformance_list {
                 a_refused_registration_writes_nothing,
                 a_session_start_commits_with_its_event,
                 a_refused_session_start_writes_nothing,
+                a_policy_save_commits_with_its_event,
             ]
         }
     };

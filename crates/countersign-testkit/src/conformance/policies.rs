@@ -37,7 +37,11 @@ pub async fn policy_document_round_trips_at_version_one<S: ConformanceStore>(s: 
         "permit(principal, action, resource);\n// ünïcödé \"quoted\"",
         at(5) + Duration::microseconds(123_456),
     );
-    assert!(s.compare_and_save_policy_document(&d, None).await.unwrap());
+    assert!(
+        s.compare_and_save_policy_document(&d, None, None)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.policy_document(t.id).await.unwrap(), Some(saved(&d, 1)));
 }
 
@@ -48,27 +52,35 @@ pub async fn policy_compare_and_save_checks_the_version<S: ConformanceStore>(s: 
     let v1 = doc(t.id, "v1", at(1));
     let v2 = doc(t.id, "v2", at(2));
     let v3 = doc(t.id, "v3", at(3));
-    assert!(s.compare_and_save_policy_document(&v1, None).await.unwrap());
-    assert!(!s.compare_and_save_policy_document(&v2, None).await.unwrap());
     assert!(
-        !s.compare_and_save_policy_document(&v2, Some(2))
+        s.compare_and_save_policy_document(&v1, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.compare_and_save_policy_document(&v2, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.compare_and_save_policy_document(&v2, Some(2), None)
             .await
             .unwrap()
     );
     assert_eq!(s.policy_document(t.id).await.unwrap(), Some(saved(&v1, 1)));
     assert!(
-        s.compare_and_save_policy_document(&v2, Some(1))
+        s.compare_and_save_policy_document(&v2, Some(1), None)
             .await
             .unwrap()
     );
     assert_eq!(s.policy_document(t.id).await.unwrap(), Some(saved(&v2, 2)));
     assert!(
-        !s.compare_and_save_policy_document(&v3, Some(1))
+        !s.compare_and_save_policy_document(&v3, Some(1), None)
             .await
             .unwrap()
     );
     assert!(
-        s.compare_and_save_policy_document(&v3, Some(2))
+        s.compare_and_save_policy_document(&v3, Some(2), None)
             .await
             .unwrap()
     );
@@ -81,7 +93,7 @@ pub async fn concurrent_policy_saves_have_exactly_one_winner<S: ConformanceStore
     let (_fx, t) = acme(&s, 82).await;
     let first = doc(t.id, "first", at(1));
     assert!(
-        s.compare_and_save_policy_document(&first, None)
+        s.compare_and_save_policy_document(&first, None, None)
             .await
             .unwrap()
     );
@@ -91,7 +103,7 @@ pub async fn concurrent_policy_saves_have_exactly_one_winner<S: ConformanceStore
         tasks.push(tokio::spawn(async move {
             let d = doc(t.id, &format!("writer-{i}"), at(2));
             let won = s
-                .compare_and_save_policy_document(&d, Some(1))
+                .compare_and_save_policy_document(&d, Some(1), None)
                 .await
                 .unwrap();
             (i, won)
@@ -119,17 +131,25 @@ pub async fn policy_documents_are_tenant_scoped<S: ConformanceStore>(s: S) {
     let a = tenant(&s, &fx, "a").await;
     let b = tenant(&s, &fx, "b").await;
     let da = doc(a.id, "a's", at(1));
-    assert!(s.compare_and_save_policy_document(&da, None).await.unwrap());
-    assert_eq!(s.policy_document(b.id).await.unwrap(), None);
-    // A's version names nothing in B.
-    let db = doc(b.id, "b's", at(2));
     assert!(
-        !s.compare_and_save_policy_document(&db, Some(1))
+        s.compare_and_save_policy_document(&da, None, None)
             .await
             .unwrap()
     );
     assert_eq!(s.policy_document(b.id).await.unwrap(), None);
-    assert!(s.compare_and_save_policy_document(&db, None).await.unwrap());
+    // A's version names nothing in B.
+    let db = doc(b.id, "b's", at(2));
+    assert!(
+        !s.compare_and_save_policy_document(&db, Some(1), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.policy_document(b.id).await.unwrap(), None);
+    assert!(
+        s.compare_and_save_policy_document(&db, None, None)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.policy_document(b.id).await.unwrap(), Some(saved(&db, 1)));
     assert_eq!(s.policy_document(a.id).await.unwrap(), Some(saved(&da, 1)));
 }
@@ -141,7 +161,7 @@ pub async fn policy_save_for_unknown_tenant_is_not_found<S: ConformanceStore>(s:
     let ghost = fx.tenant_id();
     let d = doc(ghost, "ghost", at(1));
     assert_eq!(
-        kind(s.compare_and_save_policy_document(&d, None).await),
+        kind(s.compare_and_save_policy_document(&d, None, None).await),
         StoreErrorKind::NotFound
     );
     assert_eq!(s.policy_document(ghost).await.unwrap(), None);
