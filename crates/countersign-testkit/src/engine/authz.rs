@@ -11,9 +11,9 @@ use countersign_core::{
     LockoutPolicy, LoginStatus, NewTenant, Resource, StepUp, StepUpRequired, TenantAuthz, TenantId,
 };
 
-use super::{accepts, current_totp, enroll_totp};
+use super::{accepts, current_totp, enroll_totp, password_alone};
 use crate::ConformanceStore;
-use crate::fixtures::{PASSWORD, World, mfa_tenant};
+use crate::fixtures::{World, mfa_tenant};
 
 /// The tenant's schema: documents, and one action that takes the
 /// authentication context.
@@ -67,15 +67,7 @@ pub async fn a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up<S: Conformanc
     };
 
     // The password alone, through the `pwd` method.
-    let (flow, _) = w.begin("alice", Some("pwd")).await;
-    let LoginStatus::Authenticated(login) = w
-        .submit(&flow, FactorResponse::Password(PASSWORD))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!("password alone signs in with `pwd`")
-    };
+    let login = password_alone(&w, "alice").await;
     let issued = w.sessions.issue(&login, &w.client).await.unwrap();
     let token = issued.session_token.expose();
 

@@ -260,3 +260,24 @@ fn api_tokens() -> SessionPolicy {
         ..SessionPolicy::default()
     }
 }
+
+/// Sign `identifier` in with the password alone, through the tenant's `pwd`
+/// method (which the scenario adds to its tenant).
+pub(crate) async fn password_alone<S: ConformanceStore>(
+    w: &World<S>,
+    identifier: &str,
+) -> countersign_core::Authentication {
+    let (flow, _) = w.begin(identifier, Some("pwd")).await;
+    match w
+        .submit(
+            &flow,
+            countersign_core::FactorResponse::Password(crate::fixtures::PASSWORD),
+        )
+        .await
+        .unwrap()
+        .status
+    {
+        LoginStatus::Authenticated(login) => login,
+        other => panic!("password alone signs in with `pwd`: {other:?}"),
+    }
+}

@@ -6,7 +6,9 @@ use countersign_core::{
     LoginStatus, StepUp, StepUpRequired, User,
 };
 
-use super::{accepts, api_tokens, current_totp, enroll_totp, mfa_alice, set_sessions};
+use super::{
+    accepts, api_tokens, current_totp, enroll_totp, mfa_alice, password_alone, set_sessions,
+};
 use crate::ConformanceStore;
 use crate::fixtures::{PASSWORD, World, mfa_tenant};
 
@@ -39,15 +41,7 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
     set_sessions(&w, api_tokens()).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;
-    let (flow, _) = w.begin("alice", Some("pwd")).await;
-    let LoginStatus::Authenticated(login) = w
-        .submit(&flow, FactorResponse::Password(PASSWORD))
-        .await
-        .unwrap()
-        .status
-    else {
-        panic!("password alone signs in with `pwd`")
-    };
+    let login = password_alone(&w, "alice").await;
     let issued = w.sessions.issue(&login, &w.client).await.unwrap();
     let token = issued.session_token.expose();
     let c = w
