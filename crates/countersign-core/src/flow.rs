@@ -247,6 +247,11 @@ pub struct Awaiting {
     pub email_code: Option<PendingCode>,
     /// A passkey challenge issued for this flow, not yet answered.
     pub passkey: Option<PasskeyChallenge>,
+    /// For an identifier that matched nobody: the keyed tag of that
+    /// identifier, so every flow for it is shown the same decoy passkey
+    /// ids. `None` for a known user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoy_tag: Option<String>,
 }
 
 impl Awaiting {
@@ -260,6 +265,7 @@ impl Awaiting {
             failures: 0,
             email_code: None,
             passkey: None,
+            decoy_tag: None,
         }
     }
 
@@ -476,6 +482,7 @@ mod tests {
             failures: 0,
             email_code: None,
             passkey: None,
+            decoy_tag: None,
         })
     }
 

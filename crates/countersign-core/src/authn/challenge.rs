@@ -14,8 +14,8 @@ use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::email_code::SendLimits;
 use crate::factor::{
-    AuthMethod, Check, EmailOtpCredential, FactorKind, FactorSettings, PasskeysCredential,
-    PendingCode, Versioned, credential, passkey,
+    Check, EmailOtpCredential, FactorKind, FactorSettings, PasskeysCredential, PendingCode,
+    Versioned, credential, passkey,
 };
 use crate::flow::{Awaiting, FlowEvent, FlowRecord, LoginState, PasskeyChallenge};
 use crate::ids::UserId;
@@ -24,16 +24,17 @@ use crate::notice::{Notice, NoticeSecret};
 use crate::store::Store;
 use crate::{Submission, TenantId};
 
-/// The prefix of a decoy method's name (see [`AuthnService::decoy_method`]).
-const DECOY_PREFIX: &str = "decoy.";
-
 impl<S> AuthnService<S>
 where
     S: Store,
 {
     /// The stable keyed tag of an identifier in a tenant: 16 bytes of
     /// HMAC-SHA256 under the service's [`CodeKey`](crate::CodeKey), hex.
-    fn identifier_tag(&self, tenant: &Tenant, identifier: &Identifier) -> Result<String> {
+    pub(super) fn identifier_tag(
+        &self,
+        tenant: &Tenant,
+        identifier: &Identifier,
+    ) -> Result<String> {
         let tag = self.code_key()?.tag(
             "countersign/identifier-tag/v1",
             &[
@@ -42,24 +43,6 @@ where
             ],
         );
         Ok(tag.iter().take(16).map(|b| format!("{b:02x}")).collect())
-    }
-
-    /// A method that marks an unknown identifier's flow with the keyed tag
-    /// of that identifier, so later challenges of the flow (decoy passkey
-    /// ids) are those every flow for the identifier gets. Its one step is
-    /// the first step of an offered method, so the flow accepts exactly
-    /// what it would without it; the flow has no user, so it never passes.
-    pub(super) fn decoy_method(
-        &self,
-        tenant: &Tenant,
-        identifier: &Identifier,
-        offered: &[AuthMethod],
-    ) -> Result<Option<AuthMethod>> {
-        let Some(first) = offered.first().and_then(|m| m.steps.first()) else {
-            return Ok(None);
-        };
-        let name = format!("{DECOY_PREFIX}{}", self.identifier_tag(tenant, identifier)?);
-        Ok(Some(AuthMethod::new(&name, vec![first.clone()])?))
     }
 
     /// Decoy credential ids for the identifier whose keyed tag is `tag`:
@@ -115,11 +98,7 @@ where
         let (challenge, ceremony) = if keys.is_empty() {
             let tag = match &account {
                 Some(u) => Some(self.identifier_tag(&tenant, &u.identifier)?),
-                None => w
-                    .candidates
-                    .iter()
-                    .find_map(|m| m.name.as_str().strip_prefix(DECOY_PREFIX))
-                    .map(str::to_owned),
+                None => w.decoy_tag.clone(),
             };
             let Some(tag) = tag else {
                 return Err(Error::FactorNotEnrolled(FactorKind::Passkey));

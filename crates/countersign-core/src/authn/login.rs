@@ -260,11 +260,14 @@ where
             .find_user(tenant.id, &identifier)
             .await
             .map_err(store_err)?;
-        if user.is_none() {
-            let decoy = self.decoy_method(&tenant, &identifier, &candidates)?;
-            candidates.extend(decoy);
-        }
-        let w = Awaiting::start(user.map(|u| u.id), candidates);
+        let decoy_tag = match &user {
+            Some(_) => None,
+            None => Some(self.identifier_tag(&tenant, &identifier)?),
+        };
+        let w = Awaiting {
+            decoy_tag,
+            ..Awaiting::start(user.map(|u| u.id), candidates)
+        };
         self.start_login(tenant.id, w, rq.now).await
     }
 

@@ -120,10 +120,9 @@ impl MethodName {
     pub const STEP_UP: &'static str = "step-up";
 
     /// Whether the engine keeps this name for itself: `step-up` (step-up
-    /// flows) and names starting with `decoy.` (the flows of unknown
-    /// identifiers). A tenant cannot define a method of such a name.
+    /// flows). A tenant cannot define a method of this name.
     pub fn is_reserved(&self) -> bool {
-        self.0 == Self::STEP_UP || self.0.starts_with("decoy.")
+        self.0 == Self::STEP_UP
     }
 
     /// The name as text.
