@@ -56,11 +56,13 @@ impl FactorStore for PostgresStore {
                 .bind(tenant.as_uuid())
                 .bind(kind.as_str())
         };
-        self.retry
-            .run("tenant_factor", Idempotent, || {
-                self.lookup(stmt(), "reading a tenant factor", codec::tenant_factor)
-            })
-            .await
+        self.lookup(
+            "tenant_factor",
+            "reading a tenant factor",
+            stmt,
+            codec::tenant_factor,
+        )
+        .await
     }
 
     async fn tenant_factors(&self, tenant: TenantId) -> Result<Vec<FactorSettings>> {
@@ -71,11 +73,13 @@ impl FactorStore for PostgresStore {
             )
             .bind(tenant.as_uuid())
         };
-        self.retry
-            .run("tenant_factors", Idempotent, || {
-                self.lookup_all(stmt(), "reading tenant factors", codec::tenant_factor)
-            })
-            .await
+        self.lookup_all(
+            "tenant_factors",
+            "reading tenant factors",
+            stmt,
+            codec::tenant_factor,
+        )
+        .await
     }
 
     async fn save_tenant_factor(&self, tenant: TenantId, factor: &FactorSettings) -> Result<()> {
@@ -150,11 +154,13 @@ impl FactorStore for PostgresStore {
             .bind(user.as_uuid())
             .bind(kind.as_str())
         };
-        self.retry
-            .run("user_factor", Idempotent, || {
-                self.lookup(stmt(), "reading a credential", codec::user_factor)
-            })
-            .await
+        self.lookup(
+            "user_factor",
+            "reading a credential",
+            stmt,
+            codec::user_factor,
+        )
+        .await
     }
 
     async fn user_factors(
@@ -171,11 +177,13 @@ impl FactorStore for PostgresStore {
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
         };
-        self.retry
-            .run("user_factors", Idempotent, || {
-                self.lookup_all(stmt(), "reading credentials", codec::user_factor)
-            })
-            .await
+        self.lookup_all(
+            "user_factors",
+            "reading credentials",
+            stmt,
+            codec::user_factor,
+        )
+        .await
     }
 
     async fn compare_and_save_user_factor(
@@ -331,10 +339,8 @@ impl FactorStore for PostgresStore {
             .bind(*tenant.as_uuid())
             .bind(*user.as_uuid()),
         };
-        self.retry
-            .run("methods", Idempotent, || {
-                self.lookup_all(stmt(), "reading methods", |r| codec::method(r, table))
-            })
+        let decode = |r: &sqlx::postgres::PgRow| codec::method(r, table);
+        self.lookup_all("methods", "reading methods", stmt, decode)
             .await
     }
 
@@ -453,10 +459,12 @@ impl FactorStore for PostgresStore {
             Ok((personal, codec::method(row, table)?))
         };
         let rows = self
-            .retry
-            .run("available_methods", Idempotent, || {
-                self.lookup_all(stmt(), "reading available methods", decode)
-            })
+            .lookup_all(
+                "available_methods",
+                "reading available methods",
+                stmt,
+                decode,
+            )
             .await?;
         let (mut tenant_scope, mut user_scope) = (Vec::new(), Vec::new());
         for (personal, method) in rows {

@@ -31,10 +31,7 @@ impl IdentityLookup for PostgresStore {
             ))
             .bind(tenant.as_uuid())
         };
-        self.retry
-            .run("get_tenant", Idempotent, || {
-                self.lookup(stmt(), "reading a tenant", codec::tenant)
-            })
+        self.lookup("get_tenant", "reading a tenant", stmt, codec::tenant)
             .await
     }
 
@@ -47,10 +44,7 @@ impl IdentityLookup for PostgresStore {
             ))
             .bind(slug.as_str())
         };
-        self.retry
-            .run("find_tenant", Idempotent, || {
-                self.lookup(stmt(), "finding a tenant", codec::tenant)
-            })
+        self.lookup("find_tenant", "finding a tenant", stmt, codec::tenant)
             .await
     }
 
@@ -64,10 +58,7 @@ impl IdentityLookup for PostgresStore {
             .bind(tenant.as_uuid())
             .bind(identifier.as_str())
         };
-        self.retry
-            .run("find_user", Idempotent, || {
-                self.lookup(stmt(), "finding a user", codec::user)
-            })
+        self.lookup("find_user", "finding a user", stmt, codec::user)
             .await
     }
 
@@ -81,10 +72,7 @@ impl IdentityLookup for PostgresStore {
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
         };
-        self.retry
-            .run("get_user", Idempotent, || {
-                self.lookup(stmt(), "reading a user", codec::user)
-            })
+        self.lookup("get_user", "reading a user", stmt, codec::user)
             .await
     }
 
@@ -97,10 +85,7 @@ impl IdentityLookup for PostgresStore {
             ))
             .bind(user.as_uuid())
         };
-        self.retry
-            .run("get_user_cross_tenant", Idempotent, || {
-                self.lookup(stmt(), "reading a user", codec::user)
-            })
+        self.lookup("get_user_cross_tenant", "reading a user", stmt, codec::user)
             .await
     }
 
@@ -128,10 +113,7 @@ impl IdentityLookup for PostgresStore {
             .bind(tenant.as_uuid())
             .bind(n),
         };
-        self.retry
-            .run("list_users", Idempotent, || {
-                self.replica_lookup_all(stmt(), "listing users", codec::user)
-            })
+        self.replica_lookup_all("list_users", "listing users", stmt, codec::user)
             .await
     }
 
@@ -148,11 +130,13 @@ impl IdentityLookup for PostgresStore {
             .bind(tenant.as_uuid())
             .bind(user.as_uuid())
         };
-        self.retry
-            .run("failure_record", Idempotent, || {
-                self.lookup(stmt(), "reading a failure record", codec::failure)
-            })
-            .await
+        self.lookup(
+            "failure_record",
+            "reading a failure record",
+            stmt,
+            codec::failure,
+        )
+        .await
     }
 }
 

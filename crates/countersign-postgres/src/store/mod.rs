@@ -22,6 +22,7 @@ use sqlx::query::Query;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::error::{PgError, db, db_commit};
+use crate::retry::Idempotence::Idempotent;
 use crate::{PostgresStore, Result};
 
 /// A statement with its parameters bound, ready to run once.
@@ -140,24 +141,37 @@ impl PostgresStore {
     /// [`replica_lookup_all`](Self::replica_lookup_all) ones goes here: a
     /// lagging replica must not show a suspended user as active, a locked
     /// one as unlocked or a replaced credential as current.
+    ///
+    /// Reads write nothing, so each runs under the retry policy as
+    /// idempotent, named `op`; `stmt` builds the statement for each try.
     async fn lookup<T>(
         &self,
-        stmt: Statement,
+        op: &'static str,
         context: &'static str,
-        decode: impl FnOnce(&PgRow) -> Result<T>,
+        stmt: impl Fn() -> Statement,
+        decode: impl Fn(&PgRow) -> Result<T>,
     ) -> Result<Option<T>> {
-        optional(stmt, &self.write, db(context), decode).await
+        self.retry
+            .run(op, Idempotent, || {
+                optional(stmt(), &self.write, db(context), &decode)
+            })
+            .await
     }
 
     /// Every row of `stmt`, a read that may guard a security decision, on
     /// the main pool, each decoded by `decode` (see [`lookup`](Self::lookup)).
     async fn lookup_all<T>(
         &self,
-        stmt: Statement,
+        op: &'static str,
         context: &'static str,
-        decode: impl FnMut(&PgRow) -> Result<T>,
+        stmt: impl Fn() -> Statement,
+        decode: impl Fn(&PgRow) -> Result<T>,
     ) -> Result<Vec<T>> {
-        all(stmt, &self.write, db(context), decode).await
+        self.retry
+            .run(op, Idempotent, || {
+                all(stmt(), &self.write, db(context), &decode)
+            })
+            .await
     }
 
     /// Every row of `stmt`, a listing that may be stale (no login,
@@ -165,11 +179,16 @@ impl PostgresStore {
     /// [`read_pool`](PostgresStore::read_pool)), each decoded by `decode`.
     async fn replica_lookup_all<T>(
         &self,
-        stmt: Statement,
+        op: &'static str,
         context: &'static str,
-        decode: impl FnMut(&PgRow) -> Result<T>,
+        stmt: impl Fn() -> Statement,
+        decode: impl Fn(&PgRow) -> Result<T>,
     ) -> Result<Vec<T>> {
-        all(stmt, self.read_pool(), db(context), decode).await
+        self.retry
+            .run(op, Idempotent, || {
+                all(stmt(), self.read_pool(), db(context), &decode)
+            })
+            .await
     }
 
     /// Run the autocommit write `stmt` on a connection of its own (see

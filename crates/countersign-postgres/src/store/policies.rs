@@ -8,7 +8,7 @@ use countersign_core::{AuditEvent, PolicyDocument, PolicyStore, TenantId};
 use super::compare_and_save;
 use crate::codec::{self, policy_cols};
 use crate::error::PgError;
-use crate::retry::Idempotence::{Idempotent, Once};
+use crate::retry::Idempotence::Once;
 use crate::{PostgresStore, Result};
 
 impl PolicyStore for PostgresStore {
@@ -23,11 +23,13 @@ impl PolicyStore for PostgresStore {
             ))
             .bind(tenant.as_uuid())
         };
-        self.retry
-            .run("policy_document", Idempotent, || {
-                self.lookup(stmt(), "reading a policy document", codec::policy_document)
-            })
-            .await
+        self.lookup(
+            "policy_document",
+            "reading a policy document",
+            stmt,
+            codec::policy_document,
+        )
+        .await
     }
 
     async fn compare_and_save_policy_document(
