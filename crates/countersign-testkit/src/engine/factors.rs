@@ -108,6 +108,14 @@ async fn enroll_email<S: ConformanceStore>(w: &World<S>, user: &User) -> String 
     last_code(w, address)
 }
 
+/// Enrol and confirm `alice@example.org` as `user`'s email factor.
+async fn confirmed_email<S: ConformanceStore>(w: &World<S>, user: &User) {
+    let code = enroll_email(w, user).await;
+    w.confirm(user, Confirm::EmailOtp { code: &code })
+        .await
+        .unwrap();
+}
+
 /// Email codes are confirmed at enrolment, needed before submission, hashed in the flow, and work once.
 pub async fn email_codes_are_hashed_expire_cap_guesses_and_work_once<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 4).await;
@@ -174,10 +182,7 @@ pub async fn email_codes_are_hashed_expire_cap_guesses_and_work_once<S: Conforma
 /// a new code then works.
 pub async fn email_codes_expire_within_a_live_flow<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 18).await;
-    let code = enroll_email(&w, &alice).await;
-    w.confirm(&alice, Confirm::EmailOtp { code: &code })
-        .await
-        .unwrap();
+    confirmed_email(&w, &alice).await;
     // A flow that outlives the code (10 min).
     let mut cfg = w.svc.config().clone();
     cfg.flow_ttl = std::time::Duration::from_secs(3600);
@@ -226,10 +231,7 @@ pub async fn email_code_guesses_are_capped<S: ConformanceStore>(s: S) {
         .adopt_factor(w.tenant.id, FactorSettings::EmailOtp(three), &w.client)
         .await
         .unwrap();
-    let code = enroll_email(&w, &alice).await;
-    w.confirm(&alice, Confirm::EmailOtp { code: &code })
-        .await
-        .unwrap();
+    confirmed_email(&w, &alice).await;
     let (flow, _) = w.begin("alice", None).await;
     w.submit(&flow, FactorResponse::Password(PASSWORD))
         .await
@@ -265,10 +267,7 @@ pub async fn email_code_guesses_are_capped<S: ConformanceStore>(s: S) {
 /// not change).
 pub async fn email_code_sends_are_throttled<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 19).await;
-    let code = enroll_email(&w, &alice).await;
-    w.confirm(&alice, Confirm::EmailOtp { code: &code })
-        .await
-        .unwrap();
+    confirmed_email(&w, &alice).await;
     let to_step_two = |who: &'static str| {
         let w = &w;
         async move {

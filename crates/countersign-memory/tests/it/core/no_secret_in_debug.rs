@@ -25,6 +25,13 @@ async fn no_secret_reaches_debug_output() {
         ..NewUser::default()
     };
     assert_hidden("NewUser", &format!("{new:?}"), "a very secret passphrase");
+    // A password-history entry's hash.
+    let entry = countersign_core::HistoryEntry {
+        phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        at: w.svc.env().now(),
+        keep: 5,
+    };
+    assert_hidden("HistoryEntry", &format!("{entry:?}"), "aGFzaA");
 
     let alice = w.user("alice").await;
     // Recovery codes, shown to the user once.
