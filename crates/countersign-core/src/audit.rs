@@ -70,6 +70,9 @@ str_enum! {
         /// A tenant's authorization model (Cedar schema and policies)
         /// was saved.
         TenantPoliciesChanged => "tenant.policies_changed",
+        /// A tenant's RBAC model changed (the detail describes the change),
+        /// or a change was refused (status failure).
+        RbacChanged => "rbac.changed",
         /// A user was registered.
         UserRegistered => "user.registered",
         /// A user's lifecycle state changed.
@@ -183,6 +186,9 @@ pub enum AuditDetail {
     },
     /// The id of a signing key.
     Key(String),
+    /// An administrative change, described by names and ids only
+    /// (such as [`RbacChange::describe`](crate::rbac::RbacChange::describe)).
+    Change(String),
 }
 
 impl AuditDetail {
@@ -193,6 +199,7 @@ impl AuditDetail {
             AuditDetail::Method(m) => format!("method:{}", m.as_str()),
             AuditDetail::Transition { from, to } => format!("state:{from}->{to}"),
             AuditDetail::Key(kid) => format!("kid:{kid}"),
+            AuditDetail::Change(c) => format!("change:{c}"),
         }
     }
 }
@@ -220,6 +227,9 @@ impl std::str::FromStr for AuditDetail {
         }
         if let Some(kid) = s.strip_prefix("kid:") {
             return Ok(AuditDetail::Key(kid.to_owned()));
+        }
+        if let Some(change) = s.strip_prefix("change:") {
+            return Ok(AuditDetail::Change(change.to_owned()));
         }
         s.parse().map(AuditDetail::Reason)
     }

@@ -42,6 +42,7 @@ pub mod lockout;
 pub mod model;
 pub mod notice;
 pub mod provision;
+pub mod rbac;
 pub mod seal;
 pub mod session;
 pub mod store;
@@ -88,6 +89,10 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeRenderer, NoticeSecret, PlainText, SecurityEvent};
 pub use provision::TenantProvision;
+pub use rbac::{
+    AuthzVersions, DirectGrant, RbacChange, RbacKind, RbacName, RbacSnapshot, RoleAssignment,
+    RoleGrant,
+};
 pub use seal::{SealError, Sealed, Sealer, SealingKey, StoredSecret};
 pub use session::{
     AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily, Refreshed, Rotation,
@@ -95,6 +100,7 @@ pub use session::{
 };
 pub use store::{
     AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, SessionStore, Store,
+    IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, RbacLookup, RbacStore,
+    SessionStore, Store,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

@@ -9,6 +9,9 @@
 //!       └ IdentityAdmin     provisioning and lifecycle
 //! IdentityStore             umbrella for all three (blanket impl)
 //! FactorStore               tenant factor settings, user credentials, methods
+//! PolicyStore               each tenant's Cedar schema and policies
+//! RbacLookup                read-only: services, roles, permissions, grants
+//!   └ RbacStore             their administration, one change at a time
 //! AuditQuery                opt-in: reading the audit log back
 //! ```
 //!
@@ -42,6 +45,7 @@ use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
 use crate::provision::TenantProvision;
+use crate::rbac::{AuthzVersions, RbacChange, RbacKind, RbacName, RbacSnapshot, RoleGrant};
 use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
 
@@ -218,8 +222,10 @@ pub trait IdentityAdmin: IdentityAuthnLog {
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
 
     /// Erase a user (GDPR art. 17): the user row, credentials, user-scope
-    /// methods, lockout record, password history, flows, sessions and
-    /// refresh families go; audit events keep
+    /// methods, lockout record, password history, flows, sessions,
+    /// refresh families, RBAC role assignments and direct grants go (the
+    /// tenant's RBAC version is bumped when any of the latter went, so
+    /// authorization caches drop them); audit events keep
     /// their facts but name `pseudonym` instead of the user, with client
     /// ip and user agent cleared. Returns whether the user existed.
     fn erase_user(
@@ -302,6 +308,128 @@ pub trait PolicyStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
+/// Read-only lookups of each tenant's RBAC model (see [`crate::rbac`]):
+/// enough for deciding and for listings. Tenant-scoped: nothing of another
+/// tenant is ever returned, and a user, role or service of another tenant
+/// reads as absent (an empty list); an unknown tenant reads as an empty
+/// model at version 0. Every list is sorted by the types' `Ord` (names
+/// byte-wise, so `"Zeta"` before `"admin"`; a [`RoleGrant`] by role,
+/// permission, then service with `None` first) and holds no duplicates.
+pub trait RbacLookup: Send + Sync + 'static {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// The tenant's policy document version and RBAC version, read in one
+    /// call: what an authorization cache checks before each decision.
+    /// A tenant without either reads as `policies: None`, `rbac: 0`.
+    fn authz_versions(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<AuthzVersions, Self::Error>> + Send;
+
+    /// Everything the tenant's model holds, read consistently at one
+    /// version (never a mix of two versions).
+    fn rbac_snapshot(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<RbacSnapshot, Self::Error>> + Send;
+
+    /// The tenant's services, roles or permissions.
+    fn rbac_names(
+        &self,
+        tenant: TenantId,
+        kind: RbacKind,
+    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
+
+    /// The permissions granted to `role` (each with the service it is
+    /// limited to, if any).
+    fn role_permissions(
+        &self,
+        tenant: TenantId,
+        role: &RbacName,
+    ) -> impl Future<Output = Result<Vec<RoleGrant>, Self::Error>> + Send;
+
+    /// The roles of `service`: those held by someone in it, and those
+    /// granted a permission limited to it.
+    fn service_roles(
+        &self,
+        tenant: TenantId,
+        service: &RbacName,
+    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
+
+    /// The roles `user` holds in `service`.
+    fn user_roles(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        service: &RbacName,
+    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
+
+    /// The effective permissions of `user` in `service`: those granted to
+    /// the roles it holds there (limited to that service or unlimited) and
+    /// those granted to it directly there, deduplicated
+    /// (as [`rbac::effective_permissions`](crate::rbac::effective_permissions)
+    /// computes from a snapshot).
+    fn user_permissions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        service: &RbacName,
+    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
+
+    /// The users holding `role` in `service`.
+    fn role_holders(
+        &self,
+        tenant: TenantId,
+        role: &RbacName,
+        service: &RbacName,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send;
+
+    /// The services in which `user` holds a role or a direct grant.
+    fn user_services(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
+}
+
+/// Administration of each tenant's RBAC model: one method, one change,
+/// one transaction.
+pub trait RbacStore: RbacLookup {
+    /// Apply `change` to `tenant`'s model and, if given, record `event`
+    /// with it, in one transaction; returns the new RBAC version (one more
+    /// than before: every applied change bumps it, so a cache on another
+    /// node sees it at its next version check).
+    ///
+    /// - `Create`: `Conflict` if the name exists in the tenant.
+    /// - `Delete`: removes the service, role or permission and, in the
+    ///   same transaction, every grant and assignment naming it (for a
+    ///   service: the role grants limited to it, the assignments and direct
+    ///   grants in it; role grants not limited to a service stay).
+    /// - `Grant`, `Assign`, `GrantDirect`: every name must exist in the
+    ///   tenant and the user must be a user of the tenant (`NotFound`
+    ///   otherwise: another tenant's role, service or user is absent here);
+    ///   `Conflict` if that grant or assignment exists.
+    /// - `Delete`, `Revoke`, `Unassign`, `RevokeDirect`: `NotFound` if
+    ///   there is nothing to remove. `Revoke` matches the grant exactly,
+    ///   service included: role grants are unique over (role, permission,
+    ///   service or none), so a grant in every service and one limited to
+    ///   `docs` are two grants.
+    ///
+    /// `NotFound` if the tenant does not exist; `Conflict` if the event id
+    /// exists (a refusal of the change itself is reported first). Any error
+    /// writes nothing (no change, no version, no event). The event is
+    /// recorded as given (its tenant is the caller's to set).
+    /// Erasing a user ([`IdentityAdmin::erase_user`]) also removes its
+    /// assignments and direct grants and bumps the version.
+    fn apply_rbac_change(
+        &self,
+        tenant: TenantId,
+        change: &RbacChange,
+        event: Option<&AuditEvent>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+}
+
 /// Every store trait the services need, in one name: what a complete
 /// backend implements, and the bound the services, the server and
 /// applications write (`S: Store`). Implemented for every type that
@@ -310,11 +438,18 @@ pub trait PolicyStore: Send + Sync + 'static {
 /// [`AuditQuery`] is not part of it: querying the audit trail is an opt-in
 /// capability a backend may lack.
 pub trait Store:
-    IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + Clone
+    IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + RbacStore + Clone
 {
 }
 impl<T> Store for T where
-    T: IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + Clone
+    T: IdentityStore
+        + FactorStore
+        + FlowStore
+        + SessionStore
+        + KeyStore
+        + PolicyStore
+        + RbacStore
+        + Clone
 {
 }
 

@@ -100,6 +100,18 @@ store_methods! {
     // PolicyStore
     PolicyDocument => "policy_document",
     CompareAndSavePolicyDocument => "compare_and_save_policy_document",
+    // RbacLookup
+    AuthzVersions => "authz_versions",
+    RbacSnapshot => "rbac_snapshot",
+    RbacNames => "rbac_names",
+    RolePermissions => "role_permissions",
+    ServiceRoles => "service_roles",
+    UserRoles => "user_roles",
+    UserPermissions => "user_permissions",
+    RoleHolders => "role_holders",
+    UserServices => "user_services",
+    // RbacStore
+    ApplyRbacChange => "apply_rbac_change",
     // AuditQuery
     QueryEvents => "query_events",
 }

@@ -29,6 +29,10 @@ pub struct MemorySnapshot {
     pub sessions: usize,
     /// Refresh families.
     pub families: usize,
+    /// RBAC services, roles and permissions.
+    pub rbac_names: usize,
+    /// RBAC role grants, role assignments and direct grants.
+    pub rbac_grants: usize,
 }
 
 impl MemoryStore {
@@ -47,6 +51,16 @@ impl MemoryStore {
             flows: st.flows.len(),
             sessions: st.sessions.len(),
             families: st.families.len(),
+            rbac_names: st
+                .rbac
+                .values()
+                .map(|r| r.services.len() + r.roles.len() + r.permissions.len())
+                .sum(),
+            rbac_grants: st
+                .rbac
+                .values()
+                .map(|r| r.role_grants.len() + r.assignments.len() + r.direct_grants.len())
+                .sum(),
         }
     }
 

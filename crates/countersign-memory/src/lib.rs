@@ -1,6 +1,12 @@
 //! In-memory backend for countersign: implements every store trait of
 //! countersign-core with one lock around the whole state, so every method
 //! is atomic and every compare-and-save is exact under any concurrency.
+//! That includes each tenant's RBAC model: a change, the grants and
+//! assignments its delete cascades to, its audit event and the bump of the
+//! tenant's RBAC version happen in one step (so `N` concurrent changes
+//! give versions exactly `1..=N`), every listing is sorted and
+//! tenant-scoped, and erasing a user also removes its assignments and
+//! direct grants (bumping the version).
 //!
 //! Applications should depend on the `countersign` facade (feature
 //! `memory`). The store doubles as the mock store for downstream tests:

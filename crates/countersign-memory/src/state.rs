@@ -1,15 +1,16 @@
 //! The state behind the store's one lock, and the checks every store
 //! method shares.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodName, MethodRecord, MethodScope, PolicyDocument, RefreshFamily, SessionId,
-    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User,
-    UserId, Versioned,
+    AuditEvent, DirectGrant, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId,
+    FlowRecord, Identifier, MethodName, MethodRecord, MethodScope, PolicyDocument, RbacKind,
+    RbacName, RbacSnapshot, RefreshFamily, RoleAssignment, RoleGrant, SessionId, SessionRecord,
+    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
+    Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found};
@@ -44,6 +45,70 @@ pub(crate) struct State {
     pub(crate) refresh_tokens: HashMap<TokenHash, FamilyId>,
     pub(crate) signing_keys: Vec<SigningKeyRecord>,
     pub(crate) policies: HashMap<TenantId, PolicyDocument>,
+    /// Each tenant's RBAC model; a tenant never changed has none (version 0).
+    pub(crate) rbac: HashMap<TenantId, Rbac>,
+}
+
+/// One tenant's RBAC model. Sets, so every listing comes out sorted (by
+/// the types' `Ord`) and every uniqueness rule is the set's.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Rbac {
+    /// One more for every applied change (0: never changed).
+    pub(crate) version: u64,
+    pub(crate) services: BTreeSet<RbacName>,
+    pub(crate) roles: BTreeSet<RbacName>,
+    pub(crate) permissions: BTreeSet<RbacName>,
+    /// Unique over (role, permission, service-or-none).
+    pub(crate) role_grants: BTreeSet<RoleGrant>,
+    pub(crate) assignments: BTreeSet<RoleAssignment>,
+    pub(crate) direct_grants: BTreeSet<DirectGrant>,
+}
+
+impl Rbac {
+    /// The names of one kind.
+    pub(crate) fn names(&self, kind: RbacKind) -> &BTreeSet<RbacName> {
+        match kind {
+            RbacKind::Service => &self.services,
+            RbacKind::Role => &self.roles,
+            RbacKind::Permission => &self.permissions,
+        }
+    }
+
+    /// The names of one kind, to change.
+    pub(crate) fn names_mut(&mut self, kind: RbacKind) -> &mut BTreeSet<RbacName> {
+        match kind {
+            RbacKind::Service => &mut self.services,
+            RbacKind::Role => &mut self.roles,
+            RbacKind::Permission => &mut self.permissions,
+        }
+    }
+
+    /// Everything, as `tenant`'s snapshot at this version.
+    pub(crate) fn snapshot(&self, tenant: TenantId) -> RbacSnapshot {
+        RbacSnapshot {
+            tenant_id: tenant,
+            version: self.version,
+            services: self.services.iter().cloned().collect(),
+            roles: self.roles.iter().cloned().collect(),
+            permissions: self.permissions.iter().cloned().collect(),
+            role_grants: self.role_grants.iter().cloned().collect(),
+            assignments: self.assignments.iter().cloned().collect(),
+            direct_grants: self.direct_grants.iter().cloned().collect(),
+        }
+    }
+
+    /// Remove `user`'s assignments and direct grants, bumping the version
+    /// if there were any (erasure). Returns whether any went.
+    pub(crate) fn forget_user(&mut self, user: UserId) -> bool {
+        let before = self.assignments.len() + self.direct_grants.len();
+        self.assignments.retain(|a| a.user != user);
+        self.direct_grants.retain(|g| g.user != user);
+        let removed = self.assignments.len() + self.direct_grants.len() != before;
+        if removed {
+            self.version += 1;
+        }
+        removed
+    }
 }
 
 /// Compare-and-save on a version: the version to write if `current` (the

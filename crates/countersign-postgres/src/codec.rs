@@ -7,6 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use countersign_core::rbac::{
+    AuthzVersions, DirectGrant, RbacName, RbacSnapshot, RoleAssignment, RoleGrant,
+};
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress,
     EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId, FlowRecord,
@@ -284,6 +287,115 @@ pub(crate) fn family(row: &PgRow) -> Result<RefreshFamily, PgError> {
         expires_at: get(row, T, "expires_at")?,
         revoked_at: get(row, T, "revoked_at")?,
         reuse_grace: duration(T, "reuse_grace_us", get(row, T, "reuse_grace_us")?)?,
+    })
+}
+
+/// A service, role or permission name read back from `table`: one that is
+/// not a valid [`RbacName`] is corrupt.
+fn name(table: &'static str, col: &'static str, s: String) -> Result<RbacName, PgError> {
+    RbacName::new(s).map_err(|e| PgError::corrupt(table, format!("column {col}: {e}")))
+}
+
+/// The name in column `col` of a row of `table`.
+pub(crate) fn rbac_name(
+    row: &PgRow,
+    table: &'static str,
+    col: &'static str,
+) -> Result<RbacName, PgError> {
+    name(table, col, get(row, table, col)?)
+}
+
+/// The user id in column `user_id` of a row of `table`.
+pub(crate) fn user_id(row: &PgRow, table: &'static str) -> Result<UserId, PgError> {
+    Ok(UserId::from_uuid(get(row, table, "user_id")?))
+}
+
+/// A row of `cs_rbac_role_grants` (`role, permission, service`).
+pub(crate) fn role_grant(row: &PgRow) -> Result<RoleGrant, PgError> {
+    const T: &str = "cs_rbac_role_grants";
+    let service: Option<String> = get(row, T, "service")?;
+    Ok(RoleGrant {
+        role: rbac_name(row, T, "role")?,
+        permission: rbac_name(row, T, "permission")?,
+        service: service.map(|s| name(T, "service", s)).transpose()?,
+    })
+}
+
+/// The row of the versions statement: `policies` (the policy document's
+/// version, `NULL` without one) and `rbac` (0 without a row).
+pub(crate) fn authz_versions(row: &PgRow) -> Result<AuthzVersions, PgError> {
+    const T: &str = "cs_rbac_versions";
+    let policies: Option<i64> = get(row, T, "policies")?;
+    Ok(AuthzVersions {
+        policies: policies.map(|v| unsigned(T, "policies", v)).transpose()?,
+        rbac: unsigned(T, "rbac", get::<i64>(row, T, "rbac")?)?,
+    })
+}
+
+/// The row of the snapshot statement: `version`, the name arrays
+/// `services`, `roles` and `permissions`, and the JSON arrays of rows
+/// `role_grants` (`[role, permission, service]`), `assignments`
+/// (`[user_id, role, service]`) and `direct_grants`
+/// (`[user_id, permission, service]`). Every list comes out sorted.
+pub(crate) fn rbac_snapshot(row: &PgRow, tenant_id: TenantId) -> Result<RbacSnapshot, PgError> {
+    const T: &str = "cs_rbac_versions";
+    let names = |table: &'static str, col: &'static str| -> Result<Vec<RbacName>, PgError> {
+        let mut out = get::<Vec<String>>(row, table, col)?
+            .into_iter()
+            .map(|s| name(table, col, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort();
+        Ok(out)
+    };
+    const G: &str = "cs_rbac_role_grants";
+    let mut role_grants =
+        get::<Json<Vec<(String, String, Option<String>)>>>(row, G, "role_grants")?
+            .0
+            .into_iter()
+            .map(|(role, permission, service)| {
+                Ok(RoleGrant {
+                    role: name(G, "role", role)?,
+                    permission: name(G, "permission", permission)?,
+                    service: service.map(|s| name(G, "service", s)).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, PgError>>()?;
+    role_grants.sort();
+    const A: &str = "cs_rbac_assignments";
+    let mut assignments = get::<Json<Vec<(Uuid, String, String)>>>(row, A, "assignments")?
+        .0
+        .into_iter()
+        .map(|(user, role, service)| {
+            Ok(RoleAssignment {
+                user: UserId::from_uuid(user),
+                role: name(A, "role", role)?,
+                service: name(A, "service", service)?,
+            })
+        })
+        .collect::<Result<Vec<_>, PgError>>()?;
+    assignments.sort();
+    const D: &str = "cs_rbac_direct_grants";
+    let mut direct_grants = get::<Json<Vec<(Uuid, String, String)>>>(row, D, "direct_grants")?
+        .0
+        .into_iter()
+        .map(|(user, permission, service)| {
+            Ok(DirectGrant {
+                user: UserId::from_uuid(user),
+                permission: name(D, "permission", permission)?,
+                service: name(D, "service", service)?,
+            })
+        })
+        .collect::<Result<Vec<_>, PgError>>()?;
+    direct_grants.sort();
+    Ok(RbacSnapshot {
+        tenant_id,
+        version: unsigned(T, "version", get::<i64>(row, T, "version")?)?,
+        services: names("cs_rbac_services", "services")?,
+        roles: names("cs_rbac_roles", "roles")?,
+        permissions: names("cs_rbac_permissions", "permissions")?,
+        role_grants,
+        assignments,
+        direct_grants,
     })
 }
 

@@ -5,7 +5,7 @@
 //! [`PostgresStore`] implements every store trait of countersign-core
 //! ([`IdentityLookup`], [`IdentityAuthnLog`], [`IdentityAdmin`],
 //! [`FactorStore`], [`FlowStore`], [`SessionStore`], [`KeyStore`],
-//! [`AuditQuery`]) and passes the whole conformance suite of
+//! [`PolicyStore`], [`RbacLookup`], [`RbacStore`], [`AuditQuery`]) and passes the whole conformance suite of
 //! `countersign-testkit`. Guarantees:
 //!
 //! - **No database at build time.** Every query is checked at run time
@@ -28,6 +28,18 @@
 //!   invariant checks ("a tenant keeps a factor and an enabled method")
 //!   are one transaction each, the checks serialised per tenant by a row
 //!   lock on the tenant.
+//! - **RBAC.** Each change ([`RbacStore::apply_rbac_change`]) is one
+//!   transaction that first adds one to the tenant's RBAC version
+//!   (`cs_rbac_versions`), holding that row's lock until it commits: the
+//!   changes of a tenant run one after the other and every applied one
+//!   bumps the version exactly once; a refusal rolls back the bump, the
+//!   change and its audit event. Deleting a service, role or permission
+//!   cascades by foreign key to every grant and assignment naming it;
+//!   erasing a user takes the same version lock, removes the user's
+//!   assignments and direct grants and bumps the version if there were
+//!   any. [`RbacLookup::authz_versions`] (policy document and RBAC
+//!   versions) and [`RbacLookup::rbac_snapshot`] are one statement each,
+//!   so each reads one consistent state.
 //! - **Tenant scoping.** The tenant id is part of every key and every
 //!   `WHERE` clause (but for lookups by a token hash, which names one row
 //!   of the whole deployment); user-owned rows reference
@@ -45,13 +57,14 @@
 //!   session check or a credential change, uses the main pool: tenants
 //!   and their policies, users (by id, identifier or across tenants),
 //!   failure (lockout) records, tenant factors, credentials, methods,
-//!   password history, flows, sessions, refresh families and signing keys.
+//!   password history, flows, sessions, refresh families, signing keys,
+//!   policy documents and the RBAC model (every [`RbacLookup`] read).
 //!   An optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
 //!   replica, serves only what may be stale: the user listing
 //!   ([`IdentityLookup::list_users`]) and audit queries
 //!   ([`AuditQuery::query_events`]). A lagging replica therefore cannot let
 //!   a suspended or locked user sign in, or a replaced password still
-//!   work; it can only make an administrator's listing or an audit search
+//!   work, or a revoked role still authorize; it can only make an administrator's listing or an audit search
 //!   lag by as much.
 //!
 //! Feature `testing` adds the module `testing`: one fresh schema per test
@@ -68,6 +81,12 @@
 //! [`FlowStore`]: countersign_core::FlowStore
 //! [`SessionStore`]: countersign_core::SessionStore
 //! [`KeyStore`]: countersign_core::KeyStore
+//! [`PolicyStore`]: countersign_core::PolicyStore
+//! [`RbacLookup`]: countersign_core::RbacLookup
+//! [`RbacLookup::authz_versions`]: countersign_core::RbacLookup::authz_versions
+//! [`RbacLookup::rbac_snapshot`]: countersign_core::RbacLookup::rbac_snapshot
+//! [`RbacStore`]: countersign_core::RbacStore
+//! [`RbacStore::apply_rbac_change`]: countersign_core::RbacStore::apply_rbac_change
 //! [`AuditQuery`]: countersign_core::AuditQuery
 //! [`LockoutPolicy::next_failure`]: countersign_core::LockoutPolicy::next_failure
 //! [`StoreErrorKind`]: countersign_core::StoreErrorKind
@@ -298,8 +317,9 @@ impl PostgresStore {
     /// much. Every other read stays on the main pool with the writes:
     /// users, tenants and policies, failure records, factors, credentials,
     /// methods, flows, sessions, refresh families and keys decide logins
-    /// and session checks, and a lagging copy of them could let a
-    /// suspended or locked user in, or an old password work.
+    /// and session checks, and policy documents and the RBAC model decide
+    /// authorization: a lagging copy of them could let a suspended or
+    /// locked user in, an old password work or a revoked role authorize.
     ///
     /// [`IdentityLookup::list_users`]: countersign_core::IdentityLookup::list_users
     /// [`AuditQuery::query_events`]: countersign_core::AuditQuery::query_events

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, EmailAddress, EventId, FactorCredential, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodRecord, PolicyDocument, RefreshFamily, SessionId, SessionRecord,
-    SigningKeyRecord, Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
+    AuditEvent, AuthzVersions, DirectGrant, EmailAddress, EventId, FactorCredential, FailureRecord,
+    FamilyId, FlowRecord, Identifier, MethodRecord, PolicyDocument, RbacName, RefreshFamily,
+    RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningKeyRecord, Tenant, TenantId,
+    TenantSlug, TokenHash, User, UserId, Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -115,6 +116,18 @@ trait Col {
     /// A token hash column.
     fn hash_col(&self, i: usize) -> Result<TokenHash> {
         hash(&self.col::<String>(i)?)
+    }
+
+    /// A service, role or permission name column.
+    fn name_col(&self, i: usize) -> Result<RbacName> {
+        RbacName::new(self.col::<String>(i)?).map_err(|e| SqliteError::Corrupt(e.to_string()))
+    }
+
+    /// A nullable name column.
+    fn opt_name_col(&self, i: usize) -> Result<Option<RbacName>> {
+        self.col::<Option<String>>(i)?
+            .map(|s| RbacName::new(s).map_err(|e| SqliteError::Corrupt(e.to_string())))
+            .transpose()
     }
 
     /// A non-negative integer column; `what` names it in the error.
@@ -313,4 +326,66 @@ pub(crate) fn read_policy(r: &Row<'_>) -> Result<PolicyDocument> {
         version: r.u64_col(3, "negative version")?,
         updated_at: r.time_col(4)?,
     })
+}
+
+/// Decode a service, role or permission name in the first column.
+pub(crate) fn read_name(r: &Row<'_>) -> Result<RbacName> {
+    r.name_col(0)
+}
+
+/// Decode a user id in the first column.
+pub(crate) fn read_user_id(r: &Row<'_>) -> Result<UserId> {
+    r.id_col(0, UserId::from_uuid)
+}
+
+/// Columns of `cs_rbac_role_grants` that [`read_role_grant`] decodes.
+pub(crate) const ROLE_GRANT_COLS: &str = "role, permission, service";
+
+pub(crate) fn read_role_grant(r: &Row<'_>) -> Result<RoleGrant> {
+    Ok(RoleGrant {
+        role: r.name_col(0)?,
+        permission: r.name_col(1)?,
+        service: r.opt_name_col(2)?,
+    })
+}
+
+/// Columns of `cs_rbac_assignments` that [`read_assignment`] decodes.
+pub(crate) const ASSIGNMENT_COLS: &str = "user_id, role, service";
+
+pub(crate) fn read_assignment(r: &Row<'_>) -> Result<RoleAssignment> {
+    Ok(RoleAssignment {
+        user: r.id_col(0, UserId::from_uuid)?,
+        role: r.name_col(1)?,
+        service: r.name_col(2)?,
+    })
+}
+
+/// Columns of `cs_rbac_direct_grants` that [`read_direct_grant`] decodes.
+pub(crate) const DIRECT_GRANT_COLS: &str = "user_id, permission, service";
+
+pub(crate) fn read_direct_grant(r: &Row<'_>) -> Result<DirectGrant> {
+    Ok(DirectGrant {
+        user: r.id_col(0, UserId::from_uuid)?,
+        permission: r.name_col(1)?,
+        service: r.name_col(2)?,
+    })
+}
+
+/// Decode a version (RBAC) in the first column.
+pub(crate) fn read_version(r: &Row<'_>) -> Result<u64> {
+    r.u64_col(0, "negative version")
+}
+
+/// Decode the policy document version (NULL: no document) and the RBAC
+/// version (NULL: never changed, 0).
+pub(crate) fn read_authz_versions(r: &Row<'_>) -> Result<AuthzVersions> {
+    let policies = r
+        .col::<Option<i64>>(0)?
+        .map(|v| u64::try_from(v).map_err(|_| SqliteError::Corrupt("negative version".into())))
+        .transpose()?;
+    let rbac = match r.col::<Option<i64>>(1)? {
+        Some(v) => u64::try_from(v).map_err(|_| SqliteError::Corrupt("negative version".into()))?,
+        None => 0,
+    };
+    Ok(AuthzVersions { policies, rbac })
 }

@@ -24,6 +24,13 @@
 //!   transaction; compare-and-save, failed-attempt counting and state
 //!   changes are single statements. Several processes may share one file:
 //!   SQLite's locks serialise them (WAL mode, 5 s busy timeout).
+//! - **RBAC.** Each RBAC change, its audit event and the bump of the
+//!   tenant's RBAC version commit in one transaction; deleting a service,
+//!   role, permission or user removes the grants and assignments naming it
+//!   by foreign-key cascade in that transaction. A snapshot is read in one
+//!   read transaction (one version, even while other connections write),
+//!   and both versions an authorization cache checks come from one
+//!   statement.
 //! - **Schema.** Versioned migrations ship inside the crate and are applied
 //!   by [`SqliteStore::migrate`], idempotently, in one transaction. A
 //!   database whose schema is newer than this build is refused with

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_flows.sql"),
     include_str!("../migrations/0003_sessions.sql"),
     include_str!("../migrations/0004_policies.sql"),
+    include_str!("../migrations/0005_rbac.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -1,4 +1,5 @@
-//! The provisioning every backend's session benchmark shares.
+//! The provisioning every backend's session and authorization benchmarks
+//! share.
 //!
 //! A session benchmark needs a runtime, a tenant, some users and many
 //! issued sessions with their tokens; only the store differs. A backend's
@@ -14,10 +15,12 @@
 
 use std::future::Future;
 
+use countersign_core::authz::EntityUid;
 use countersign_core::session::SESSION_TOKEN;
 use countersign_core::{
-    AccountState, Argon2Params, AuthnService, ClientInfo, Env, NewTenant, NewUser, PasswordHasher,
-    SecretToken, SessionService, Store, TenantId, UserId,
+    AccountState, Argon2Params, AuthRecord, AuthnService, AuthzService, ClientInfo, Env, NewTenant,
+    NewUser, PasswordHasher, RbacChange, RbacKind, RbacName, RbacSnapshot, Resource,
+    RoleAssignment, RoleGrant, SecretToken, SessionService, Store, TenantId, UserId,
 };
 
 /// The issuer the benchmarks' [`SessionService`] signs access tokens with.
@@ -191,4 +194,148 @@ where
         .await
         .expect("user");
     crate::fixtures::authentication(t.id, u.id, authn.env().now())
+}
+
+/// A tenant with RBAC grants in a store, an [`AuthzService`] over it and
+/// one allowed request per user, ready to measure decisions.
+pub struct AuthzBench<S> {
+    /// The service, its cache warm for every user.
+    pub authz: AuthzService<S>,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// One allowed request per user: who, the action, the service.
+    pub requests: Vec<(AuthRecord, EntityUid, Resource)>,
+    /// The tenant's data as stored, for a floor built from the same data.
+    pub snapshot: RbacSnapshot,
+}
+
+/// The schema of [`provision_rbac`]'s tenants: ten actions `p0`..`p9` on
+/// services.
+pub const RBAC_BENCH_SCHEMA: &str = r#"
+namespace App {
+  action p0, p1, p2, p3, p4, p5, p6, p7, p8, p9
+    appliesTo { principal: Countersign::User, resource: Countersign::Service };
+}
+"#;
+
+/// Five ABAC policies beside the grants in [`provision_rbac`]'s tenants.
+pub const RBAC_BENCH_POLICIES: &str = r#"
+@id("suspended") forbid(principal, action, resource) when { principal.state == "suspended" };
+@id("premium-p9") permit(principal, action == App::Action::"p9", resource)
+  when { principal has tier && principal.tier == "premium" };
+@id("fresh-p8") forbid(principal, action == App::Action::"p8", resource)
+  unless { context.authentication.age < 3600 };
+@id("mfa-p7") forbid(principal, action == App::Action::"p7", resource)
+  unless { context.authentication.mfa };
+@id("eng-p6") permit(principal, action == App::Action::"p6", resource)
+  when { principal.hasTag("department") && principal.getTag("department") == "eng" };
+"#;
+
+/// Provision a tenant with `grants` RBAC grants on `store` through the
+/// store's administration: ten services and ten permissions, `grants / 2`
+/// role grants (five per role, in every service) and `grants / 2` users
+/// holding one role each in one service. Every user's request (`p0` on the
+/// service it holds its role in) is allowed; the service is warmed with
+/// one decision per user. Panics on any error (a benchmark cannot go on
+/// without its fixture).
+pub async fn provision_rbac<S: Store>(store: S, grants: usize) -> AuthzBench<S> {
+    const PER_ROLE: usize = 5;
+    let env = Env::system();
+    let hasher = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).expect("hasher");
+    let authn = AuthnService::new(store.clone(), env.clone(), hasher);
+    let tenant = authn
+        .provision_tenant(NewTenant::password_only("rbac", "Rbac").expect("tenant spec"))
+        .await
+        .expect("tenant")
+        .id;
+    let authz = AuthzService::new(store.clone(), env.clone());
+    let client = ClientInfo::default();
+    authz
+        .save_model(
+            tenant,
+            RBAC_BENCH_SCHEMA,
+            RBAC_BENCH_POLICIES,
+            None,
+            &client,
+        )
+        .await
+        .expect("model");
+    let name = |s: String| RbacName::new(s).expect("name");
+    let half = (grants / 2).max(1);
+    let roles = (half / PER_ROLE).max(1);
+    let mut changes = Vec::new();
+    for (kind, prefix, n) in [
+        (RbacKind::Service, "s", 10),
+        (RbacKind::Permission, "p", 10),
+        (RbacKind::Role, "r", roles),
+    ] {
+        changes.extend((0..n).map(|i| RbacChange::Create {
+            kind,
+            name: name(format!("{prefix}{i}")),
+        }));
+    }
+    // Role r is granted p0 (its first grant) and then others, everywhere.
+    changes.extend((0..half).map(|i| {
+        RbacChange::Grant(RoleGrant {
+            role: name(format!("r{}", i % roles)),
+            permission: name(format!("p{}", (i / roles) % 10)),
+            service: None,
+        })
+    }));
+    let mut seen = std::collections::HashSet::new();
+    changes.retain(|c| match c {
+        RbacChange::Grant(g) => seen.insert(g.clone()),
+        _ => true,
+    });
+    for c in &changes {
+        store
+            .apply_rbac_change(tenant, c, None)
+            .await
+            .expect("rbac change");
+    }
+    let mut requests = Vec::with_capacity(half);
+    for u in 0..half {
+        let new = NewUser {
+            identifier: &format!("user{u}"),
+            state: Some(AccountState::Active),
+            ..NewUser::default()
+        };
+        let user = authn
+            .register_user(tenant, new, &client)
+            .await
+            .expect("user");
+        let service = name(format!("s{}", u % 10));
+        let assign = RbacChange::Assign(RoleAssignment {
+            user: user.id,
+            role: name(format!("r{}", u % roles)),
+            service: service.clone(),
+        });
+        store
+            .apply_rbac_change(tenant, &assign, None)
+            .await
+            .expect("assignment");
+        let auth = crate::fixtures::authentication(tenant, user.id, env.now());
+        let resource = Resource {
+            tenant,
+            uid: format!("Countersign::Service::\"{service}\"")
+                .parse()
+                .expect("uid"),
+        };
+        let action = "App::Action::\"p0\"".parse().expect("uid");
+        requests.push((auth.record().clone(), action, resource));
+    }
+    for (who, action, resource) in &requests {
+        let d = authz
+            .decide(who, action, resource, Default::default())
+            .await
+            .expect("decision");
+        assert!(d.allowed, "{d:?}");
+    }
+    let snapshot = store.rbac_snapshot(tenant).await.expect("snapshot");
+    AuthzBench {
+        authz,
+        tenant,
+        requests,
+        snapshot,
+    }
 }

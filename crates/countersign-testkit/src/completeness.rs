@@ -10,6 +10,7 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ("sessions", include_str!("conformance/sessions.rs")),
     ("keys", include_str!("conformance/keys.rs")),
     ("policies", include_str!("conformance/policies.rs")),
+    ("rbac", include_str!("conformance/rbac.rs")),
     ("audit", include_str!("conformance/audit.rs")),
     ("", include_str!("conformance/mod.rs")),
 ];

@@ -6,9 +6,9 @@
 
 /// Instantiate the conformance suite for a backend: a module `conformance`
 /// with one submodule per concern (`identity`, `factors`, `flows`,
-/// `sessions`, `keys`) and one `#[test]` per guarantee, each on a store
-/// from `$factory` (an `async fn() -> S` returning an empty store), plus
-/// `conformance::suite_is_complete`.
+/// `sessions`, `keys`, `policies`, `rbac`) and one `#[test]` per
+/// guarantee, each on a store from `$factory` (an `async fn() -> S`
+/// returning an empty store), plus `conformance::suite_is_complete`.
 ///
 /// `conformance_suite!(fresh)` needs `S: ConformanceStore`;
 /// `conformance_suite!(fresh, audit)` also runs `conformance::audit` and

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, AuthRecord, FactorCredential,
-    FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore,
-    HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore,
-    LockoutPolicy, MethodName, MethodRecord, MethodScope, PolicyDocument, PolicyStore,
-    RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, SigningKeyRecord, Tenant,
-    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
+    AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, AuthRecord, AuthzVersions,
+    FactorCredential, FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord,
+    FlowStore, HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore,
+    LockoutPolicy, MethodName, MethodRecord, MethodScope, PolicyDocument, PolicyStore, RbacChange,
+    RbacKind, RbacLookup, RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation,
+    SessionId, SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy,
+    TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -498,6 +499,98 @@ impl<S: PolicyStore> PolicyStore for CountingStore<S> {
             .inner
             .compare_and_save_policy_document(doc, expected, event);
         self.counted(StoreTrait::PolicyStore, call).await
+    }
+}
+
+impl<S: RbacLookup> RbacLookup for CountingStore<S> {
+    type Error = <S as RbacLookup>::Error;
+
+    async fn authz_versions(&self, tenant: TenantId) -> Result<AuthzVersions, Self::Error> {
+        let call = self.inner.authz_versions(tenant);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn rbac_snapshot(&self, tenant: TenantId) -> Result<RbacSnapshot, Self::Error> {
+        let call = self.inner.rbac_snapshot(tenant);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn rbac_names(
+        &self,
+        tenant: TenantId,
+        kind: RbacKind,
+    ) -> Result<Vec<RbacName>, Self::Error> {
+        let call = self.inner.rbac_names(tenant, kind);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn role_permissions(
+        &self,
+        tenant: TenantId,
+        role: &RbacName,
+    ) -> Result<Vec<RoleGrant>, Self::Error> {
+        let call = self.inner.role_permissions(tenant, role);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn service_roles(
+        &self,
+        tenant: TenantId,
+        service: &RbacName,
+    ) -> Result<Vec<RbacName>, Self::Error> {
+        let call = self.inner.service_roles(tenant, service);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn user_roles(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        service: &RbacName,
+    ) -> Result<Vec<RbacName>, Self::Error> {
+        let call = self.inner.user_roles(tenant, user, service);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn user_permissions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        service: &RbacName,
+    ) -> Result<Vec<RbacName>, Self::Error> {
+        let call = self.inner.user_permissions(tenant, user, service);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn role_holders(
+        &self,
+        tenant: TenantId,
+        role: &RbacName,
+        service: &RbacName,
+    ) -> Result<Vec<UserId>, Self::Error> {
+        let call = self.inner.role_holders(tenant, role, service);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+
+    async fn user_services(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Vec<RbacName>, Self::Error> {
+        let call = self.inner.user_services(tenant, user);
+        self.counted(StoreTrait::RbacLookup, call).await
+    }
+}
+
+impl<S: RbacStore> RbacStore for CountingStore<S> {
+    async fn apply_rbac_change(
+        &self,
+        tenant: TenantId,
+        change: &RbacChange,
+        event: Option<&AuditEvent>,
+    ) -> Result<u64, Self::Error> {
+        let call = self.inner.apply_rbac_change(tenant, change, event);
+        self.counted(StoreTrait::RbacStore, call).await
     }
 }
 

@@ -32,13 +32,16 @@
 //!
 //! - be `Clone`, with clones sharing state (the services clone the store
 //!   into every task);
-//! - scope every lookup to its tenant: a user, flow or session of another
-//!   tenant is indistinguishable from one that does not exist;
+//! - scope every lookup to its tenant: a user, flow, session, role or
+//!   service of another tenant is indistinguishable from one that does not
+//!   exist;
 //! - make every method all or nothing, and make the compare-and-save
 //!   methods exact under any concurrency: of N concurrent saves naming one
 //!   version exactly one wins, N concurrent failed attempts raise the count
-//!   by exactly N, and of concurrent presentations of one refresh token at
-//!   most one rotates;
+//!   by exactly N, of concurrent presentations of one refresh token at
+//!   most one rotates, and N concurrent RBAC changes of a tenant get its
+//!   versions one to N, each once (a delete with its cascade, and the
+//!   change's audit event, in the same step);
 //! - never read a clock (time is the `now` the caller passes) and keep
 //!   timestamps to at least microsecond precision;
 //! - report failures through [`StoreError::kind`]: `NotFound`, `Conflict`,
@@ -93,13 +96,18 @@ pub enum StoreTrait {
     KeyStore,
     /// `PolicyStore`: each tenant's authorization policy document.
     PolicyStore,
+    /// `RbacLookup`: each tenant's services, roles, permissions, grants
+    /// and assignments, and its authorization versions (read-only).
+    RbacLookup,
+    /// `RbacStore`: changes to each tenant's RBAC model.
+    RbacStore,
     /// `AuditQuery`: reading the audit log back.
     AuditQuery,
 }
 
 impl StoreTrait {
     /// Every store trait, from the identity tiers to the audit log.
-    pub const ALL: [StoreTrait; 9] = [
+    pub const ALL: [StoreTrait; 11] = [
         StoreTrait::IdentityLookup,
         StoreTrait::IdentityAuthnLog,
         StoreTrait::IdentityAdmin,
@@ -108,6 +116,8 @@ impl StoreTrait {
         StoreTrait::SessionStore,
         StoreTrait::KeyStore,
         StoreTrait::PolicyStore,
+        StoreTrait::RbacLookup,
+        StoreTrait::RbacStore,
         StoreTrait::AuditQuery,
     ];
 
@@ -122,6 +132,8 @@ impl StoreTrait {
             StoreTrait::SessionStore => "SessionStore",
             StoreTrait::KeyStore => "KeyStore",
             StoreTrait::PolicyStore => "PolicyStore",
+            StoreTrait::RbacLookup => "RbacLookup",
+            StoreTrait::RbacStore => "RbacStore",
             StoreTrait::AuditQuery => "AuditQuery",
         }
     }

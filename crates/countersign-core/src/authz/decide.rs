@@ -1,13 +1,16 @@
 //! Decisions: tenant isolation around Cedar, the authentication context,
 //! errors that deny, and step-up.
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, EntityUid, Request};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, EntityUid, Request, RestrictedExpression,
+};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::entities::{TenantAuthz, Types};
+use super::entities::{TenantAuthz, Types, join};
+use super::model::GRANTS_KEY;
 use crate::factor::FactorKind;
 use crate::flow::{AuthRecord, StepUp};
 use crate::ids::TenantId;
@@ -49,6 +52,10 @@ pub struct Decision {
     /// `None` when allowed, or when no authentication would help.
     ///
     /// # How it is derived
+    ///
+    /// When no policy of the model mentions the authentication record, no
+    /// authentication can change the decision: `None`, without probing.
+    /// Otherwise:
     ///
     /// The denied request is evaluated again with hypothetical
     /// authentications of the same user (same method), never with the real
@@ -124,33 +131,44 @@ impl TenantAuthz {
         if let Err(refusal) = self.isolation(auth, resource) {
             return Decision::deny(refusal);
         }
-        if context.contains_key(AUTHENTICATION_KEY) {
-            return Decision::deny(format!(
-                "the context key {AUTHENTICATION_KEY:?} is countersign's"
-            ));
+        for key in [AUTHENTICATION_KEY, GRANTS_KEY] {
+            if context.contains_key(key) {
+                return Decision::deny(format!("the context key {key:?} is countersign's"));
+            }
         }
         let principal = Types::uid(&self.types.user, &auth.user_id.to_string());
-        let mut decision = self.evaluate(
-            &principal,
-            action,
-            &resource.uid,
-            context.clone(),
-            authentication(auth, now),
-        );
-        if !decision.allowed && decision.errors.is_empty() {
+        if let Err(refusal) = self.model.check_applies(action, &principal, &resource.uid) {
+            return Decision::deny(refusal);
+        }
+        let grants = self.needed_grants(action, &resource.uid);
+        let evaluate = |facts: AuthFacts| {
+            self.evaluate(&principal, action, &resource.uid, &context, &grants, facts)
+        };
+        let mut decision = evaluate(AuthFacts::of(auth, now));
+        // Probing only helps when a policy reads the authentication.
+        if !decision.allowed && decision.errors.is_empty() && self.model.reads_authentication() {
             let probe = |kinds: &[&str], age: i64| {
-                self.evaluate(
-                    &principal,
-                    action,
-                    &resource.uid,
-                    context.clone(),
-                    hypothetical(auth, kinds, age, now),
-                )
-                .allowed
+                evaluate(AuthFacts::hypothetical(auth, kinds, age, now)).allowed
             };
             decision.step_up = step_up(auth, probe);
         }
         decision
+    }
+
+    /// The permissions a request needs for the built-in RBAC policy: the
+    /// action's name in each service the resource is (or is in), those
+    /// someone holds.
+    fn needed_grants(&self, action: &EntityUid, resource: &EntityUid) -> Vec<EntityUid> {
+        let service = &self.types.service;
+        let name = action.id().unescaped();
+        let direct = (resource.type_name() == service).then_some(resource);
+        let ancestors = self.entities.ancestors(resource).into_iter().flatten();
+        direct
+            .into_iter()
+            .chain(ancestors.filter(|a| a.type_name() == service))
+            .map(|s| Types::uid(&self.types.permission, &join(s.id().unescaped(), name)))
+            .filter(|p| self.permissions.contains(p))
+            .collect()
     }
 
     /// The isolation invariant, checked before Cedar runs.
@@ -180,27 +198,58 @@ impl TenantAuthz {
         Ok(())
     }
 
+    /// One evaluation. Countersign's context keys are built as Cedar
+    /// values directly (no JSON, no schema pass: they are well-typed by
+    /// construction); a caller's context, when there is one, is parsed
+    /// with them against the action's context type in the schema.
     fn evaluate(
         &self,
         principal: &EntityUid,
         action: &EntityUid,
         resource: &EntityUid,
-        mut context: Map<String, Value>,
-        authentication: Value,
+        caller: &Map<String, Value>,
+        grants: &[EntityUid],
+        facts: AuthFacts,
     ) -> Decision {
-        let schema = self.model.schema();
-        context.insert(AUTHENTICATION_KEY.to_owned(), authentication);
-        let context = match Context::from_json_value(Value::Object(context), Some((schema, action)))
-        {
-            Ok(c) => c,
-            Err(e) => return Decision::deny(format!("context: {}", super::model::describe(&e))),
+        let context = if caller.is_empty() {
+            let grants = RestrictedExpression::new_set(
+                grants
+                    .iter()
+                    .map(|g| RestrictedExpression::new_entity_uid(g.clone())),
+            );
+            facts.expression().and_then(|auth| {
+                Context::from_pairs([
+                    (AUTHENTICATION_KEY.to_owned(), auth),
+                    (GRANTS_KEY.to_owned(), grants),
+                ])
+                .map_err(|e| format!("context: {}", super::model::describe(&e)))
+            })
+        } else {
+            let mut json = caller.clone();
+            json.insert(AUTHENTICATION_KEY.to_owned(), facts.json());
+            let grants = grants
+                .iter()
+                .map(|g| json!({ "__entity": { "type": g.type_name().to_string(), "id": g.id().unescaped() } }))
+                .collect();
+            json.insert(GRANTS_KEY.to_owned(), Value::Array(grants));
+            Context::from_json_value(Value::Object(json), Some((self.model.schema(), action)))
+                .map_err(|e| format!("context: {}", super::model::describe(&e)))
         };
+        let context = match context {
+            Ok(c) => c,
+            Err(e) => return Decision::deny(e),
+        };
+        // The request's types were checked against the schema by
+        // `check_applies`, and countersign's keys are typed by
+        // construction; a caller's context is checked by Cedar's request
+        // validation.
+        let schema = (!caller.is_empty()).then(|| self.model.schema());
         let request = match Request::new(
             principal.clone(),
             action.clone(),
             resource.clone(),
             context,
-            Some(schema),
+            schema,
         ) {
             Ok(r) => r,
             Err(e) => return Decision::deny(format!("request: {}", super::model::describe(&e))),
@@ -225,20 +274,82 @@ impl TenantAuthz {
     }
 }
 
-/// The `Countersign::Authentication` record of `auth` at `now`.
-fn authentication(auth: &AuthRecord, now: DateTime<Utc>) -> Value {
-    let mut kinds: Vec<&str> = auth.factors.iter().map(|f| f.kind.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    let (_, mfa) = amr_of(auth);
-    json!({
-        "method": auth.method.as_str(),
-        "factors": kinds,
-        "acr": if mfa { "mfa" } else { "sfa" },
-        "mfa": mfa,
-        "auth_time": auth.at.timestamp(),
-        "age": (now - auth.at).num_seconds().max(0),
-    })
+/// The facts of an authentication, as the `Countersign::Authentication`
+/// record of the context.
+struct AuthFacts {
+    method: String,
+    kinds: Vec<String>,
+    mfa: bool,
+    auth_time: i64,
+    age: i64,
+}
+
+impl AuthFacts {
+    /// The facts of `auth` at `now`.
+    fn of(auth: &AuthRecord, now: DateTime<Utc>) -> Self {
+        let mut kinds: Vec<String> = auth
+            .factors
+            .iter()
+            .map(|f| f.kind.as_str().to_owned())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let (_, mfa) = amr_of(auth);
+        Self {
+            method: auth.method.as_str().to_owned(),
+            kinds,
+            mfa,
+            auth_time: auth.at.timestamp(),
+            age: (now - auth.at).num_seconds().max(0),
+        }
+    }
+
+    /// A hypothetical authentication of the same user by the same method
+    /// with these factor kinds, the last verified `age` seconds before
+    /// `now`.
+    fn hypothetical(auth: &AuthRecord, kinds: &[&str], age: i64, now: DateTime<Utc>) -> Self {
+        Self {
+            method: auth.method.as_str().to_owned(),
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            mfa: kinds.len() >= 2,
+            auth_time: now.timestamp().saturating_sub(age),
+            age,
+        }
+    }
+
+    fn acr(&self) -> &'static str {
+        if self.mfa { "mfa" } else { "sfa" }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "method": self.method,
+            "factors": self.kinds,
+            "acr": self.acr(),
+            "mfa": self.mfa,
+            "auth_time": self.auth_time,
+            "age": self.age,
+        })
+    }
+
+    fn expression(&self) -> Result<RestrictedExpression, String> {
+        let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        RestrictedExpression::new_record([
+            ("method".to_owned(), string(&self.method)),
+            (
+                "factors".to_owned(),
+                RestrictedExpression::new_set(self.kinds.iter().map(|k| string(k))),
+            ),
+            ("acr".to_owned(), string(self.acr())),
+            ("mfa".to_owned(), RestrictedExpression::new_bool(self.mfa)),
+            (
+                "auth_time".to_owned(),
+                RestrictedExpression::new_long(self.auth_time),
+            ),
+            ("age".to_owned(), RestrictedExpression::new_long(self.age)),
+        ])
+        .map_err(|e| format!("context: {}", super::model::describe(&e)))
+    }
 }
 
 /// What would satisfy a denied request, from `allowed(kinds, age)` (whether
@@ -281,20 +392,5 @@ fn step_up(auth: &AuthRecord, allowed: impl Fn(&[&str], i64) -> bool) -> Option<
         max_age: max_age.map(|s| Duration::from_secs(s.unsigned_abs())),
         min_factors,
         any_of: Vec::new(),
-    })
-}
-
-/// The record of a hypothetical authentication of the same user by the
-/// same method with these factor kinds, the last verified `age` seconds
-/// before `now`.
-fn hypothetical(auth: &AuthRecord, kinds: &[&str], age: i64, now: DateTime<Utc>) -> Value {
-    let mfa = kinds.len() >= 2;
-    json!({
-        "method": auth.method.as_str(),
-        "factors": kinds,
-        "acr": if mfa { "mfa" } else { "sfa" },
-        "mfa": mfa,
-        "auth_time": now.timestamp().saturating_sub(age),
-        "age": age,
     })
 }

@@ -33,9 +33,7 @@ use super::AuthzError;
 use super::model::{AuthzModel, describe};
 use crate::ids::{TenantId, UserId};
 use crate::model::{AccountState, User};
-
-/// The longest service, role or permission name, in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+use crate::rbac::{DirectGrant, RbacName, RbacSnapshot, RoleAssignment, RoleGrant};
 
 /// What authorization needs to know of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,40 +63,6 @@ impl From<&User> for UserFacts {
     }
 }
 
-/// A role is granted a permission, in one service or (`service: None`) in
-/// every service the role is held in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleGrant {
-    /// The role.
-    pub role: String,
-    /// The permission.
-    pub permission: String,
-    /// The service it is limited to, if any.
-    pub service: Option<String>,
-}
-
-/// A user holds a role within a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleAssignment {
-    /// The user.
-    pub user: UserId,
-    /// The role.
-    pub role: String,
-    /// The service.
-    pub service: String,
-}
-
-/// A user is granted a permission directly, within a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectGrant {
-    /// The user.
-    pub user: UserId,
-    /// The permission.
-    pub permission: String,
-    /// The service.
-    pub service: String,
-}
-
 /// One of the tenant's own resources, of a type its schema declares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppEntity {
@@ -119,11 +83,11 @@ pub struct AuthzData {
     /// The users.
     pub users: Vec<UserFacts>,
     /// The services.
-    pub services: Vec<String>,
+    pub services: Vec<RbacName>,
     /// The roles.
-    pub roles: Vec<String>,
+    pub roles: Vec<RbacName>,
     /// The permissions.
-    pub permissions: Vec<String>,
+    pub permissions: Vec<RbacName>,
     /// Permissions granted to roles.
     pub role_grants: Vec<RoleGrant>,
     /// Roles held by users within services.
@@ -185,6 +149,35 @@ pub struct TenantAuthz {
     pub(super) entities: Entities,
     pub(super) known: HashSet<EntityUid>,
     pub(super) types: Types,
+    /// Each user's parents (its roles in services and direct grants), also
+    /// for users not in the data yet (see [`TenantAuthz::with_user`]).
+    pub(super) user_parents: HashMap<UserId, Vec<EntityUid>>,
+    /// (service, permission) pairs someone holds, as permission entities.
+    pub(super) permissions: HashSet<EntityUid>,
+    /// The facts of the users it holds.
+    pub(super) users: HashMap<UserId, UserFacts>,
+}
+
+impl AuthzData {
+    /// The data of a stored snapshot, with `users` (facts of the users it
+    /// names, and of any other user to decide for) and the tenant's own
+    /// `resources`.
+    pub fn from_snapshot(
+        snapshot: &RbacSnapshot,
+        users: Vec<UserFacts>,
+        resources: Vec<AppEntity>,
+    ) -> Self {
+        Self {
+            users,
+            services: snapshot.services.clone(),
+            roles: snapshot.roles.clone(),
+            permissions: snapshot.permissions.clone(),
+            role_grants: snapshot.role_grants.clone(),
+            assignments: snapshot.assignments.clone(),
+            direct_grants: snapshot.direct_grants.clone(),
+            resources,
+        }
+    }
 }
 
 impl TenantAuthz {
@@ -193,10 +186,10 @@ impl TenantAuthz {
     ///
     /// # Errors
     ///
-    /// [`AuthzError::Data`] for a user of another tenant, a bad or
-    /// duplicate name, a grant, assignment or parent naming something the
-    /// data does not hold; [`AuthzError::Entities`] for entities that do
-    /// not conform to the schema.
+    /// [`AuthzError::Data`] for a user of another tenant, a duplicate
+    /// name, a grant, assignment or parent naming something the data does
+    /// not hold; [`AuthzError::Entities`] for entities that do not conform
+    /// to the schema.
     pub fn build(
         model: Arc<AuthzModel>,
         data_version: u64,
@@ -211,11 +204,11 @@ impl TenantAuthz {
         let services = name_set("service", &data.services)?;
         let roles = name_set("role", &data.roles)?;
         let permissions = name_set("permission", &data.permissions)?;
-        let need = |set: &BTreeSet<&str>, what: &str, name: &str| {
-            if set.contains(name) {
+        let need = |set: &BTreeSet<&str>, what: &str, name: &RbacName| {
+            if set.contains(name.as_str()) {
                 Ok(())
             } else {
-                Err(data_err(format!("unknown {what} {name:?}")))
+                Err(data_err(format!("unknown {what} {:?}", name.as_str())))
             }
         };
         let mut users: HashMap<UserId, &UserFacts> = HashMap::new();
@@ -240,9 +233,6 @@ impl TenantAuthz {
         for a in &data.assignments {
             need(&services, "service", &a.service)?;
             need(&roles, "role", &a.role)?;
-            if !users.contains_key(&a.user) {
-                return Err(data_err(format!("unknown user {}", a.user)));
-            }
             held.entry((a.service.as_str(), a.role.as_str()))
                 .or_default();
             user_parents
@@ -250,9 +240,14 @@ impl TenantAuthz {
                 .or_default()
                 .push(Types::uid(&types.role, &join(&a.service, &a.role)));
         }
+        // Grants by role, so linking them is linear in grants + held roles.
+        let mut by_role: HashMap<&str, Vec<&RoleGrant>> = HashMap::new();
         for g in &data.role_grants {
-            for ((service, role), perms) in held.iter_mut() {
-                if *role == g.role && g.service.as_deref().is_none_or(|s| s == *service) {
+            by_role.entry(g.role.as_str()).or_default().push(g);
+        }
+        for ((service, role), perms) in held.iter_mut() {
+            for g in by_role.get(role).into_iter().flatten() {
+                if g.service.as_ref().is_none_or(|s| s.as_str() == *service) {
                     perms.insert(g.permission.as_str());
                 }
             }
@@ -264,9 +259,6 @@ impl TenantAuthz {
         for g in &data.direct_grants {
             need(&services, "service", &g.service)?;
             need(&permissions, "permission", &g.permission)?;
-            if !users.contains_key(&g.user) {
-                return Err(data_err(format!("unknown user {}", g.user)));
-            }
             granted.insert((g.service.as_str(), g.permission.as_str()));
             user_parents.entry(g.user).or_default().push(Types::uid(
                 &types.permission,
@@ -274,13 +266,6 @@ impl TenantAuthz {
             ));
         }
 
-        let entity = |uid: EntityUid,
-                      attrs: Vec<(String, RestrictedExpression)>,
-                      parents: Vec<EntityUid>,
-                      tags: Vec<(String, RestrictedExpression)>| {
-            Entity::new_with_tags(uid, attrs, parents, tags)
-                .map_err(|e| AuthzError::Entities(describe(&e)))
-        };
         let service_ref =
             |s: &str| RestrictedExpression::new_entity_uid(Types::uid(&types.service, s));
         let mut out: Vec<Entity> = Vec::new();
@@ -327,32 +312,14 @@ impl TenantAuthz {
             )?);
         }
         for u in &data.users {
-            let mut attrs = vec![
-                ("tenant".into(), tenant_ref()),
-                (
-                    "state".into(),
-                    RestrictedExpression::new_string(u.state.as_str().to_owned()),
-                ),
-            ];
-            if let Some(tier) = &u.tier {
-                attrs.push((
-                    "tier".into(),
-                    RestrictedExpression::new_string(tier.clone()),
-                ));
-            }
-            let tags = u
-                .attributes
-                .iter()
-                .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())))
-                .collect();
-            out.push(entity(
-                Types::uid(&types.user, &u.id.to_string()),
-                attrs,
-                user_parents.remove(&u.id).unwrap_or_default(),
-                tags,
-            )?);
+            let parents = user_parents.get(&u.id).cloned().unwrap_or_default();
+            out.push(user_entity(&types, &tenant_uid, u, parents)?);
         }
         let mut known: HashSet<EntityUid> = out.iter().map(Entity::uid).collect();
+        let permission_uids: HashSet<EntityUid> = granted
+            .iter()
+            .map(|(s, p)| Types::uid(&types.permission, &join(s, p)))
+            .collect();
         for r in &data.resources {
             if types.is_countersign(r.uid.type_name()) {
                 return Err(data_err(format!(
@@ -397,7 +364,79 @@ impl TenantAuthz {
             entities,
             known,
             types,
+            user_parents,
+            permissions: permission_uids,
+            users: data.users.iter().map(|u| (u.id, u.clone())).collect(),
         })
+    }
+
+    /// The same data with `user` added or replaced: its roles and direct
+    /// grants come from the data this was built from. Costs a copy of the
+    /// entities, so a cache does it once per user it has not seen, not
+    /// per decision.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthzError::Data`] for a user of another tenant,
+    /// [`AuthzError::Entities`] if it does not conform to the schema.
+    pub fn with_user(&self, user: &UserFacts) -> Result<Self, AuthzError> {
+        let tenant = self.model.tenant();
+        if user.tenant != tenant {
+            return Err(AuthzError::Data(format!(
+                "user {} belongs to another tenant",
+                user.id
+            )));
+        }
+        let tenant_uid = Types::uid(&self.types.tenant, &tenant.to_string());
+        let parents = self.user_parents.get(&user.id).cloned().unwrap_or_default();
+        let e = user_entity(&self.types, &tenant_uid, user, parents)?;
+        let mut next = self.clone();
+        next.known.insert(e.uid());
+        next.users.insert(user.id, user.clone());
+        next.entities = next
+            .entities
+            .upsert_entities([e], Some(self.model.schema()))
+            .map_err(|e| AuthzError::Entities(describe(&e)))?;
+        Ok(next)
+    }
+
+    /// The facts of every user it holds (to carry them over to a rebuild).
+    pub fn user_facts(&self) -> Vec<UserFacts> {
+        self.users.values().cloned().collect()
+    }
+
+    /// Whether `user` is one of the users of the data.
+    pub fn has_user(&self, user: UserId) -> bool {
+        self.known
+            .contains(&Types::uid(&self.types.user, &user.to_string()))
+    }
+
+    /// The effective permissions of `user` in `service`, sorted: those its
+    /// roles there confer and its direct grants there (the same answer as
+    /// [`crate::rbac::effective_permissions`] on the data's snapshot).
+    pub fn effective_permissions(&self, user: UserId, service: &RbacName) -> Vec<RbacName> {
+        let uid = Types::uid(&self.types.user, &user.to_string());
+        let prefix = format!("{service}/");
+        let mut out: Vec<RbacName> = self
+            .entities
+            .ancestors(&uid)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_name() == &self.types.permission)
+            .filter_map(|a| {
+                let id = a.id().unescaped();
+                id.strip_prefix(&prefix).and_then(|p| RbacName::new(p).ok())
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The Cedar entities it decides with (countersign's, the tenant's
+    /// resources and the schema's actions), closure computed.
+    pub fn entities(&self) -> &Entities {
+        &self.entities
     }
 
     /// The model it was built with.
@@ -416,24 +455,62 @@ impl TenantAuthz {
     }
 }
 
-fn join(a: &str, b: &str) -> String {
-    format!("{a}/{b}")
+fn entity(
+    uid: EntityUid,
+    attrs: Vec<(String, RestrictedExpression)>,
+    parents: Vec<EntityUid>,
+    tags: Vec<(String, RestrictedExpression)>,
+) -> Result<Entity, AuthzError> {
+    Entity::new_with_tags(uid, attrs, parents, tags).map_err(|e| AuthzError::Entities(describe(&e)))
 }
 
-fn name_set<'a>(what: &str, names: &'a [String]) -> Result<BTreeSet<&'a str>, AuthzError> {
+fn user_entity(
+    types: &Types,
+    tenant_uid: &EntityUid,
+    u: &UserFacts,
+    parents: Vec<EntityUid>,
+) -> Result<Entity, AuthzError> {
+    let mut attrs = vec![
+        (
+            "tenant".into(),
+            RestrictedExpression::new_entity_uid(tenant_uid.clone()),
+        ),
+        (
+            "state".into(),
+            RestrictedExpression::new_string(u.state.as_str().to_owned()),
+        ),
+    ];
+    if let Some(tier) = &u.tier {
+        attrs.push((
+            "tier".into(),
+            RestrictedExpression::new_string(tier.clone()),
+        ));
+    }
+    let tags = u
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())))
+        .collect();
+    entity(
+        Types::uid(&types.user, &u.id.to_string()),
+        attrs,
+        parents,
+        tags,
+    )
+}
+
+pub(super) fn join(a: impl AsRef<str>, b: impl AsRef<str>) -> String {
+    format!("{}/{}", a.as_ref(), b.as_ref())
+}
+
+fn name_set<'a>(what: &str, names: &'a [RbacName]) -> Result<BTreeSet<&'a str>, AuthzError> {
     let mut set = BTreeSet::new();
     for n in names {
-        if n.is_empty()
-            || n.len() > MAX_NAME_BYTES
-            || n.contains('/')
-            || n.chars().any(char::is_control)
-        {
-            return Err(AuthzError::Data(format!(
-                "{what} name {n:?} must be 1 to {MAX_NAME_BYTES} bytes, without '/' or control characters"
-            )));
-        }
         if !set.insert(n.as_str()) {
-            return Err(AuthzError::Data(format!("duplicate {what} {n:?}")));
+            return Err(AuthzError::Data(format!(
+                "duplicate {what} {:?}",
+                n.as_str()
+            )));
         }
     }
     Ok(set)

@@ -65,12 +65,12 @@ use crate::error::ErrorKind;
 pub use decide::{
     AUTHENTICATION_KEY, Decision, MAX_STEP_UP_AGE_SECS, Resource, UNBOUNDED_AGE_SECS,
 };
-pub use entities::{
-    AppEntity, AuthzData, DirectGrant, MAX_NAME_BYTES, RoleAssignment, RoleGrant, TenantAuthz,
-    UserFacts,
+pub use entities::{AppEntity, AuthzData, TenantAuthz, UserFacts};
+pub use model::{
+    AuthzModel, BASE_POLICY_PREFIX, COUNTERSIGN_SCHEMA, GRANTS_KEY, MAX_MODEL_TEXT_BYTES,
+    RBAC_POLICY_ID,
 };
-pub use model::{AuthzModel, COUNTERSIGN_SCHEMA, MAX_MODEL_TEXT_BYTES};
-pub use service::AuthzService;
+pub use service::{ADMIN_ROLE, ADMIN_SERVICE, AdminAction, AuthzService};
 
 /// Why a model or its data was refused. Cedar's own diagnostics are kept
 /// as strings.

@@ -1,7 +1,13 @@
 //! A tenant's authorization model: its Cedar schema and policy set, parsed
 //! and validated together, versioned.
 
-use cedar_policy::{PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator};
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    Validator,
+};
+use serde_json::{Map, Value, json};
 
 use super::AuthzError;
 use crate::ids::TenantId;
@@ -30,8 +36,48 @@ namespace Countersign {
     auth_time: Long,
     age: Long,
   };
+  type Context = { authentication: Authentication, grants: Set<Permission> };
+  action manage_users, manage_rbac, manage_policies, manage_tenant, read_audit, manage_tenants
+    appliesTo { principal: User, resource: Service, context: Context };
 }
 "#;
+
+/// countersign's base policies, added to every tenant's policy set: the
+/// built-in RBAC policy (a user holding a permission in a service may do
+/// the action of that name on the service and every resource in it; the
+/// engine fills `context.grants` with the permissions the request needs,
+/// so one policy decides every grant and the set of policies evaluated
+/// does not grow with grants, roles or assignments), and the rule that
+/// only an active account administers anything.
+const BASE_POLICIES: &str = r#"
+@id("countersign::rbac")
+permit(principal, action, resource) when { principal in context.grants };
+
+@id("countersign::admin::active-only")
+forbid(
+  principal,
+  action in [
+    Countersign::Action::"manage_users", Countersign::Action::"manage_rbac",
+    Countersign::Action::"manage_policies", Countersign::Action::"manage_tenant",
+    Countersign::Action::"read_audit", Countersign::Action::"manage_tenants"
+  ],
+  resource
+) unless { principal.state == "active" };
+"#;
+
+/// The id of the built-in policy that makes RBAC grants allow: a user
+/// holding a permission in a service may do the action of that name on
+/// the service and on every resource in it.
+pub const RBAC_POLICY_ID: &str = "countersign::rbac";
+
+/// The prefix of the ids of countersign's base policies; a tenant's own
+/// policies may not use it.
+pub const BASE_POLICY_PREFIX: &str = "countersign::";
+
+/// The context key countersign fills with the permissions a request
+/// needs (a `Set<Countersign::Permission>`); a caller's context may not
+/// set it.
+pub const GRANTS_KEY: &str = "grants";
 
 /// The most bytes a tenant's schema or policy text may have.
 pub const MAX_MODEL_TEXT_BYTES: usize = 256 * 1024;
@@ -49,6 +95,11 @@ pub struct AuthzModel {
     version: u64,
     schema: Schema,
     policies: PolicySet,
+    /// Each action's principal and resource types, from the schema.
+    applies: HashMap<EntityUid, (HashSet<EntityTypeName>, HashSet<EntityTypeName>)>,
+    /// Whether any policy or template mentions the authentication record
+    /// (if none does, no step-up can change a decision).
+    reads_authentication: bool,
 }
 
 impl AuthzModel {
@@ -77,7 +128,24 @@ impl AuthzModel {
             }
         }
         let schema = parse_schema(schema_text)?;
-        let policies = parse_policies(policy_text)?;
+        let mut policies = parse_policies(policy_text)?;
+        let reserved: Vec<String> = policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .chain(policies.templates().map(|t| t.id().to_string()))
+            .filter(|id| id.starts_with(BASE_POLICY_PREFIX))
+            .map(|id| format!("{id}: the prefix {BASE_POLICY_PREFIX:?} is countersign's"))
+            .collect();
+        if !reserved.is_empty() {
+            return Err(AuthzError::Parse {
+                diagnostics: reserved,
+            });
+        }
+        for p in parse_policies(BASE_POLICIES)?.policies() {
+            policies.add(p.clone()).map_err(|e| AuthzError::Parse {
+                diagnostics: vec![describe(&e)],
+            })?;
+        }
         let validator = Validator::new(schema.clone());
         let result = validator.validate(&policies, ValidationMode::Strict);
         if !result.validation_passed() {
@@ -88,11 +156,36 @@ impl AuthzModel {
                     .collect(),
             });
         }
+        let applies = schema
+            .actions()
+            .map(|a| {
+                let principals = schema
+                    .principals_for_action(a)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let resources = schema
+                    .resources_for_action(a)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                (a.clone(), (principals, resources))
+            })
+            .collect();
+        let reads_authentication = policies
+            .policies()
+            .map(ToString::to_string)
+            .chain(policies.templates().map(ToString::to_string))
+            .any(|text| text.contains(super::decide::AUTHENTICATION_KEY));
         Ok(Self {
             tenant,
             version,
             schema,
             policies,
+            applies,
+            reads_authentication,
         })
     }
 
@@ -114,6 +207,39 @@ impl AuthzModel {
     /// The validated policy set.
     pub fn policies(&self) -> &PolicySet {
         &self.policies
+    }
+
+    /// Whether some policy reads `context.authentication` (a conservative
+    /// text check: a policy that only names it is counted too).
+    pub(super) fn reads_authentication(&self) -> bool {
+        self.reads_authentication
+    }
+
+    /// Whether the schema declares `action` for this principal's and this
+    /// resource's types (what Cedar's request validation checks, from a
+    /// table built once).
+    pub(super) fn check_applies(
+        &self,
+        action: &EntityUid,
+        principal: &EntityUid,
+        resource: &EntityUid,
+    ) -> Result<(), String> {
+        let Some((principals, resources)) = self.applies.get(action) else {
+            return Err(format!("{action} is not an action of the schema"));
+        };
+        if !principals.contains(principal.type_name()) {
+            return Err(format!(
+                "{action} does not apply to principals of type {}",
+                principal.type_name()
+            ));
+        }
+        if !resources.contains(resource.type_name()) {
+            return Err(format!(
+                "{action} does not apply to resources of type {}",
+                resource.type_name()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -153,6 +279,12 @@ fn parse_schema(text: &str) -> Result<Schema, AuthzError> {
         .map_err(|e| schema_err(vec![format!("countersign schema: {}", describe(&e))]))?;
     let (tenant, _) =
         SchemaFragment::from_cedarschema_str(text).map_err(|e| schema_err(vec![describe(&e)]))?;
+    let mut json = tenant
+        .to_json_value()
+        .map_err(|e| schema_err(vec![describe(&e)]))?;
+    declare_countersign_context(&mut json);
+    let tenant =
+        SchemaFragment::from_json_value(json).map_err(|e| schema_err(vec![describe(&e)]))?;
     if tenant.namespaces().any(|ns| {
         ns.as_ref()
             .is_some_and(|n| n.to_string().split("::").next() == Some("Countersign"))
@@ -162,6 +294,83 @@ fn parse_schema(text: &str) -> Result<Schema, AuthzError> {
         ]));
     }
     Schema::from_schema_fragments([fixed, tenant]).map_err(|e| schema_err(vec![describe(&e)]))
+}
+
+/// Declares countersign's context keys in every action's context, so a
+/// tenant's schema need not: `authentication` (a
+/// `Countersign::Authentication`) and [`GRANTS_KEY`] (a
+/// `Set<Countersign::Permission>`). An action's context given inline or as
+/// a common type of the same namespace gets them added unless it declares
+/// them itself; an action without a context gets a record of the two.
+fn declare_countersign_context(schema: &mut Value) {
+    let keys = || {
+        [
+            (
+                super::decide::AUTHENTICATION_KEY,
+                json!({ "type": "Countersign::Authentication" }),
+            ),
+            (
+                GRANTS_KEY,
+                json!({ "type": "Set", "element": { "type": "Entity", "name": "Countersign::Permission" } }),
+            ),
+        ]
+    };
+    let add = |record: &mut Map<String, Value>| {
+        let attrs = record
+            .entry("attributes")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(attrs) = attrs.as_object_mut() {
+            for (k, v) in keys() {
+                attrs.entry(k).or_insert(v);
+            }
+        }
+    };
+    let Some(namespaces) = schema.as_object_mut() else {
+        return;
+    };
+    for ns in namespaces.values_mut() {
+        let Some(ns) = ns.as_object_mut() else {
+            continue;
+        };
+        // Common types the actions' contexts name.
+        let mut named: Vec<String> = Vec::new();
+        if let Some(actions) = ns.get_mut("actions").and_then(Value::as_object_mut) {
+            for action in actions.values_mut() {
+                let Some(applies) = action
+                    .as_object_mut()
+                    .and_then(|a| a.get_mut("appliesTo"))
+                    .and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                let context = applies
+                    .entry("context")
+                    .or_insert_with(|| json!({ "type": "Record", "attributes": {} }));
+                let Some(context) = context.as_object_mut() else {
+                    continue;
+                };
+                match context.get("type").and_then(Value::as_str) {
+                    Some("Record") => add(context),
+                    Some("EntityOrCommon") => {
+                        if let Some(n) = context.get("name").and_then(Value::as_str) {
+                            named.push(n.to_owned());
+                        }
+                    }
+                    Some(other) => named.push(other.to_owned()),
+                    None => {}
+                }
+            }
+        }
+        if let Some(common) = ns.get_mut("commonTypes").and_then(Value::as_object_mut) {
+            for name in named {
+                if let Some(t) = common.get_mut(&name).and_then(Value::as_object_mut)
+                    && t.get("type").and_then(Value::as_str) == Some("Record")
+                {
+                    add(t);
+                }
+            }
+        }
+    }
 }
 
 /// An error's message followed by its sources', as one line.

@@ -14,6 +14,7 @@ use crate::factor::{FactorKind, MethodName};
 use crate::flow::{AuthRecord, PassedFactor};
 use crate::ids::{TenantId, UserId};
 use crate::model::AccountState;
+use crate::rbac::{DirectGrant, RbacName, RoleAssignment, RoleGrant};
 
 const SCHEMA: &str = r#"
 namespace App {
@@ -28,15 +29,6 @@ namespace App {
 "#;
 
 const POLICIES: &str = r#"
-@id("rbac-read")
-permit(principal in Countersign::Permission::"docs/read", action == App::Action::"read",
-       resource in Countersign::Service::"docs");
-@id("rbac-write")
-permit(principal in Countersign::Permission::"docs/write", action == App::Action::"write",
-       resource in Countersign::Service::"docs");
-@id("rbac-delete")
-permit(principal in Countersign::Permission::"docs/delete", action == App::Action::"delete",
-       resource in Countersign::Service::"docs");
 @id("delete-needs-fresh-mfa")
 forbid(principal, action == App::Action::"delete", resource)
   unless { context.authentication.mfa && context.authentication.age <= 300 };
@@ -94,8 +86,12 @@ fn facts(t: TenantId, u: UserId, tier: Option<&str>) -> UserFacts {
     }
 }
 
-fn names(ns: &[&str]) -> Vec<String> {
-    ns.iter().map(|s| (*s).to_owned()).collect()
+fn n(s: &str) -> RbacName {
+    RbacName::new(s).unwrap()
+}
+
+fn names(ns: &[&str]) -> Vec<RbacName> {
+    ns.iter().map(|s| n(s)).collect()
 }
 
 fn document(id: &str, service: &str, owner: UserId) -> AppEntity {
@@ -132,37 +128,37 @@ fn world() -> TenantAuthz {
         permissions: names(&["read", "write", "delete"]),
         role_grants: vec![
             RoleGrant {
-                role: "editor".into(),
-                permission: "read".into(),
+                role: n("editor"),
+                permission: n("read"),
                 service: None,
             },
             RoleGrant {
-                role: "editor".into(),
-                permission: "write".into(),
-                service: Some("docs".into()),
+                role: n("editor"),
+                permission: n("write"),
+                service: Some(n("docs")),
             },
             RoleGrant {
-                role: "editor".into(),
-                permission: "delete".into(),
-                service: Some("docs".into()),
+                role: n("editor"),
+                permission: n("delete"),
+                service: Some(n("docs")),
             },
         ],
         assignments: vec![
             RoleAssignment {
                 user: user_id(ALICE),
-                role: "editor".into(),
-                service: "docs".into(),
+                role: n("editor"),
+                service: n("docs"),
             },
             RoleAssignment {
                 user: user_id(BOB),
-                role: "editor".into(),
-                service: "wiki".into(),
+                role: n("editor"),
+                service: n("wiki"),
             },
         ],
         direct_grants: vec![DirectGrant {
             user: user_id(CAROL),
-            permission: "read".into(),
-            service: "docs".into(),
+            permission: n("read"),
+            service: n("docs"),
         }],
         resources: vec![
             document("d1", "docs", user_id(ALICE)),
@@ -263,7 +259,7 @@ fn rbac_allows_through_roles_and_direct_grants_within_their_service() {
     assert!(w.is_current(7, 3) && !w.is_current(7, 4));
     let d = decide(&w, ALICE, PWD, "read", &doc("d1"), json!({}));
     assert!(d.allowed, "{d:?}");
-    assert_eq!(d.reasons, vec!["rbac-read".to_owned()]);
+    assert_eq!(d.reasons, vec![RBAC_POLICY_ID.to_owned()]);
     assert!(decide(&w, ALICE, PWD, "write", &doc("d1"), json!({})).allowed);
     // bob is an editor in wiki only: nothing in docs.
     let d = decide(&w, BOB, PWD, "read", &doc("d1"), json!({}));
@@ -488,8 +484,8 @@ fn bad_data_is_refused() {
     let mut d = base.clone();
     d.assignments.push(RoleAssignment {
         user: user_id(ALICE),
-        role: "ghost".into(),
-        service: "docs".into(),
+        role: n("ghost"),
+        service: n("docs"),
     });
     assert!(matches!(
         TenantAuthz::build(model.clone(), 1, &d),
@@ -501,8 +497,9 @@ fn bad_data_is_refused() {
         TenantAuthz::build(model.clone(), 1, &d),
         Err(AuthzError::Data(_))
     ));
+    assert!(RbacName::new("a/b").is_err() && RbacName::new("").is_err());
     let mut d = base.clone();
-    d.services.push("a/b".into());
+    d.services.push(n("docs"));
     assert!(matches!(
         TenantAuthz::build(model.clone(), 1, &d),
         Err(AuthzError::Data(_))
@@ -600,9 +597,9 @@ fn tenant_spec() -> impl Strategy<Value = TenantSpec> {
 
 /// Tenant `n`'s users are `n*10 + i`; both tenants use the same service,
 /// role, permission and document names, so their entity uids collide.
-fn build_tenant(n: u128, spec: &TenantSpec) -> TenantAuthz {
-    let t = tenant(n);
-    let user = |i: usize| user_id(n * 10 + i as u128);
+fn build_tenant(tn: u128, spec: &TenantSpec) -> TenantAuthz {
+    let t = tenant(tn);
+    let user = |i: usize| user_id(tn * 10 + i as u128);
     let text: String = spec
         .policies
         .iter()
@@ -621,9 +618,9 @@ fn build_tenant(n: u128, spec: &TenantSpec) -> TenantAuthz {
             .grants
             .iter()
             .map(|&(r, p, s)| RoleGrant {
-                role: format!("r{r}"),
-                permission: format!("p{p}"),
-                service: s.map(|s| format!("s{s}")),
+                role: n(&format!("r{r}")),
+                permission: n(&format!("p{p}")),
+                service: s.map(|s| n(&format!("s{s}"))),
             })
             .collect(),
         assignments: spec
@@ -631,8 +628,8 @@ fn build_tenant(n: u128, spec: &TenantSpec) -> TenantAuthz {
             .iter()
             .map(|&(u, r, s)| RoleAssignment {
                 user: user(u),
-                role: format!("r{r}"),
-                service: format!("s{s}"),
+                role: n(&format!("r{r}")),
+                service: n(&format!("s{s}")),
             })
             .collect(),
         direct_grants: spec
@@ -640,8 +637,8 @@ fn build_tenant(n: u128, spec: &TenantSpec) -> TenantAuthz {
             .iter()
             .map(|&(u, p, s)| DirectGrant {
                 user: user(u),
-                permission: format!("p{p}"),
-                service: format!("s{s}"),
+                permission: n(&format!("p{p}")),
+                service: n(&format!("s{s}")),
             })
             .collect(),
         resources: spec
@@ -686,6 +683,331 @@ proptest! {
                 prop_assert_eq!(pt, rt, "cross-tenant allow: {:?}", d);
                 prop_assert_eq!(tenant(pt), e.model().tenant(), "allowed under another tenant's model: {:?}", d);
                 prop_assert!(d.errors.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_schema_need_not_declare_countersigns_context() {
+    let t = tenant(100);
+    let schema = r#"
+      namespace App {
+        entity Doc in [Countersign::Service];
+        action read appliesTo { principal: Countersign::User, resource: [Doc, Countersign::Service] };
+      }"#;
+    let policies = r#"@id("mfa-read") permit(principal, action == App::Action::"read", resource)
+                        when { context.authentication.mfa };"#;
+    let model = Arc::new(AuthzModel::new(t, 1, schema, policies).unwrap());
+    let data = AuthzData {
+        users: vec![facts(t, user_id(ALICE), None), facts(t, user_id(BOB), None)],
+        services: names(&["docs"]),
+        permissions: names(&["read"]),
+        direct_grants: vec![DirectGrant {
+            user: user_id(ALICE),
+            permission: n("read"),
+            service: n("docs"),
+        }],
+        ..AuthzData::default()
+    };
+    let w = TenantAuthz::build(model, 1, &data).unwrap();
+    let docs = Resource {
+        tenant: t,
+        uid: uid(r#"Countersign::Service::"docs""#),
+    };
+    let read = uid(r#"App::Action::"read""#);
+    let d = w.decide(
+        &auth(t, user_id(ALICE), PWD, 0),
+        &read,
+        &docs,
+        Map::new(),
+        now(),
+    );
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.reasons, vec![RBAC_POLICY_ID.to_owned()]);
+    let d = w.decide(
+        &auth(t, user_id(BOB), MFA, 0),
+        &read,
+        &docs,
+        Map::new(),
+        now(),
+    );
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.reasons, vec!["mfa-read".to_owned()]);
+    let d = w.decide(
+        &auth(t, user_id(BOB), PWD, 0),
+        &read,
+        &docs,
+        Map::new(),
+        now(),
+    );
+    assert!(!d.allowed && d.step_up_required(), "{d:?}");
+    // the caller may not name the grants itself.
+    let forged = ctx(json!({ "grants": [] }));
+    let d = w.decide(
+        &auth(t, user_id(ALICE), PWD, 0),
+        &read,
+        &docs,
+        forged,
+        now(),
+    );
+    assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
+fn countersigns_policy_ids_are_reserved() {
+    let own = r#"@id("countersign::rbac") forbid(principal, action, resource);"#;
+    let err = AuthzModel::new(tenant(1), 1, SCHEMA, own).unwrap_err();
+    assert!(matches!(err, AuthzError::Parse { .. }), "{err:?}");
+}
+
+#[test]
+fn only_an_active_account_with_the_admin_permission_administers() {
+    let t = tenant(100);
+    let model = Arc::new(AuthzModel::new(t, 0, "", "").unwrap());
+    let admin_grants = AdminAction::ALL
+        .iter()
+        .map(|a| RoleGrant {
+            role: n(ADMIN_ROLE),
+            permission: n(a.as_str()),
+            service: None,
+        })
+        .collect();
+    let assign = |u: u128| RoleAssignment {
+        user: user_id(u),
+        role: n(ADMIN_ROLE),
+        service: n(ADMIN_SERVICE),
+    };
+    let mut suspended = facts(t, user_id(BOB), None);
+    suspended.state = AccountState::Suspended;
+    let data = AuthzData {
+        users: vec![
+            facts(t, user_id(ALICE), None),
+            suspended,
+            facts(t, user_id(CAROL), None),
+        ],
+        services: names(&[ADMIN_SERVICE]),
+        roles: names(&[ADMIN_ROLE]),
+        permissions: AdminAction::ALL.iter().map(|a| n(a.as_str())).collect(),
+        role_grants: admin_grants,
+        assignments: vec![assign(ALICE), assign(BOB)],
+        ..AuthzData::default()
+    };
+    let w = TenantAuthz::build(model, 0, &data).unwrap();
+    let service = Resource {
+        tenant: t,
+        uid: uid(r#"Countersign::Service::"countersign""#),
+    };
+    for action in AdminAction::ALL {
+        let a = action.uid().unwrap();
+        let d = w.decide(
+            &auth(t, user_id(ALICE), PWD, 0),
+            &a,
+            &service,
+            Map::new(),
+            now(),
+        );
+        assert!(d.allowed, "{action}: {d:?}");
+        let d = w.decide(
+            &auth(t, user_id(BOB), PWD, 0),
+            &a,
+            &service,
+            Map::new(),
+            now(),
+        );
+        assert!(!d.allowed, "{action}: {d:?}");
+        assert_eq!(
+            d.reasons,
+            vec!["countersign::admin::active-only".to_owned()]
+        );
+        let d = w.decide(
+            &auth(t, user_id(CAROL), PWD, 0),
+            &a,
+            &service,
+            Map::new(),
+            now(),
+        );
+        assert!(!d.allowed && d.reasons.is_empty(), "{action}: {d:?}");
+    }
+}
+
+/// The straightforward evaluation the engine must agree with: raw Cedar,
+/// one policy per role grant (per service it applies in) and per direct
+/// grant, users members of their roles only.
+fn naive_allowed(spec: &DiffSpec, user: usize, action: &str, resource: &str) -> bool {
+    use cedar_policy::{Authorizer, Context, Entities, PolicySet, Request};
+    let mut text = String::new();
+    for &(r, p, s) in &spec.grants {
+        let services: Vec<usize> = s.map_or_else(|| (0..2).collect(), |s| vec![s]);
+        for s in services {
+            text.push_str(&format!(
+                "permit(principal in Countersign::Role::\"s{s}/r{r}\", action == App::Action::\"{}\", resource in Countersign::Service::\"s{s}\");\n",
+                DIFF_PERMS[p]
+            ));
+        }
+    }
+    for &(u, p, s) in &spec.direct {
+        text.push_str(&format!(
+            "permit(principal == Countersign::User::\"{}\", action == App::Action::\"{}\", resource in Countersign::Service::\"s{s}\");\n",
+            user_id(u as u128),
+            DIFF_PERMS[p]
+        ));
+    }
+    let policies: PolicySet = text.parse().unwrap();
+    let mut entities = vec![];
+    for u in 0..DIFF_USERS {
+        let parents: Vec<Value> = spec
+            .assignments
+            .iter()
+            .filter(|a| a.0 == u)
+            .map(|&(_, r, s)| json!({ "type": "Countersign::Role", "id": format!("s{s}/r{r}") }))
+            .collect();
+        entities.push(json!({ "uid": { "type": "Countersign::User", "id": user_id(u as u128).to_string() }, "attrs": {}, "parents": parents }));
+    }
+    for d in 0..2 {
+        entities.push(json!({ "uid": { "type": "App::Document", "id": format!("d{d}") }, "attrs": {},
+            "parents": [{ "type": "Countersign::Service", "id": format!("s{}", spec.doc_services[d]) }] }));
+    }
+    let entities = Entities::from_json_value(Value::Array(entities), None).unwrap();
+    let request = Request::new(
+        uid(&format!("Countersign::User::\"{}\"", user_id(user as u128))),
+        action_uid(action),
+        uid(resource),
+        Context::empty(),
+        None,
+    )
+    .unwrap();
+    Authorizer::new()
+        .is_authorized(&request, &policies, &entities)
+        .decision()
+        == cedar_policy::Decision::Allow
+}
+
+fn action_uid(a: &str) -> EntityUid {
+    uid(&format!("App::Action::\"{a}\""))
+}
+
+const DIFF_USERS: usize = 4;
+const DIFF_PERMS: &[&str] = &["read", "write", "delete"];
+
+#[derive(Debug, Clone)]
+struct DiffSpec {
+    grants: Vec<(usize, usize, Option<usize>)>,
+    assignments: Vec<(usize, usize, usize)>,
+    direct: Vec<(usize, usize, usize)>,
+    doc_services: Vec<usize>,
+}
+
+fn diff_spec() -> impl Strategy<Value = DiffSpec> {
+    (
+        prop::collection::btree_set((0..3usize, 0..3usize, prop::option::of(0..2usize)), 0..8),
+        prop::collection::btree_set((0..DIFF_USERS, 0..3usize, 0..2usize), 0..8),
+        prop::collection::btree_set((0..DIFF_USERS, 0..3usize, 0..2usize), 0..4),
+        prop::collection::vec(0..2usize, 2),
+    )
+        .prop_map(|(grants, assignments, direct, doc_services)| DiffSpec {
+            grants: grants.into_iter().collect(),
+            assignments: assignments.into_iter().collect(),
+            direct: direct.into_iter().collect(),
+            doc_services,
+        })
+}
+
+fn diff_engine(spec: &DiffSpec) -> (TenantAuthz, crate::rbac::RbacSnapshot) {
+    let t = tenant(0);
+    let snapshot = crate::rbac::RbacSnapshot {
+        tenant_id: t,
+        version: 1,
+        services: names(&["s0", "s1"]),
+        roles: names(&["r0", "r1", "r2"]),
+        permissions: names(DIFF_PERMS),
+        role_grants: spec
+            .grants
+            .iter()
+            .map(|&(r, p, s)| RoleGrant {
+                role: n(&format!("r{r}")),
+                permission: n(DIFF_PERMS[p]),
+                service: s.map(|s| n(&format!("s{s}"))),
+            })
+            .collect(),
+        assignments: spec
+            .assignments
+            .iter()
+            .map(|&(u, r, s)| RoleAssignment {
+                user: user_id(u as u128),
+                role: n(&format!("r{r}")),
+                service: n(&format!("s{s}")),
+            })
+            .collect(),
+        direct_grants: spec
+            .direct
+            .iter()
+            .map(|&(u, p, s)| DirectGrant {
+                user: user_id(u as u128),
+                permission: n(DIFF_PERMS[p]),
+                service: n(&format!("s{s}")),
+            })
+            .collect(),
+    };
+    let users = (0..DIFF_USERS)
+        .map(|u| facts(t, user_id(u as u128), None))
+        .collect();
+    let resources = (0..2)
+        .map(|d| {
+            let mut doc = document(
+                &format!("d{d}"),
+                &format!("s{}", spec.doc_services[d]),
+                user_id(0),
+            );
+            doc.parents = vec![uid(&format!(
+                "Countersign::Service::\"s{}\"",
+                spec.doc_services[d]
+            ))];
+            doc
+        })
+        .collect();
+    let data = AuthzData::from_snapshot(&snapshot, users, resources);
+    let model = AuthzModel::new(t, 1, SCHEMA, "").unwrap();
+    (
+        TenantAuthz::build(Arc::new(model), 1, &data).unwrap(),
+        snapshot,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Grants as entity data decide exactly as one policy per grant does,
+    /// and the effective permissions agree with the stores' reference.
+    #[test]
+    fn decisions_match_one_policy_per_grant(spec in diff_spec()) {
+        let (engine, snapshot) = diff_engine(&spec);
+        let t = tenant(0);
+        let resources = [
+            r#"Countersign::Service::"s0""#,
+            r#"Countersign::Service::"s1""#,
+            r#"App::Document::"d0""#,
+            r#"App::Document::"d1""#,
+        ];
+        for u in 0..DIFF_USERS {
+            for a in ["read", "write", "delete"] {
+                for r in resources {
+                    let ours = engine.decide(
+                        &auth(t, user_id(u as u128), MFA, 0),
+                        &action_uid(a),
+                        &Resource { tenant: t, uid: uid(r) },
+                        Map::new(),
+                        now(),
+                    );
+                    prop_assert!(ours.errors.is_empty(), "{:?}", ours);
+                    prop_assert_eq!(ours.allowed, naive_allowed(&spec, u, a, r), "user {} {} {}", u, a, r);
+                }
+            }
+            for s in ["s0", "s1"] {
+                prop_assert_eq!(
+                    engine.effective_permissions(user_id(u as u128), &n(s)),
+                    crate::rbac::effective_permissions(&snapshot, user_id(u as u128), &n(s))
+                );
             }
         }
     }

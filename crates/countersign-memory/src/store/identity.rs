@@ -292,6 +292,10 @@ impl IdentityAdmin for MemoryStore {
             st.families.remove(f);
         }
         st.refresh_tokens.retain(|_, f| !families.contains(f));
+        // Its assignments and direct grants go too, as one RBAC change.
+        if let Some(rbac) = st.rbac.get_mut(&tenant) {
+            rbac.forget_user(user);
+        }
         for e in st
             .events
             .iter_mut()

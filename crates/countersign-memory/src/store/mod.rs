@@ -8,4 +8,5 @@ mod flows;
 mod identity;
 mod keys;
 mod policies;
+mod rbac;
 mod sessions;

@@ -448,6 +448,11 @@ impl IdentityAdmin for PostgresStore {
         self.retry
             .run("erase_user", Once, || async {
                 let mut tx = self.begin().await?;
+                // The tenant's RBAC version lock first, as every RBAC change
+                // takes it: the user's roles and direct grants go here, with
+                // a version bump if there were any.
+                super::rbac::lock_version(&mut tx, tenant).await?;
+                super::rbac::remove_user(&mut tx, tenant, user).await?;
                 // Credentials, user methods, the failure record, the password
                 // history, flows, sessions and refresh families (with their
                 // tokens) go with the user (ON DELETE CASCADE).

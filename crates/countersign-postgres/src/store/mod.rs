@@ -13,6 +13,7 @@ mod flows;
 mod identity;
 mod keys;
 mod policies;
+mod rbac;
 mod sessions;
 
 use countersign_core::{StoreErrorKind, TenantId};

@@ -7,7 +7,7 @@ use countersign_postgres::testing::fresh;
 use countersign_testkit::fixtures::Fx;
 use sqlx::postgres::PgPool;
 
-use crate::run;
+use crate::{count, run};
 
 #[test]
 fn concurrent_disables_and_removals_keep_one_enabled_method() {
@@ -138,5 +138,81 @@ fn concurrent_key_rotations_leave_one_active_key() {
         assert_eq!(keys.len(), 16);
         let active = keys.iter().filter(|k| k.is_active()).count();
         assert_eq!(active, 1, "rotations of one tenant are serialised");
+    });
+}
+
+/// Assignments to a user racing that user's erasure: erasing takes the
+/// tenant's RBAC version lock before the user's row, as every change does,
+/// so nothing deadlocks (no retries here to hide one), no assignment
+/// outlives its user, and the version counts every applied change once.
+#[test]
+fn assignments_racing_an_erasure_neither_deadlock_nor_survive() {
+    run(async {
+        use countersign_core::{
+            RbacChange, RbacKind, RbacLookup, RbacName, RbacStore, RoleAssignment,
+        };
+        use countersign_postgres::RetryPolicy;
+        let store = fresh().await.with_retry(RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        });
+        let fx = Fx::new(109);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store.provision_tenant(&p).await.unwrap();
+        let alice = fx.user(t, "alice");
+        store.create_user(&alice, &[]).await.unwrap();
+        let name = |s: &str| RbacName::new(s).unwrap();
+        let create = |kind, s: &str| RbacChange::Create {
+            kind,
+            name: name(s),
+        };
+        store
+            .apply_rbac_change(t, &create(RbacKind::Service, "docs"), None)
+            .await
+            .unwrap();
+        for i in 0..16 {
+            let role = create(RbacKind::Role, &format!("r{i:02}"));
+            store.apply_rbac_change(t, &role, None).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = store.clone();
+            let assign = RbacChange::Assign(RoleAssignment {
+                user: alice.id,
+                role: name(&format!("r{i:02}")),
+                service: name("docs"),
+            });
+            tasks.push(tokio::spawn(async move {
+                store.apply_rbac_change(t, &assign, None).await
+            }));
+        }
+        let erase = {
+            let (store, pseudonym) = (store.clone(), fx.user_id());
+            tokio::spawn(async move { store.erase_user(t, alice.id, pseudonym).await })
+        };
+        let mut applied = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(v) => applied.push(v),
+                Err(e) => assert_eq!(e.kind(), StoreErrorKind::NotFound, "{e}"),
+            }
+        }
+        assert!(erase.await.unwrap().unwrap());
+        let left = count(store.pool(), "SELECT count(*) FROM cs_rbac_assignments").await;
+        assert_eq!(left, 0, "no assignment outlives its user");
+        // 17 creates, the applied assignments, and the erasure if it
+        // removed any of them.
+        let erased = u64::from(!applied.is_empty());
+        let want = 17 + applied.len() as u64 + erased;
+        assert_eq!(store.authz_versions(t).await.unwrap().rbac, want);
+        applied.sort_unstable();
+        let n = applied.len();
+        applied.dedup();
+        assert_eq!(applied.len(), n, "each version once");
+        assert!(
+            applied.iter().all(|v| (18..=want).contains(v)),
+            "{applied:?}"
+        );
     });
 }

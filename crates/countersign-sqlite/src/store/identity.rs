@@ -339,13 +339,26 @@ impl IdentityAdmin for SqliteStore {
         );
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // Credentials, methods, failures and history go by cascade.
+            // The user's roles and direct grants go first, counted: if any
+            // went, the tenant's RBAC version moves on with them.
+            let rbac = tx.execute(
+                "DELETE FROM cs_rbac_assignments WHERE tenant_id = ?1 AND user_id = ?2",
+                [&t, &u],
+            )? + tx.execute(
+                "DELETE FROM cs_rbac_direct_grants WHERE tenant_id = ?1 AND user_id = ?2",
+                [&t, &u],
+            )?;
+            // Credentials, methods, failures, history, flows and sessions
+            // go by cascade.
             let n = tx.execute(
                 "DELETE FROM cs_users WHERE tenant_id = ?1 AND id = ?2",
                 [&t, &u],
             )?;
             if n == 0 {
                 return Ok(false);
+            }
+            if rbac > 0 {
+                super::rbac::bump_version(&tx, &t)?;
             }
             tx.execute(
                 "UPDATE cs_audit_events SET user_id = ?3, ip = NULL, user_agent = NULL

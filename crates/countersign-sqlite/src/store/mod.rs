@@ -7,6 +7,7 @@ mod flows;
 mod identity;
 mod keys;
 mod policies;
+mod rbac;
 mod sessions;
 
 use rusqlite::{Connection, Params, Row, params};

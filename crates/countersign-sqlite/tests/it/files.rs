@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use countersign_core::{
-    FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
-    StoreError, StoreErrorKind,
+    AuthzVersions, FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
+    LockoutPolicy, PolicyDocument, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName,
+    RbacStore, RoleAssignment, StoreError, StoreErrorKind,
 };
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use countersign_testkit::fixtures::{Fx, at, password};
@@ -220,4 +221,99 @@ async fn new_database_files_are_readable_by_their_owner_only() {
     let s = SqliteStore::open(&db.0).await.unwrap();
     s.provision_tenant(&fx.tenant("acme")).await.unwrap();
     assert_eq!(mode(&db.0), 0o640);
+}
+
+/// The migrations a schema-4 database had applied (before RBAC).
+const SCHEMA_4: [&str; 4] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_flows.sql"),
+    include_str!("../../migrations/0003_sessions.sql"),
+    include_str!("../../migrations/0004_policies.sql"),
+];
+
+/// A database written at schema 4 (with a tenant, a user and a policy
+/// document) migrates to the current schema keeping its rows, and the RBAC
+/// model then works on them: versions start at 0, a change names the old
+/// user, and erasing that user removes its assignment and bumps the
+/// version.
+#[tokio::test]
+async fn a_schema_4_database_with_rows_migrates_to_rbac() {
+    let db = TempDb::new("upgrade-4");
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE cs_schema_migrations (
+                version INTEGER PRIMARY KEY NOT NULL,
+                applied_at INTEGER NOT NULL
+            ) STRICT;",
+        )
+        .unwrap();
+        for (i, sql) in SCHEMA_4.iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO cs_schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [i as i64 + 1],
+            )
+            .unwrap();
+        }
+    }
+    let fx = Fx::new(6);
+    let p = fx.tenant("acme");
+    let t = p.tenant().id;
+    let u = fx.user(t, "alice");
+    {
+        let s = SqliteStore::open_unmigrated(&db.0).await.unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), 4);
+        s.provision_tenant(&p).await.unwrap();
+        s.create_user(&u, &[password("v1")]).await.unwrap();
+        let doc = PolicyDocument {
+            tenant_id: t,
+            schema: String::new(),
+            policies: String::new(),
+            version: 0,
+            updated_at: at(1),
+        };
+        assert!(
+            s.compare_and_save_policy_document(&doc, None, None)
+                .await
+                .unwrap()
+        );
+    }
+    let s = SqliteStore::open(&db.0).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.get_user(t, u.id).await.unwrap().as_ref(), Some(&u));
+    assert_eq!(
+        s.authz_versions(t).await.unwrap(),
+        AuthzVersions {
+            policies: Some(1),
+            rbac: 0
+        }
+    );
+    let name = |s: &str| RbacName::new(s).unwrap();
+    let changes = [
+        RbacChange::Create {
+            kind: RbacKind::Service,
+            name: name("docs"),
+        },
+        RbacChange::Create {
+            kind: RbacKind::Role,
+            name: name("editor"),
+        },
+        RbacChange::Assign(RoleAssignment {
+            user: u.id,
+            role: name("editor"),
+            service: name("docs"),
+        }),
+    ];
+    for (v, change) in (1..).zip(&changes) {
+        assert_eq!(s.apply_rbac_change(t, change, None).await.unwrap(), v);
+    }
+    assert_eq!(
+        s.user_roles(t, u.id, &name("docs")).await.unwrap(),
+        [name("editor")]
+    );
+    let pseudonym = fx.user(t, "ghost").id;
+    assert!(s.erase_user(t, u.id, pseudonym).await.unwrap());
+    assert_eq!(s.authz_versions(t).await.unwrap().rbac, 4);
+    assert!(s.rbac_snapshot(t).await.unwrap().assignments.is_empty());
 }

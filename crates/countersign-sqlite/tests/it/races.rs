@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use countersign_core::{
-    FlowStore, IdentityAdmin, RefreshFamily, Rotation, SessionRecord, SessionStore, TenantId,
-    UserId,
+    FlowStore, IdentityAdmin, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore, RefreshFamily,
+    Rotation, SessionRecord, SessionStore, StoreError, StoreErrorKind, TenantId, UserId,
 };
 use countersign_sqlite::SqliteStore;
 use countersign_testkit::fixtures::{Fx, at, family, flow, session, token_hash};
@@ -230,6 +230,84 @@ async fn a_due_renewal_is_applied_once_and_seen_by_every_check_across_connection
                 (seen.last_seen_at, seen.expires_at),
                 (stored.last_seen_at, stored.expires_at),
                 "round {round}: one renewal, seen by all"
+            );
+        }
+    }
+}
+
+/// A name of the RBAC model.
+fn rbac_name(s: &str) -> RbacName {
+    RbacName::new(s).unwrap()
+}
+
+/// RBAC changes through several connections at once: each gets its own
+/// version (together 1..=N, no two alike), and of the creates of one name
+/// exactly one wins, the others `Conflict` without a bump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn rbac_versions_are_consecutive_across_connections() {
+    let (_db, stores, _fx, t, _u) = shared("race-rbac", 25).await;
+    let mut versions = race(&stores, |i, s| async move {
+        let change = RbacChange::Create {
+            kind: RbacKind::Role,
+            name: rbac_name(&format!("role-{i}")),
+        };
+        s.apply_rbac_change(t, &change, None).await.unwrap()
+    })
+    .await;
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=RACERS as u64).collect::<Vec<_>>());
+    let outcomes = race(&stores, |_, s| async move {
+        let change = RbacChange::Create {
+            kind: RbacKind::Service,
+            name: rbac_name("docs"),
+        };
+        s.apply_rbac_change(t, &change, None)
+            .await
+            .map_err(|e| e.kind())
+    })
+    .await;
+    let won: Vec<u64> = outcomes.iter().filter_map(|o| o.ok()).collect();
+    assert_eq!(won, [RACERS as u64 + 1], "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.is_ok() || *o == Err(StoreErrorKind::Conflict)),
+        "{outcomes:?}"
+    );
+    for s in &stores {
+        assert_eq!(s.authz_versions(t).await.unwrap().rbac, RACERS as u64 + 1);
+    }
+}
+
+/// Snapshots read through other connections while changes commit are
+/// each of one version: every change adds one role, so a snapshot holds
+/// exactly as many roles as its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn rbac_snapshots_are_consistent_across_connections() {
+    let (_db, stores, _fx, t, _u) = shared("race-snapshot", 26).await;
+    for round in 0..ROUNDS {
+        let outcomes = race(&stores, |i, s| async move {
+            if i % 2 == 0 {
+                let change = RbacChange::Create {
+                    kind: RbacKind::Role,
+                    name: rbac_name(&format!("role-{round}-{i}")),
+                };
+                s.apply_rbac_change(t, &change, None).await.unwrap();
+                Vec::new()
+            } else {
+                let mut snaps = Vec::new();
+                for _ in 0..4 {
+                    snaps.push(s.rbac_snapshot(t).await.unwrap());
+                }
+                snaps
+            }
+        })
+        .await;
+        for snap in outcomes.into_iter().flatten() {
+            assert_eq!(
+                snap.roles.len() as u64,
+                snap.version,
+                "round {round}: {snap:?}"
             );
         }
     }

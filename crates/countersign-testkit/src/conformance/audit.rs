@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use chrono::Duration;
 use countersign_core::{
-    AuditFilter, AuditKind, AuditReason, AuditStatus, FactorKind, HistoryEntry, StoreErrorKind,
+    AuditDetail, AuditFilter, AuditKind, AuditReason, AuditStatus, FactorKind, HistoryEntry,
+    RbacChange, RbacKind, RbacName, StoreErrorKind,
 };
 
 use super::{acme, acme_alice, tenant, user};
@@ -482,6 +483,78 @@ pub async fn a_policy_save_commits_with_its_event<S: AuditedStore>(s: S) {
     );
     let stored = s.policy_document(t.id).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.policies.as_str()), (1, ""));
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [e]);
+}
+
+/// An RBAC change commits with its audit event; a change that is refused
+/// (a name that exists) or whose event id is taken records no event and
+/// changes nothing (no version either).
+pub async fn an_rbac_change_commits_with_its_event<S: AuditedStore>(s: S) {
+    let (fx, t) = acme(&s, 66).await;
+    let change = RbacChange::Create {
+        kind: RbacKind::Role,
+        name: RbacName::new("editor").unwrap(),
+    };
+    let e = fx
+        .event(
+            t.id,
+            None,
+            AuditKind::RbacChanged,
+            AuditStatus::Success,
+            at(1),
+        )
+        .with_detail(AuditDetail::Change(change.describe()));
+    assert_eq!(
+        s.apply_rbac_change(t.id, &change, Some(&e)).await.unwrap(),
+        1
+    );
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, std::slice::from_ref(&e));
+    // Refused: the role exists. Its event is not recorded.
+    let refused = fx.event(
+        t.id,
+        None,
+        AuditKind::RbacChanged,
+        AuditStatus::Success,
+        at(2),
+    );
+    let err = s
+        .apply_rbac_change(t.id, &change, Some(&refused))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    // The event id is taken: a change that would succeed is refused whole.
+    let docs = RbacChange::Create {
+        kind: RbacKind::Service,
+        name: RbacName::new("docs").unwrap(),
+    };
+    let mut clash = fx.event(
+        t.id,
+        None,
+        AuditKind::RbacChanged,
+        AuditStatus::Success,
+        at(3),
+    );
+    clash.id = e.id;
+    let err = s
+        .apply_rbac_change(t.id, &docs, Some(&clash))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::Conflict
+    );
+    assert!(
+        s.rbac_names(t.id, RbacKind::Service)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.authz_versions(t.id).await.unwrap().rbac, 1);
     let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(events, [e]);
 }

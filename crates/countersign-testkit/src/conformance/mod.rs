@@ -15,6 +15,7 @@ pub mod flows;
 pub mod identity;
 pub mod keys;
 pub mod policies;
+pub mod rbac;
 pub mod sessions;
 
 /// The list of every guarantee, by module: the one place a name is
@@ -106,6 +107,26 @@ macro_rules! __conformance_list {
                 concurrent_policy_saves_have_exactly_one_winner,
                 policy_documents_are_tenant_scoped,
                 policy_save_for_unknown_tenant_is_not_found,
+            ],
+            rbac: [
+                rbac_names_are_created_and_listed_sorted_per_kind,
+                duplicate_rbac_name_conflicts_and_keeps_the_version,
+                every_rbac_change_bumps_the_version_by_one,
+                grants_and_assignments_need_existing_names,
+                grants_and_assignments_refuse_another_tenants_names_and_users,
+                duplicate_grants_and_assignments_conflict,
+                removing_what_is_absent_is_not_found,
+                deleting_a_role_cascades_to_its_grants_and_assignments,
+                deleting_a_service_cascades_to_its_grants_assignments_and_direct_grants,
+                deleting_a_permission_cascades_to_its_role_and_direct_grants,
+                rbac_listings_agree_with_the_model,
+                rbac_snapshot_holds_the_whole_model_sorted,
+                rbac_models_are_tenant_scoped,
+                rbac_change_for_unknown_tenant_is_not_found,
+                rbac_change_with_a_taken_event_id_writes_nothing,
+                erase_user_removes_its_rbac_rows_and_bumps_the_version,
+                concurrent_rbac_changes_get_consecutive_versions,
+                concurrent_creates_of_one_name_have_one_winner,
             ];
             audit: [
                 erase_user_pseudonymises_audit_events,
@@ -119,6 +140,7 @@ macro_rules! __conformance_list {
                 a_session_start_commits_with_its_event,
                 a_refused_session_start_writes_nothing,
                 a_policy_save_commits_with_its_event,
+                an_rbac_change_commits_with_its_event,
             ]
         }
     };

@@ -2,7 +2,7 @@
 //! made: opt-in (`engine_suite!(fresh, audit)`), as they need `AuditQuery`.
 //! Each is its namesake in another module, plus the audit check.
 
-use super::{WithAudit, factors, login, sessions};
+use super::{WithAudit, authz, factors, login, sessions};
 use crate::AuditedStore;
 
 /// `login::password_then_totp_completes_the_mfa_method`, and the one successful login is audited.
@@ -44,4 +44,9 @@ pub async fn tenant_factors_and_methods_change_only_through_checked_audited_call
     s: S,
 ) {
     factors::administration(s, WithAudit).await;
+}
+
+/// `authz::refused_administrative_changes_write_nothing`, and every applied and refused change is audited.
+pub async fn refused_administrative_changes_write_nothing<S: AuditedStore>(s: S) {
+    authz::rbac_audit(s, WithAudit).await;
 }

@@ -93,6 +93,10 @@ macro_rules! __engine_list {
             authz: [
                 a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up,
                 models_are_saved_only_valid_and_versioned,
+                rbac_grants_decide_from_the_store_and_changes_reach_every_instance,
+                rbac_never_crosses_tenants,
+                administration_is_decided_by_the_engine,
+                refused_administrative_changes_write_nothing,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,
@@ -102,6 +106,7 @@ macro_rules! __engine_list {
                 refresh_reuse_revokes_the_login,
                 garbage_flow_tokens_write_no_audit_rows,
                 tenant_factors_and_methods_change_only_through_checked_audited_calls,
+                refused_administrative_changes_write_nothing,
             ]
         }
     };

@@ -10,8 +10,9 @@
 )]
 
 use countersign_core::{
-    AccountState, AuthnService, ClientInfo, Env, FactorResponse, IdentityLookup, LoginStatus,
-    NewTenant, NewUser, PasswordHasher, SessionService, StoreError, StoreErrorKind,
+    AccountState, AuthnService, ClientInfo, Env, FactorResponse, IdentityAdmin, IdentityLookup,
+    LoginStatus, NewTenant, NewUser, PasswordHasher, RbacChange, RbacKind, RbacLookup, RbacName,
+    RbacStore, SessionService, StoreError, StoreErrorKind,
 };
 use countersign_example_custom_backend::{CountingStore, StoreTrait, Tally};
 use countersign_memory::MemoryStore;
@@ -94,4 +95,67 @@ async fn counters_count_calls_and_errors_per_trait_across_clones() {
             .to_string()
             .contains("IdentityLookup: 2 calls, 1 errors")
     );
+}
+
+#[test]
+fn every_trait_is_listed_once_at_its_own_index() {
+    for (i, t) in StoreTrait::ALL.into_iter().enumerate() {
+        assert_eq!(t as usize, i, "{t}");
+        assert_eq!(
+            StoreTrait::ALL
+                .iter()
+                .filter(|u| u.name() == t.name())
+                .count(),
+            1,
+            "{t}"
+        );
+    }
+    let names: Vec<&str> = StoreTrait::ALL.iter().map(|t| t.name()).collect();
+    assert!(names.contains(&"RbacLookup") && names.contains(&"RbacStore"));
+}
+
+#[tokio::test]
+async fn rbac_calls_count_under_their_own_traits() {
+    let store = fresh().await;
+    let fx = countersign_testkit::fixtures::Fx::new(8);
+    let p = fx.tenant("acme");
+    store.provision_tenant(&p).await.unwrap();
+    let tenant = p.tenant().id;
+    store.reset();
+
+    let editor = RbacChange::Create {
+        kind: RbacKind::Role,
+        name: RbacName::new("editor").unwrap(),
+    };
+    assert_eq!(
+        store
+            .apply_rbac_change(tenant, &editor, None)
+            .await
+            .unwrap(),
+        1
+    );
+    // The same name again is refused: a call and an error.
+    let again = store.apply_rbac_change(tenant, &editor, None).await;
+    assert_eq!(again.unwrap_err().kind(), StoreErrorKind::Conflict);
+    assert_eq!(store.authz_versions(tenant).await.unwrap().rbac, 1);
+    let roles = store.rbac_names(tenant, RbacKind::Role).await.unwrap();
+    assert_eq!(roles, [RbacName::new("editor").unwrap()]);
+
+    let counts = store.counts();
+    assert_eq!(
+        counts.get(StoreTrait::RbacStore),
+        Tally {
+            calls: 2,
+            errors: 1
+        }
+    );
+    assert_eq!(
+        counts.get(StoreTrait::RbacLookup),
+        Tally {
+            calls: 2,
+            errors: 0
+        }
+    );
+    assert_eq!(counts.total().calls, 4, "{counts}");
+    assert!(counts.to_string().contains("RbacStore: 2 calls, 1 errors"));
 }

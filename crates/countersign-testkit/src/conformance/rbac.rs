@@ -1,0 +1,1179 @@
+//! Each tenant's RBAC model: the guarantees of `RbacLookup` and
+//! `RbacStore` (names, grants, assignments, cascades, listings, versions).
+//! The audit side of a change is in `conformance::audit`.
+
+use countersign_core::rbac::effective_permissions;
+use countersign_core::{
+    AuditKind, AuditStatus, AuthzVersions, DirectGrant, PolicyDocument, RbacChange, RbacKind,
+    RbacName, RbacSnapshot, RoleAssignment, RoleGrant, StoreError, StoreErrorKind, TenantId, User,
+    UserId,
+};
+
+use super::{acme, acme_alice, kind, tenant, user};
+use crate::ConformanceStore;
+use crate::fixtures::{Fx, at};
+
+/// How many tasks the concurrency guarantees race.
+const RACERS: u64 = 16;
+
+/// `s` as a name.
+fn n(s: &str) -> RbacName {
+    RbacName::new(s).unwrap()
+}
+
+fn create(kind: RbacKind, name: &str) -> RbacChange {
+    RbacChange::Create {
+        kind,
+        name: n(name),
+    }
+}
+
+fn delete(kind: RbacKind, name: &str) -> RbacChange {
+    RbacChange::Delete {
+        kind,
+        name: n(name),
+    }
+}
+
+/// `role` granted `permission` in `service` (`None`: in every service).
+fn grant(role: &str, permission: &str, service: Option<&str>) -> RoleGrant {
+    RoleGrant {
+        role: n(role),
+        permission: n(permission),
+        service: service.map(n),
+    }
+}
+
+/// `user` holds `role` in `service`.
+fn holds(user: UserId, role: &str, service: &str) -> RoleAssignment {
+    RoleAssignment {
+        user,
+        role: n(role),
+        service: n(service),
+    }
+}
+
+/// `user` is granted `permission` directly in `service`.
+fn direct(user: UserId, permission: &str, service: &str) -> DirectGrant {
+    DirectGrant {
+        user,
+        permission: n(permission),
+        service: n(service),
+    }
+}
+
+/// Apply `change` to `tenant` (no event); it must succeed. Returns the new
+/// version.
+async fn apply<S: ConformanceStore>(s: &S, tenant: TenantId, change: RbacChange) -> u64 {
+    let what = change.describe();
+    s.apply_rbac_change(tenant, &change, None)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Create every name of `names` as a `kind` in `tenant`.
+async fn create_all<S: ConformanceStore>(s: &S, tenant: TenantId, kind: RbacKind, names: &[&str]) {
+    for name in names {
+        apply(s, tenant, create(kind, name)).await;
+    }
+}
+
+/// `change` is refused with `want` and writes nothing: the tenant's model
+/// and version read the same before and after.
+async fn refused<S: ConformanceStore>(
+    s: &S,
+    tenant: TenantId,
+    change: RbacChange,
+    want: StoreErrorKind,
+) {
+    let before = s.rbac_snapshot(tenant).await.unwrap();
+    let got = kind(s.apply_rbac_change(tenant, &change, None).await);
+    assert_eq!(got, want, "{}", change.describe());
+    assert_eq!(
+        s.rbac_snapshot(tenant).await.unwrap(),
+        before,
+        "the refused `{}` wrote something",
+        change.describe()
+    );
+}
+
+/// The RBAC version of `tenant`.
+async fn version<S: ConformanceStore>(s: &S, tenant: TenantId) -> u64 {
+    s.authz_versions(tenant).await.unwrap().rbac
+}
+
+fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// The users of the small world.
+struct People {
+    alice: User,
+    bob: User,
+    carol: User,
+}
+
+/// The small world the cascade, listing and isolation guarantees share,
+/// built in `tenant` (names created out of order):
+///
+/// - services `wiki`, `docs`, `billing`; roles `viewer`, `editor`,
+///   `auditor`; permissions `write`, `read`, `delete`, `export`;
+/// - `editor` has `read` everywhere, `write` in `docs`, `delete` in
+///   `wiki`; `viewer` has `read` everywhere; `auditor` has `export` in
+///   `billing` (and nobody holds it);
+/// - alice is `editor` in `docs` and `viewer` in `wiki`, and has `read` in
+///   `docs` directly (also through `editor`); bob is `editor` in `wiki`
+///   and `viewer` in `docs`, and has `write` in `billing` directly; carol
+///   is `viewer` in `docs` and has `export` in `docs` directly.
+async fn small_world<S: ConformanceStore>(s: &S, fx: &Fx, tenant: TenantId) -> People {
+    let alice = user(s, fx, tenant, "alice").await;
+    let bob = user(s, fx, tenant, "bob").await;
+    let carol = user(s, fx, tenant, "carol").await;
+    create_all(s, tenant, RbacKind::Service, &["wiki", "docs", "billing"]).await;
+    create_all(s, tenant, RbacKind::Role, &["viewer", "editor", "auditor"]).await;
+    create_all(
+        s,
+        tenant,
+        RbacKind::Permission,
+        &["write", "read", "delete", "export"],
+    )
+    .await;
+    for g in [
+        grant("editor", "write", Some("docs")),
+        grant("editor", "read", None),
+        grant("editor", "delete", Some("wiki")),
+        grant("viewer", "read", None),
+        grant("auditor", "export", Some("billing")),
+    ] {
+        apply(s, tenant, RbacChange::Grant(g)).await;
+    }
+    for a in [
+        holds(alice.id, "editor", "docs"),
+        holds(alice.id, "viewer", "wiki"),
+        holds(bob.id, "editor", "wiki"),
+        holds(bob.id, "viewer", "docs"),
+        holds(carol.id, "viewer", "docs"),
+    ] {
+        apply(s, tenant, RbacChange::Assign(a)).await;
+    }
+    for g in [
+        direct(alice.id, "read", "docs"),
+        direct(bob.id, "write", "billing"),
+        direct(carol.id, "export", "docs"),
+    ] {
+        apply(s, tenant, RbacChange::GrantDirect(g)).await;
+    }
+    People { alice, bob, carol }
+}
+
+/// How many changes [`small_world`] applies: its version.
+const SMALL_WORLD_VERSION: u64 = 3 + 3 + 4 + 5 + 5 + 3;
+
+/// `before` after deleting the `kind` named `name`: the name gone, every
+/// grant and assignment naming it gone, one version up.
+fn cascaded(before: &RbacSnapshot, kind: RbacKind, name: &str) -> RbacSnapshot {
+    let name = n(name);
+    let mut want = before.clone();
+    want.version += 1;
+    match kind {
+        RbacKind::Service => {
+            want.services.retain(|s| *s != name);
+            want.role_grants
+                .retain(|g| g.service.as_ref() != Some(&name));
+            want.assignments.retain(|a| a.service != name);
+            want.direct_grants.retain(|g| g.service != name);
+        }
+        RbacKind::Role => {
+            want.roles.retain(|r| *r != name);
+            want.role_grants.retain(|g| g.role != name);
+            want.assignments.retain(|a| a.role != name);
+        }
+        RbacKind::Permission => {
+            want.permissions.retain(|p| *p != name);
+            want.role_grants.retain(|g| g.permission != name);
+            want.direct_grants.retain(|g| g.permission != name);
+        }
+    }
+    want
+}
+
+/// Every list of the snapshot is sorted, and it is of `tenant`.
+fn assert_sorted_snapshot(snap: &RbacSnapshot, tenant: TenantId) {
+    assert_eq!(snap.tenant_id, tenant);
+    assert!(snap.services.is_sorted(), "{:?}", snap.services);
+    assert!(snap.roles.is_sorted(), "{:?}", snap.roles);
+    assert!(snap.permissions.is_sorted(), "{:?}", snap.permissions);
+    assert!(snap.role_grants.is_sorted(), "{:?}", snap.role_grants);
+    assert!(snap.assignments.is_sorted(), "{:?}", snap.assignments);
+    assert!(snap.direct_grants.is_sorted(), "{:?}", snap.direct_grants);
+}
+
+/// Names of each kind are created and listed sorted, the same name may be
+/// a service, a role and a permission at once, and the snapshot lists
+/// the same names.
+pub async fn rbac_names_are_created_and_listed_sorted_per_kind<S: ConformanceStore>(s: S) {
+    let (_fx, t) = acme(&s, 100).await;
+    for kind in [RbacKind::Service, RbacKind::Role, RbacKind::Permission] {
+        assert!(s.rbac_names(t.id, kind).await.unwrap().is_empty());
+    }
+    create_all(
+        &s,
+        t.id,
+        RbacKind::Service,
+        &["wiki", "docs", "Zeta", "api"],
+    )
+    .await;
+    create_all(&s, t.id, RbacKind::Role, &["viewer", "admin", "editor"]).await;
+    create_all(&s, t.id, RbacKind::Permission, &["write", "admin", "read"]).await;
+    // The same name in another kind is another name.
+    apply(&s, t.id, create(RbacKind::Service, "admin")).await;
+    let services = s.rbac_names(t.id, RbacKind::Service).await.unwrap();
+    let roles = s.rbac_names(t.id, RbacKind::Role).await.unwrap();
+    let permissions = s.rbac_names(t.id, RbacKind::Permission).await.unwrap();
+    assert_eq!(
+        services,
+        [n("Zeta"), n("admin"), n("api"), n("docs"), n("wiki")]
+    );
+    assert_eq!(roles, [n("admin"), n("editor"), n("viewer")]);
+    assert_eq!(permissions, [n("admin"), n("read"), n("write")]);
+    let snap = s.rbac_snapshot(t.id).await.unwrap();
+    assert_sorted_snapshot(&snap, t.id);
+    assert_eq!(
+        (snap.services, snap.roles, snap.permissions),
+        (services, roles, permissions)
+    );
+    assert!(snap.role_grants.is_empty() && snap.assignments.is_empty());
+    assert!(snap.direct_grants.is_empty());
+}
+
+/// Creating a name that exists in the tenant (of the same kind) is
+/// `Conflict` and leaves the model and its version as they were.
+pub async fn duplicate_rbac_name_conflicts_and_keeps_the_version<S: ConformanceStore>(s: S) {
+    let (_fx, t) = acme(&s, 101).await;
+    for kind in [RbacKind::Service, RbacKind::Role, RbacKind::Permission] {
+        apply(&s, t.id, create(kind, "admin")).await;
+        let v = version(&s, t.id).await;
+        refused(&s, t.id, create(kind, "admin"), StoreErrorKind::Conflict).await;
+        assert_eq!(version(&s, t.id).await, v);
+    }
+    assert_eq!(version(&s, t.id).await, 3);
+}
+
+/// The RBAC version starts at 0 and every applied change, of each of the
+/// eight kinds, returns and stores exactly one more; `authz_versions`
+/// reports it together with the policy document's version (`None` until
+/// the tenant has a document), and neither save moves the other version.
+pub async fn every_rbac_change_bumps_the_version_by_one<S: ConformanceStore>(s: S) {
+    let (_fx, t, u) = acme_alice(&s, 102).await;
+    assert_eq!(
+        s.authz_versions(t.id).await.unwrap(),
+        AuthzVersions::default()
+    );
+    assert_eq!(s.rbac_snapshot(t.id).await.unwrap().version, 0);
+    let changes = [
+        create(RbacKind::Service, "docs"),
+        create(RbacKind::Role, "editor"),
+        create(RbacKind::Permission, "read"),
+        RbacChange::Grant(grant("editor", "read", None)),
+        RbacChange::Assign(holds(u.id, "editor", "docs")),
+        RbacChange::GrantDirect(direct(u.id, "read", "docs")),
+        RbacChange::RevokeDirect(direct(u.id, "read", "docs")),
+        RbacChange::Unassign(holds(u.id, "editor", "docs")),
+        RbacChange::Revoke(grant("editor", "read", None)),
+        delete(RbacKind::Permission, "read"),
+    ];
+    for (i, change) in changes.into_iter().enumerate() {
+        let want = i as u64 + 1;
+        let what = change.describe();
+        assert_eq!(apply(&s, t.id, change).await, want, "{what}");
+        assert_eq!(
+            s.authz_versions(t.id).await.unwrap(),
+            AuthzVersions {
+                policies: None,
+                rbac: want
+            },
+            "{what}"
+        );
+        assert_eq!(s.rbac_snapshot(t.id).await.unwrap().version, want);
+    }
+    let doc = PolicyDocument {
+        tenant_id: t.id,
+        schema: "entity User;".into(),
+        policies: String::new(),
+        version: 0,
+        updated_at: at(1),
+    };
+    assert!(
+        s.compare_and_save_policy_document(&doc, None, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.authz_versions(t.id).await.unwrap(),
+        AuthzVersions {
+            policies: Some(1),
+            rbac: 10
+        }
+    );
+    assert!(
+        s.compare_and_save_policy_document(&doc, Some(1), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(apply(&s, t.id, delete(RbacKind::Role, "editor")).await, 11);
+    assert_eq!(
+        s.authz_versions(t.id).await.unwrap(),
+        AuthzVersions {
+            policies: Some(2),
+            rbac: 11
+        }
+    );
+}
+
+/// A grant, an assignment or a direct grant naming a role, permission or
+/// service that does not exist, or a user that does not, is `NotFound`
+/// and writes nothing.
+pub async fn grants_and_assignments_need_existing_names<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 103).await;
+    create_all(&s, t.id, RbacKind::Service, &["docs"]).await;
+    create_all(&s, t.id, RbacKind::Role, &["editor"]).await;
+    create_all(&s, t.id, RbacKind::Permission, &["read"]).await;
+    let ghost = fx.user_id();
+    let nf = StoreErrorKind::NotFound;
+    for change in [
+        RbacChange::Grant(grant("nobody", "read", None)),
+        RbacChange::Grant(grant("editor", "nothing", None)),
+        RbacChange::Grant(grant("editor", "read", Some("nowhere"))),
+        RbacChange::Assign(holds(u.id, "nobody", "docs")),
+        RbacChange::Assign(holds(u.id, "editor", "nowhere")),
+        RbacChange::Assign(holds(ghost, "editor", "docs")),
+        RbacChange::GrantDirect(direct(u.id, "nothing", "docs")),
+        RbacChange::GrantDirect(direct(u.id, "read", "nowhere")),
+        RbacChange::GrantDirect(direct(ghost, "read", "docs")),
+        // A name of another kind is not this kind's name.
+        RbacChange::Grant(grant("read", "editor", Some("docs"))),
+        RbacChange::Assign(holds(u.id, "docs", "editor")),
+    ] {
+        refused(&s, t.id, change, nf).await;
+    }
+    assert_eq!(version(&s, t.id).await, 3);
+    let snap = s.rbac_snapshot(t.id).await.unwrap();
+    assert!(snap.role_grants.is_empty() && snap.assignments.is_empty());
+    assert!(snap.direct_grants.is_empty());
+}
+
+/// Another tenant's role, permission, service or user is absent here: a
+/// grant, assignment or direct grant naming one is `NotFound` and writes
+/// nothing in either tenant.
+pub async fn grants_and_assignments_refuse_another_tenants_names_and_users<S: ConformanceStore>(
+    s: S,
+) {
+    let fx = Fx::new(104);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let alice = user(&s, &fx, a.id, "alice").await;
+    let bob = user(&s, &fx, b.id, "bob").await;
+    create_all(&s, a.id, RbacKind::Service, &["docs"]).await;
+    create_all(&s, a.id, RbacKind::Role, &["editor"]).await;
+    create_all(&s, a.id, RbacKind::Permission, &["read"]).await;
+    create_all(&s, b.id, RbacKind::Service, &["docs", "b-only"]).await;
+    create_all(&s, b.id, RbacKind::Role, &["editor", "b-role"]).await;
+    create_all(&s, b.id, RbacKind::Permission, &["read", "b-perm"]).await;
+    let b_before = s.rbac_snapshot(b.id).await.unwrap();
+    let nf = StoreErrorKind::NotFound;
+    for change in [
+        RbacChange::Grant(grant("b-role", "read", None)),
+        RbacChange::Grant(grant("editor", "b-perm", None)),
+        RbacChange::Grant(grant("editor", "read", Some("b-only"))),
+        RbacChange::Assign(holds(alice.id, "b-role", "docs")),
+        RbacChange::Assign(holds(alice.id, "editor", "b-only")),
+        RbacChange::Assign(holds(bob.id, "editor", "docs")),
+        RbacChange::GrantDirect(direct(alice.id, "b-perm", "docs")),
+        RbacChange::GrantDirect(direct(alice.id, "read", "b-only")),
+        RbacChange::GrantDirect(direct(bob.id, "read", "docs")),
+    ] {
+        refused(&s, a.id, change, nf).await;
+    }
+    // And the other way round: A's user is nobody in B.
+    refused(
+        &s,
+        b.id,
+        RbacChange::Assign(holds(alice.id, "editor", "docs")),
+        nf,
+    )
+    .await;
+    refused(
+        &s,
+        b.id,
+        RbacChange::GrantDirect(direct(alice.id, "read", "docs")),
+        nf,
+    )
+    .await;
+    assert_eq!(version(&s, a.id).await, 3);
+    assert_eq!(s.rbac_snapshot(b.id).await.unwrap(), b_before);
+    assert!(s.user_services(a.id, bob.id).await.unwrap().is_empty());
+    assert!(s.user_services(b.id, alice.id).await.unwrap().is_empty());
+}
+
+/// A grant, an assignment or a direct grant that exists already is
+/// `Conflict` and writes nothing; a grant limited to a service and the
+/// same grant in every service are two grants.
+pub async fn duplicate_grants_and_assignments_conflict<S: ConformanceStore>(s: S) {
+    let (_fx, t, u) = acme_alice(&s, 105).await;
+    create_all(&s, t.id, RbacKind::Service, &["docs", "wiki"]).await;
+    create_all(&s, t.id, RbacKind::Role, &["editor"]).await;
+    create_all(&s, t.id, RbacKind::Permission, &["read"]).await;
+    let everywhere = grant("editor", "read", None);
+    let in_docs = grant("editor", "read", Some("docs"));
+    let in_wiki = grant("editor", "read", Some("wiki"));
+    apply(&s, t.id, RbacChange::Grant(everywhere.clone())).await;
+    apply(&s, t.id, RbacChange::Grant(in_docs.clone())).await;
+    apply(&s, t.id, RbacChange::Grant(in_wiki.clone())).await;
+    apply(&s, t.id, RbacChange::Assign(holds(u.id, "editor", "docs"))).await;
+    apply(&s, t.id, RbacChange::Assign(holds(u.id, "editor", "wiki"))).await;
+    apply(
+        &s,
+        t.id,
+        RbacChange::GrantDirect(direct(u.id, "read", "docs")),
+    )
+    .await;
+    let c = StoreErrorKind::Conflict;
+    for change in [
+        RbacChange::Grant(everywhere.clone()),
+        RbacChange::Grant(in_docs.clone()),
+        RbacChange::Assign(holds(u.id, "editor", "docs")),
+        RbacChange::GrantDirect(direct(u.id, "read", "docs")),
+    ] {
+        refused(&s, t.id, change, c).await;
+    }
+    assert_eq!(version(&s, t.id).await, 10);
+    assert_eq!(
+        s.role_permissions(t.id, &n("editor")).await.unwrap(),
+        sorted(&[everywhere.clone(), in_docs.clone(), in_wiki])
+    );
+    // Revoking the unlimited grant leaves the limited ones.
+    apply(&s, t.id, RbacChange::Revoke(everywhere)).await;
+    assert_eq!(
+        s.role_permissions(t.id, &n("editor")).await.unwrap(),
+        [in_docs, grant("editor", "read", Some("wiki"))]
+    );
+}
+
+/// Deleting, revoking, unassigning or revoking directly what is not there
+/// is `NotFound` and writes nothing.
+pub async fn removing_what_is_absent_is_not_found<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 106).await;
+    let other = user(&s, &fx, t.id, "bob").await;
+    create_all(&s, t.id, RbacKind::Service, &["docs", "wiki"]).await;
+    create_all(&s, t.id, RbacKind::Role, &["editor"]).await;
+    create_all(&s, t.id, RbacKind::Permission, &["read"]).await;
+    apply(&s, t.id, RbacChange::Grant(grant("editor", "read", None))).await;
+    apply(&s, t.id, RbacChange::Assign(holds(u.id, "editor", "docs"))).await;
+    apply(
+        &s,
+        t.id,
+        RbacChange::GrantDirect(direct(u.id, "read", "docs")),
+    )
+    .await;
+    let nf = StoreErrorKind::NotFound;
+    for change in [
+        delete(RbacKind::Service, "nowhere"),
+        delete(RbacKind::Role, "nobody"),
+        delete(RbacKind::Permission, "nothing"),
+        // Names of another kind.
+        delete(RbacKind::Service, "editor"),
+        delete(RbacKind::Role, "read"),
+        delete(RbacKind::Permission, "docs"),
+        RbacChange::Revoke(grant("editor", "read", Some("docs"))),
+        RbacChange::Revoke(grant("nobody", "read", None)),
+        RbacChange::Unassign(holds(u.id, "editor", "wiki")),
+        RbacChange::Unassign(holds(other.id, "editor", "docs")),
+        RbacChange::Unassign(holds(fx.user_id(), "editor", "docs")),
+        RbacChange::RevokeDirect(direct(u.id, "read", "wiki")),
+        RbacChange::RevokeDirect(direct(other.id, "read", "docs")),
+    ] {
+        refused(&s, t.id, change, nf).await;
+    }
+    // Removing twice: the second finds nothing.
+    apply(
+        &s,
+        t.id,
+        RbacChange::Unassign(holds(u.id, "editor", "docs")),
+    )
+    .await;
+    refused(
+        &s,
+        t.id,
+        RbacChange::Unassign(holds(u.id, "editor", "docs")),
+        nf,
+    )
+    .await;
+    apply(&s, t.id, delete(RbacKind::Role, "editor")).await;
+    refused(&s, t.id, delete(RbacKind::Role, "editor"), nf).await;
+    assert_eq!(version(&s, t.id).await, 9);
+}
+
+/// Deleting a role removes, in the same change, its grants and its
+/// assignments, and nothing else; the listings stop naming it, and a role
+/// created again under the name starts empty.
+pub async fn deleting_a_role_cascades_to_its_grants_and_assignments<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 107).await;
+    let p = small_world(&s, &fx, t.id).await;
+    let before = s.rbac_snapshot(t.id).await.unwrap();
+    assert_eq!(before.version, SMALL_WORLD_VERSION);
+    let v = apply(&s, t.id, delete(RbacKind::Role, "editor")).await;
+    assert_eq!(v, SMALL_WORLD_VERSION + 1);
+    let after = s.rbac_snapshot(t.id).await.unwrap();
+    assert_eq!(after, cascaded(&before, RbacKind::Role, "editor"));
+    assert_eq!(after.direct_grants, before.direct_grants);
+    assert_eq!(after.assignments.len(), 3);
+    assert_eq!(after.role_grants.len(), 2);
+    let editor = n("editor");
+    let (docs, wiki) = (n("docs"), n("wiki"));
+    assert!(s.role_permissions(t.id, &editor).await.unwrap().is_empty());
+    assert!(
+        s.role_holders(t.id, &editor, &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.role_holders(t.id, &editor, &wiki)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.service_roles(t.id, &docs).await.unwrap(), [n("viewer")]);
+    assert_eq!(s.service_roles(t.id, &wiki).await.unwrap(), [n("viewer")]);
+    assert!(
+        s.user_roles(t.id, p.alice.id, &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // alice keeps `read` in docs through her direct grant only.
+    assert_eq!(
+        s.user_permissions(t.id, p.alice.id, &docs).await.unwrap(),
+        [n("read")]
+    );
+    assert_eq!(
+        s.user_permissions(t.id, p.bob.id, &wiki).await.unwrap(),
+        Vec::<RbacName>::new()
+    );
+    assert_eq!(
+        s.rbac_names(t.id, RbacKind::Role).await.unwrap(),
+        [n("auditor"), n("viewer")]
+    );
+    apply(&s, t.id, create(RbacKind::Role, "editor")).await;
+    assert!(s.role_permissions(t.id, &editor).await.unwrap().is_empty());
+    assert!(
+        s.role_holders(t.id, &editor, &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Deleting a service removes, in the same change, the role grants limited
+/// to it, the assignments in it and the direct grants in it, and nothing
+/// else (grants in every service stay).
+pub async fn deleting_a_service_cascades_to_its_grants_assignments_and_direct_grants<
+    S: ConformanceStore,
+>(
+    s: S,
+) {
+    let (fx, t) = acme(&s, 108).await;
+    let p = small_world(&s, &fx, t.id).await;
+    let before = s.rbac_snapshot(t.id).await.unwrap();
+    let v = apply(&s, t.id, delete(RbacKind::Service, "docs")).await;
+    assert_eq!(v, SMALL_WORLD_VERSION + 1);
+    let after = s.rbac_snapshot(t.id).await.unwrap();
+    assert_eq!(after, cascaded(&before, RbacKind::Service, "docs"));
+    assert_eq!(after.roles, before.roles);
+    assert_eq!(after.permissions, before.permissions);
+    assert_eq!(
+        after.role_grants,
+        [
+            grant("auditor", "export", Some("billing")),
+            grant("editor", "delete", Some("wiki")),
+            grant("editor", "read", None),
+            grant("viewer", "read", None),
+        ]
+    );
+    assert_eq!(after.assignments.len(), 2);
+    assert_eq!(after.direct_grants, [direct(p.bob.id, "write", "billing")]);
+    let docs = n("docs");
+    assert!(s.service_roles(t.id, &docs).await.unwrap().is_empty());
+    assert!(
+        s.role_holders(t.id, &n("viewer"), &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.user_permissions(t.id, p.carol.id, &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.user_services(t.id, p.carol.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.user_services(t.id, p.alice.id).await.unwrap(),
+        [n("wiki")]
+    );
+    assert_eq!(
+        s.user_services(t.id, p.bob.id).await.unwrap(),
+        [n("billing"), n("wiki")]
+    );
+    assert_eq!(
+        s.role_permissions(t.id, &n("editor")).await.unwrap(),
+        [
+            grant("editor", "delete", Some("wiki")),
+            grant("editor", "read", None)
+        ]
+    );
+}
+
+/// Deleting a permission removes, in the same change, the role grants and
+/// direct grants of it, and nothing else (assignments stay).
+pub async fn deleting_a_permission_cascades_to_its_role_and_direct_grants<S: ConformanceStore>(
+    s: S,
+) {
+    let (fx, t) = acme(&s, 109).await;
+    let p = small_world(&s, &fx, t.id).await;
+    let before = s.rbac_snapshot(t.id).await.unwrap();
+    let v = apply(&s, t.id, delete(RbacKind::Permission, "read")).await;
+    assert_eq!(v, SMALL_WORLD_VERSION + 1);
+    let after = s.rbac_snapshot(t.id).await.unwrap();
+    assert_eq!(after, cascaded(&before, RbacKind::Permission, "read"));
+    assert_eq!(after.assignments, before.assignments);
+    assert_eq!(
+        after.role_grants,
+        [
+            grant("auditor", "export", Some("billing")),
+            grant("editor", "delete", Some("wiki")),
+            grant("editor", "write", Some("docs")),
+        ]
+    );
+    assert_eq!(after.direct_grants.len(), 2);
+    let (docs, wiki) = (n("docs"), n("wiki"));
+    assert_eq!(
+        s.user_permissions(t.id, p.alice.id, &docs).await.unwrap(),
+        [n("write")]
+    );
+    assert!(
+        s.user_permissions(t.id, p.alice.id, &wiki)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.user_permissions(t.id, p.carol.id, &docs).await.unwrap(),
+        [n("export")]
+    );
+    assert!(
+        s.role_permissions(t.id, &n("viewer"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Holding a role does not depend on its grants.
+    assert_eq!(
+        s.user_roles(t.id, p.carol.id, &docs).await.unwrap(),
+        [n("viewer")]
+    );
+}
+
+/// Every listing agrees with the model, sorted: `role_permissions`,
+/// `service_roles` (held there or granted something limited to it),
+/// `user_roles`, `user_permissions` (through held roles, limited or
+/// unlimited grants, and direct grants, deduplicated: equal to
+/// `rbac::effective_permissions` on the snapshot for every user and
+/// service), `role_holders` and `user_services`.
+pub async fn rbac_listings_agree_with_the_model<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 110).await;
+    let People { alice, bob, carol } = small_world(&s, &fx, t.id).await;
+    let (docs, wiki, billing) = (n("docs"), n("wiki"), n("billing"));
+    let none: Vec<RbacName> = Vec::new();
+
+    assert_eq!(
+        s.role_permissions(t.id, &n("editor")).await.unwrap(),
+        [
+            grant("editor", "delete", Some("wiki")),
+            grant("editor", "read", None),
+            grant("editor", "write", Some("docs")),
+        ]
+    );
+    assert_eq!(
+        s.role_permissions(t.id, &n("viewer")).await.unwrap(),
+        [grant("viewer", "read", None)]
+    );
+    assert!(
+        s.role_permissions(t.id, &n("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(
+        s.service_roles(t.id, &docs).await.unwrap(),
+        [n("editor"), n("viewer")]
+    );
+    assert_eq!(
+        s.service_roles(t.id, &wiki).await.unwrap(),
+        [n("editor"), n("viewer")]
+    );
+    // Nobody holds a role in billing: auditor is there by its grant, and a
+    // direct grant names no role.
+    assert_eq!(
+        s.service_roles(t.id, &billing).await.unwrap(),
+        [n("auditor")]
+    );
+    assert!(
+        s.service_roles(t.id, &n("nowhere"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(
+        s.user_roles(t.id, alice.id, &docs).await.unwrap(),
+        [n("editor")]
+    );
+    assert_eq!(
+        s.user_roles(t.id, alice.id, &wiki).await.unwrap(),
+        [n("viewer")]
+    );
+    assert_eq!(s.user_roles(t.id, alice.id, &billing).await.unwrap(), none);
+    assert_eq!(
+        s.user_roles(t.id, bob.id, &docs).await.unwrap(),
+        [n("viewer")]
+    );
+
+    let perms = [
+        (&alice, &docs, vec![n("read"), n("write")]),
+        (&alice, &wiki, vec![n("read")]),
+        (&alice, &billing, vec![]),
+        (&bob, &docs, vec![n("read")]),
+        (&bob, &wiki, vec![n("delete"), n("read")]),
+        (&bob, &billing, vec![n("write")]),
+        (&carol, &docs, vec![n("export"), n("read")]),
+        (&carol, &wiki, vec![]),
+        (&carol, &billing, vec![]),
+    ];
+    let snap = s.rbac_snapshot(t.id).await.unwrap();
+    for (u, service, want) in perms {
+        let got = s.user_permissions(t.id, u.id, service).await.unwrap();
+        assert_eq!(got, want, "{} in {service}", u.identifier.as_str());
+        assert_eq!(
+            got,
+            effective_permissions(&snap, u.id, service),
+            "{} in {service}",
+            u.identifier.as_str()
+        );
+    }
+    // A role held but never granted anything gives nothing.
+    apply(&s, t.id, create(RbacKind::Role, "idle")).await;
+    apply(
+        &s,
+        t.id,
+        RbacChange::Assign(holds(carol.id, "idle", "wiki")),
+    )
+    .await;
+    assert_eq!(
+        s.user_permissions(t.id, carol.id, &wiki).await.unwrap(),
+        none
+    );
+
+    assert_eq!(
+        s.role_holders(t.id, &n("editor"), &docs).await.unwrap(),
+        [alice.id]
+    );
+    assert_eq!(
+        s.role_holders(t.id, &n("viewer"), &docs).await.unwrap(),
+        sorted(&[bob.id, carol.id])
+    );
+    assert!(
+        s.role_holders(t.id, &n("auditor"), &billing)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(
+        s.user_services(t.id, alice.id).await.unwrap(),
+        [n("docs"), n("wiki")]
+    );
+    assert_eq!(
+        s.user_services(t.id, bob.id).await.unwrap(),
+        [n("billing"), n("docs"), n("wiki")]
+    );
+    assert_eq!(
+        s.user_services(t.id, carol.id).await.unwrap(),
+        [n("docs"), n("wiki")]
+    );
+}
+
+/// The snapshot holds the whole model, each list sorted, at the version
+/// `authz_versions` reports; a tenant never changed reads as empty at
+/// version 0.
+pub async fn rbac_snapshot_holds_the_whole_model_sorted<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 111).await;
+    let empty = s.rbac_snapshot(t.id).await.unwrap();
+    assert_eq!(
+        empty,
+        RbacSnapshot {
+            tenant_id: t.id,
+            version: 0,
+            services: vec![],
+            roles: vec![],
+            permissions: vec![],
+            role_grants: vec![],
+            assignments: vec![],
+            direct_grants: vec![],
+        }
+    );
+    let p = small_world(&s, &fx, t.id).await;
+    let snap = s.rbac_snapshot(t.id).await.unwrap();
+    assert_sorted_snapshot(&snap, t.id);
+    assert_eq!(snap.version, SMALL_WORLD_VERSION);
+    assert_eq!(snap.version, version(&s, t.id).await);
+    assert_eq!(snap.services, [n("billing"), n("docs"), n("wiki")]);
+    assert_eq!(snap.roles, [n("auditor"), n("editor"), n("viewer")]);
+    assert_eq!(
+        snap.permissions,
+        [n("delete"), n("export"), n("read"), n("write")]
+    );
+    assert_eq!(
+        snap.role_grants,
+        [
+            grant("auditor", "export", Some("billing")),
+            grant("editor", "delete", Some("wiki")),
+            grant("editor", "read", None),
+            grant("editor", "write", Some("docs")),
+            grant("viewer", "read", None),
+        ]
+    );
+    assert_eq!(
+        snap.assignments,
+        sorted(&[
+            holds(p.alice.id, "editor", "docs"),
+            holds(p.alice.id, "viewer", "wiki"),
+            holds(p.bob.id, "editor", "wiki"),
+            holds(p.bob.id, "viewer", "docs"),
+            holds(p.carol.id, "viewer", "docs"),
+        ])
+    );
+    assert_eq!(
+        snap.direct_grants,
+        sorted(&[
+            direct(p.alice.id, "read", "docs"),
+            direct(p.bob.id, "write", "billing"),
+            direct(p.carol.id, "export", "docs"),
+        ])
+    );
+}
+
+/// Two tenants using the same names have independent models: B's names,
+/// grants, assignments and versions never appear to A, B's changes and
+/// deletes leave A as it was, and A's listings naming B's user are empty.
+pub async fn rbac_models_are_tenant_scoped<S: ConformanceStore>(s: S) {
+    let fx = Fx::new(112);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let pa = small_world(&s, &fx, a.id).await;
+    let a_before = s.rbac_snapshot(a.id).await.unwrap();
+    let pb = small_world(&s, &fx, b.id).await;
+    // B goes further: more names and grants, under A's names too.
+    create_all(&s, b.id, RbacKind::Role, &["intruder"]).await;
+    apply(
+        &s,
+        b.id,
+        RbacChange::Grant(grant("intruder", "delete", Some("docs"))),
+    )
+    .await;
+    apply(&s, b.id, RbacChange::Grant(grant("viewer", "write", None))).await;
+    apply(
+        &s,
+        b.id,
+        RbacChange::Assign(holds(pb.alice.id, "intruder", "docs")),
+    )
+    .await;
+    apply(
+        &s,
+        b.id,
+        RbacChange::GrantDirect(direct(pb.alice.id, "delete", "wiki")),
+    )
+    .await;
+    apply(&s, b.id, delete(RbacKind::Service, "billing")).await;
+    apply(&s, b.id, delete(RbacKind::Role, "editor")).await;
+    assert_eq!(s.rbac_snapshot(a.id).await.unwrap(), a_before);
+    assert_eq!(version(&s, a.id).await, SMALL_WORLD_VERSION);
+    assert_eq!(version(&s, b.id).await, SMALL_WORLD_VERSION + 7);
+
+    let (docs, wiki) = (n("docs"), n("wiki"));
+    assert_eq!(
+        s.rbac_names(a.id, RbacKind::Role).await.unwrap(),
+        [n("auditor"), n("editor"), n("viewer")]
+    );
+    assert_eq!(
+        s.role_permissions(a.id, &n("viewer")).await.unwrap(),
+        [grant("viewer", "read", None)]
+    );
+    assert!(
+        s.role_permissions(a.id, &n("intruder"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.service_roles(a.id, &docs).await.unwrap(),
+        [n("editor"), n("viewer")]
+    );
+    assert_eq!(
+        s.role_holders(a.id, &n("editor"), &docs).await.unwrap(),
+        [pa.alice.id]
+    );
+    assert_eq!(
+        s.role_holders(a.id, &n("viewer"), &docs).await.unwrap(),
+        sorted(&[pa.bob.id, pa.carol.id])
+    );
+    assert_eq!(
+        s.user_roles(a.id, pa.alice.id, &docs).await.unwrap(),
+        [n("editor")]
+    );
+    assert_eq!(
+        s.user_permissions(a.id, pa.alice.id, &wiki).await.unwrap(),
+        [n("read")]
+    );
+    assert_eq!(
+        s.user_services(a.id, pa.bob.id).await.unwrap(),
+        [n("billing"), n("docs"), n("wiki")]
+    );
+    // B's users are nobody in A.
+    for u in [&pb.alice, &pb.bob, &pb.carol] {
+        assert!(s.user_services(a.id, u.id).await.unwrap().is_empty());
+        assert!(s.user_roles(a.id, u.id, &docs).await.unwrap().is_empty());
+        assert!(
+            s.user_permissions(a.id, u.id, &docs)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // And B sees its own model only.
+    let b_snap = s.rbac_snapshot(b.id).await.unwrap();
+    assert_eq!(b_snap.tenant_id, b.id);
+    assert!(
+        b_snap
+            .assignments
+            .iter()
+            .all(|x| x.user != pa.alice.id && x.user != pa.bob.id && x.user != pa.carol.id)
+    );
+    assert_eq!(
+        s.role_holders(b.id, &n("intruder"), &docs).await.unwrap(),
+        [pb.alice.id]
+    );
+    assert!(
+        s.role_holders(b.id, &n("editor"), &docs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.user_permissions(b.id, pb.alice.id, &wiki).await.unwrap(),
+        [n("delete"), n("read"), n("write")]
+    );
+}
+
+/// A change to a tenant that does not exist is `NotFound` and writes
+/// nothing; such a tenant reads as empty, at versions
+/// `AuthzVersions::default()`.
+pub async fn rbac_change_for_unknown_tenant_is_not_found<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 113).await;
+    let ghost = fx.tenant_id();
+    for change in [
+        create(RbacKind::Role, "editor"),
+        create(RbacKind::Service, "docs"),
+        delete(RbacKind::Role, "editor"),
+        RbacChange::Assign(holds(u.id, "editor", "docs")),
+    ] {
+        assert_eq!(
+            kind(s.apply_rbac_change(ghost, &change, None).await),
+            StoreErrorKind::NotFound,
+            "{}",
+            change.describe()
+        );
+    }
+    assert_eq!(
+        s.authz_versions(ghost).await.unwrap(),
+        AuthzVersions::default()
+    );
+    let snap = s.rbac_snapshot(ghost).await.unwrap();
+    assert_eq!((snap.tenant_id, snap.version), (ghost, 0));
+    assert!(snap.roles.is_empty() && snap.services.is_empty());
+    for kind in [RbacKind::Service, RbacKind::Role, RbacKind::Permission] {
+        assert!(s.rbac_names(ghost, kind).await.unwrap().is_empty());
+        assert!(s.rbac_names(t.id, kind).await.unwrap().is_empty());
+    }
+    assert!(s.user_services(ghost, u.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.authz_versions(t.id).await.unwrap(),
+        AuthzVersions::default()
+    );
+}
+
+/// A change given an audit event whose id exists is `Conflict` and writes
+/// nothing: no change (nor its cascade), no version.
+pub async fn rbac_change_with_a_taken_event_id_writes_nothing<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 114).await;
+    let p = small_world(&s, &fx, t.id).await;
+    let taken = fx.event(
+        t.id,
+        None,
+        AuditKind::TenantProvisioned,
+        AuditStatus::Success,
+        at(1),
+    );
+    s.record_event(&taken).await.unwrap();
+    let before = s.rbac_snapshot(t.id).await.unwrap();
+    for change in [
+        create(RbacKind::Role, "fresh"),
+        delete(RbacKind::Role, "editor"),
+        delete(RbacKind::Service, "docs"),
+        RbacChange::Revoke(grant("viewer", "read", None)),
+        RbacChange::Unassign(holds(p.alice.id, "editor", "docs")),
+        RbacChange::GrantDirect(direct(p.alice.id, "write", "wiki")),
+    ] {
+        let mut e = fx.event(
+            t.id,
+            None,
+            AuditKind::RbacChanged,
+            AuditStatus::Success,
+            at(2),
+        );
+        e.id = taken.id;
+        assert_eq!(
+            kind(s.apply_rbac_change(t.id, &change, Some(&e)).await),
+            StoreErrorKind::Conflict,
+            "{}",
+            change.describe()
+        );
+        assert_eq!(
+            s.rbac_snapshot(t.id).await.unwrap(),
+            before,
+            "{}",
+            change.describe()
+        );
+    }
+    assert_eq!(version(&s, t.id).await, SMALL_WORLD_VERSION);
+    // With a fresh event id the same change goes through.
+    let e = fx.event(
+        t.id,
+        None,
+        AuditKind::RbacChanged,
+        AuditStatus::Success,
+        at(3),
+    );
+    let v = s
+        .apply_rbac_change(t.id, &create(RbacKind::Role, "fresh"), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(v, SMALL_WORLD_VERSION + 1);
+}
+
+/// Erasing a user removes its assignments and direct grants (and nobody
+/// else's) and bumps the RBAC version by exactly one; erasing a user who
+/// has none leaves the version, and erasing in another tenant changes
+/// nothing.
+pub async fn erase_user_removes_its_rbac_rows_and_bumps_the_version<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 115).await;
+    let p = small_world(&s, &fx, t.id).await;
+    let other = tenant(&s, &fx, "other").await;
+    let before = s.rbac_snapshot(t.id).await.unwrap();
+    // Not a user of `other`: nothing happens.
+    assert!(
+        !s.erase_user(other.id, p.alice.id, fx.user_id())
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.rbac_snapshot(t.id).await.unwrap(), before);
+    assert!(s.erase_user(t.id, p.alice.id, fx.user_id()).await.unwrap());
+    let after = s.rbac_snapshot(t.id).await.unwrap();
+    let mut want = before.clone();
+    want.version += 1;
+    want.assignments.retain(|a| a.user != p.alice.id);
+    want.direct_grants.retain(|g| g.user != p.alice.id);
+    assert_eq!(after, want);
+    assert_eq!(after.assignments.len(), 3);
+    assert_eq!(after.direct_grants.len(), 2);
+    assert_eq!(version(&s, t.id).await, SMALL_WORLD_VERSION + 1);
+    assert!(s.user_services(t.id, p.alice.id).await.unwrap().is_empty());
+    assert!(
+        s.role_holders(t.id, &n("editor"), &n("docs"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A user without RBAC rows: no change, no version.
+    let dave = user(&s, &fx, t.id, "dave").await;
+    assert!(s.erase_user(t.id, dave.id, fx.user_id()).await.unwrap());
+    assert_eq!(s.rbac_snapshot(t.id).await.unwrap(), after);
+}
+
+/// `N` concurrent changes of one tenant (creates of distinct names) are
+/// applied one at a time: they return the versions `1..=N`, each once,
+/// and every name is there.
+pub async fn concurrent_rbac_changes_get_consecutive_versions<S: ConformanceStore>(s: S) {
+    let (_fx, t) = acme(&s, 116).await;
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let change = create(RbacKind::Role, &format!("role-{i:02}"));
+            s.apply_rbac_change(t.id, &change, None)
+                .await
+                .map_err(|e| e.kind())
+        }));
+    }
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=RACERS).collect::<Vec<u64>>());
+    assert_eq!(version(&s, t.id).await, RACERS);
+    let roles = s.rbac_names(t.id, RbacKind::Role).await.unwrap();
+    let want: Vec<RbacName> = (0..RACERS).map(|i| n(&format!("role-{i:02}"))).collect();
+    assert_eq!(roles, want);
+}
+
+/// Of `N` concurrent creates of one name exactly one succeeds (at version
+/// 1); the others are `Conflict`, and the version is 1.
+pub async fn concurrent_creates_of_one_name_have_one_winner<S: ConformanceStore>(s: S) {
+    let (_fx, t) = acme(&s, 117).await;
+    let mut tasks = Vec::new();
+    for _ in 0..RACERS {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.apply_rbac_change(t.id, &create(RbacKind::Service, "docs"), None)
+                .await
+                .map_err(|e| e.kind())
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => won.push(v),
+            Err(k) => assert_eq!(k, StoreErrorKind::Conflict),
+        }
+    }
+    assert_eq!(won, [1]);
+    assert_eq!(version(&s, t.id).await, 1);
+    assert_eq!(
+        s.rbac_names(t.id, RbacKind::Service).await.unwrap(),
+        [n("docs")]
+    );
+}
