@@ -66,7 +66,9 @@ pub use authn::{
     NewUser, PasswordLogin, Refusal, SelfService, Submission,
 };
 #[cfg(feature = "authz")]
-pub use authz::{AuthzData, AuthzError, AuthzModel, AuthzService, Decision, Resource, TenantAuthz};
+pub use authz::{
+    AdminAction, AuthzData, AuthzError, AuthzModel, AuthzService, Decision, Resource, TenantAuthz,
+};
 pub use email::{EmailMessage, EmailSender, Outbox};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
 pub use error::{

@@ -35,6 +35,10 @@ pub mod prelude {
         FactorKind, FactorResponse, FactorSettings, LoginStatus, NewTenant, NewUser,
         PasswordHasher, SessionService, Store, Submission, Tenant, TenantId, User, UserId,
     };
+    pub use countersign_core::{
+        AdminAction, AuthzService, Decision, DirectGrant, RbacChange, RbacKind, RbacName,
+        Resource, RoleAssignment, RoleGrant,
+    };
 
     #[cfg(feature = "memory")]
     pub use countersign_memory::MemoryStore;

@@ -9,7 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::entities::{TenantAuthz, Types, join};
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{Entities, Entity};
+
+use super::entities::{AppEntity, TenantAuthz, Types, app_entity, join};
 use super::model::GRANTS_KEY;
 use crate::factor::FactorKind;
 use crate::flow::{AuthRecord, StepUp};
@@ -128,6 +132,98 @@ impl TenantAuthz {
         context: Map<String, Value>,
         now: DateTime<Utc>,
     ) -> Decision {
+        self.decide_in(&self.entities, auth, action, resource, context, now)
+    }
+
+    /// [`decide`](Self::decide), with the application's own `entities` for
+    /// this request (the resource with its attributes, its parents, ...),
+    /// of types the tenant's schema declares and checked against it. Each
+    /// may have as parents entities of `entities` or of the tenant's data
+    /// (a `Countersign::Service`, ...); none may be one of the tenant's
+    /// data or of countersign's types. The decision is made on a small
+    /// entity set built for the request: the principal with its roles and
+    /// permissions, the given entities with their ancestors, the tenant
+    /// and the schema's actions, so its cost does not grow with the
+    /// tenant's data. A refused entity denies, with the reason in
+    /// [`Decision::errors`].
+    pub fn decide_with(
+        &self,
+        auth: &AuthRecord,
+        action: &EntityUid,
+        resource: &Resource,
+        context: Map<String, Value>,
+        entities: &[AppEntity],
+        now: DateTime<Utc>,
+    ) -> Decision {
+        if entities.is_empty() {
+            return self.decide(auth, action, resource, context, now);
+        }
+        let principal = Types::uid(&self.types.user, &auth.user_id.to_string());
+        match self.request_entities(&principal, entities) {
+            Ok(slice) => self.decide_in(&slice, auth, action, resource, context, now),
+            Err(refusal) => Decision::deny(refusal),
+        }
+    }
+
+    /// The entities of one request: the principal and its ancestors, the
+    /// given entities and their ancestors, the tenant, the actions.
+    fn request_entities(
+        &self,
+        principal: &EntityUid,
+        given: &[AppEntity],
+    ) -> Result<Entities, String> {
+        let mut out: HashMap<EntityUid, Entity> = HashMap::new();
+        let take = |uid: &EntityUid, out: &mut HashMap<EntityUid, Entity>| {
+            if let Some(e) = self.entities.get(uid) {
+                out.entry(uid.clone()).or_insert_with(|| e.clone());
+                for a in self.entities.ancestors(uid).into_iter().flatten() {
+                    if let Some(e) = self.entities.get(a) {
+                        out.entry(a.clone()).or_insert_with(|| e.clone());
+                    }
+                }
+            }
+        };
+        take(principal, &mut out);
+        let tenant = Types::uid(&self.types.tenant, &self.model.tenant().to_string());
+        take(&tenant, &mut out);
+        let ids: HashSet<&EntityUid> = given.iter().map(|e| &e.uid).collect();
+        for e in given {
+            if self.types.is_countersign(e.uid.type_name()) {
+                return Err(format!("{} uses a countersign entity type", e.uid));
+            }
+            if self.known.contains(&e.uid) {
+                return Err(format!("{} is already in the tenant's data", e.uid));
+            }
+            for p in &e.parents {
+                if ids.contains(p) {
+                    continue;
+                }
+                if !self.known.contains(p) {
+                    return Err(format!(
+                        "parent {p} of {} is not in this tenant's data",
+                        e.uid
+                    ));
+                }
+                take(p, &mut out);
+            }
+            let entity = app_entity(e, self.model.schema()).map_err(|e| e.to_string())?;
+            if out.insert(e.uid.clone(), entity).is_some() {
+                return Err(format!("{} is given twice", e.uid));
+            }
+        }
+        Entities::from_entities(out.into_values().chain(self.actions.iter().cloned()), None)
+            .map_err(|e| format!("entities: {}", super::model::describe(&e)))
+    }
+
+    fn decide_in(
+        &self,
+        entities: &Entities,
+        auth: &AuthRecord,
+        action: &EntityUid,
+        resource: &Resource,
+        context: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Decision {
         if let Err(refusal) = self.isolation(auth, resource) {
             return Decision::deny(refusal);
         }
@@ -140,9 +236,17 @@ impl TenantAuthz {
         if let Err(refusal) = self.model.check_applies(action, &principal, &resource.uid) {
             return Decision::deny(refusal);
         }
-        let grants = self.needed_grants(action, &resource.uid);
+        let grants = self.needed_grants(entities, action, &resource.uid);
         let evaluate = |facts: AuthFacts| {
-            self.evaluate(&principal, action, &resource.uid, &context, &grants, facts)
+            self.evaluate(
+                entities,
+                &principal,
+                action,
+                &resource.uid,
+                &context,
+                &grants,
+                facts,
+            )
         };
         let mut decision = evaluate(AuthFacts::of(auth, now));
         // Probing only helps when a policy reads the authentication.
@@ -158,11 +262,16 @@ impl TenantAuthz {
     /// The permissions a request needs for the built-in RBAC policy: the
     /// action's name in each service the resource is (or is in), those
     /// someone holds.
-    fn needed_grants(&self, action: &EntityUid, resource: &EntityUid) -> Vec<EntityUid> {
+    fn needed_grants(
+        &self,
+        entities: &Entities,
+        action: &EntityUid,
+        resource: &EntityUid,
+    ) -> Vec<EntityUid> {
         let service = &self.types.service;
         let name = action.id().unescaped();
         let direct = (resource.type_name() == service).then_some(resource);
-        let ancestors = self.entities.ancestors(resource).into_iter().flatten();
+        let ancestors = entities.ancestors(resource).into_iter().flatten();
         direct
             .into_iter()
             .chain(ancestors.filter(|a| a.type_name() == service))
@@ -202,8 +311,10 @@ impl TenantAuthz {
     /// values directly (no JSON, no schema pass: they are well-typed by
     /// construction); a caller's context, when there is one, is parsed
     /// with them against the action's context type in the schema.
+    #[allow(clippy::too_many_arguments, reason = "one evaluation's inputs")]
     fn evaluate(
         &self,
+        entities: &Entities,
         principal: &EntityUid,
         action: &EntityUid,
         resource: &EntityUid,
@@ -254,8 +365,7 @@ impl TenantAuthz {
             Ok(r) => r,
             Err(e) => return Decision::deny(format!("request: {}", super::model::describe(&e))),
         };
-        let response =
-            Authorizer::new().is_authorized(&request, self.model.policies(), &self.entities);
+        let response = Authorizer::new().is_authorized(&request, self.model.policies(), entities);
         let errors: Vec<String> = response
             .diagnostics()
             .errors()

@@ -156,6 +156,8 @@ pub struct TenantAuthz {
     pub(super) permissions: HashSet<EntityUid>,
     /// The facts of the users it holds.
     pub(super) users: HashMap<UserId, UserFacts>,
+    /// The schema's action entities (for per-request entity sets).
+    pub(super) actions: Vec<Entity>,
 }
 
 impl AuthzData {
@@ -338,22 +340,13 @@ impl TenantAuthz {
                     r.uid
                 )));
             }
-            let json = serde_json::json!({
-                "uid": { "type": r.uid.type_name().to_string(), "id": r.uid.id().unescaped() },
-                "attrs": r.attributes,
-                "parents": r.parents.iter().map(|p| serde_json::json!({
-                    "type": p.type_name().to_string(), "id": p.id().unescaped()
-                })).collect::<Vec<_>>(),
-            });
-            out.push(
-                Entity::from_json_value(json, Some(model.schema()))
-                    .map_err(|e| AuthzError::Entities(describe(&e)))?,
-            );
+            out.push(app_entity(r, model.schema())?);
         }
         let actions = model
             .schema()
             .action_entities()
             .map_err(|e| AuthzError::Entities(describe(&e)))?;
+        let action_list: Vec<Entity> = actions.iter().cloned().collect();
         let entities = Entities::from_entities(out, Some(model.schema()))
             .map_err(|e| AuthzError::Entities(describe(&e)))?
             .add_entities(actions, None)
@@ -367,6 +360,7 @@ impl TenantAuthz {
             user_parents,
             permissions: permission_uids,
             users: data.users.iter().map(|u| (u.id, u.clone())).collect(),
+            actions: action_list,
         })
     }
 
@@ -497,6 +491,21 @@ fn user_entity(
         parents,
         tags,
     )
+}
+
+/// An application entity, checked against the schema.
+pub(super) fn app_entity(
+    r: &AppEntity,
+    schema: &cedar_policy::Schema,
+) -> Result<Entity, AuthzError> {
+    let json = serde_json::json!({
+        "uid": { "type": r.uid.type_name().to_string(), "id": r.uid.id().unescaped() },
+        "attrs": r.attributes,
+        "parents": r.parents.iter().map(|p| serde_json::json!({
+            "type": p.type_name().to_string(), "id": p.id().unescaped()
+        })).collect::<Vec<_>>(),
+    });
+    Entity::from_json_value(json, Some(schema)).map_err(|e| AuthzError::Entities(describe(&e)))
 }
 
 pub(super) fn join(a: impl AsRef<str>, b: impl AsRef<str>) -> String {

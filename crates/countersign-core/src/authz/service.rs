@@ -270,6 +270,22 @@ impl<S: Store> AuthzService<S> {
         Ok(compiled.decide(auth, action, resource, context, now))
     }
 
+    /// [`decide`](Self::decide) with the application's own entities for
+    /// this request (the resource with its attributes, ...), as
+    /// [`TenantAuthz::decide_with`] takes them.
+    pub async fn decide_with(
+        &self,
+        auth: &AuthRecord,
+        action: &EntityUid,
+        resource: &Resource,
+        context: Map<String, Value>,
+        entities: &[AppEntity],
+    ) -> Result<Decision> {
+        let now = self.env.now();
+        let compiled = self.compiled_for(auth.tenant_id, auth.user_id).await?;
+        Ok(compiled.decide_with(auth, action, resource, context, entities, now))
+    }
+
     /// May the user authenticated by `auth` do the administrative `action`
     /// in its own tenant? The question every administrative path (and the
     /// HTTP layer) asks: decided by the same engine, on the tenant's

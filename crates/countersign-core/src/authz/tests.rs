@@ -1012,3 +1012,137 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn application_entities_given_per_request_decide_as_stored_ones() {
+    let stored = world();
+    // The same tenant without its documents: they come with each request.
+    let t = tenant(100);
+    let model = Arc::new(AuthzModel::new(t, 7, SCHEMA, POLICIES).unwrap());
+    let mut data = AuthzData {
+        users: vec![
+            facts(t, user_id(ALICE), None),
+            facts(t, user_id(BOB), Some("free")),
+            facts(t, user_id(CAROL), Some("premium")),
+        ],
+        services: names(&["docs", "wiki"]),
+        roles: names(&["editor"]),
+        permissions: names(&["read", "write", "delete"]),
+        ..AuthzData::default()
+    };
+    data.role_grants = vec![
+        RoleGrant {
+            role: n("editor"),
+            permission: n("read"),
+            service: None,
+        },
+        RoleGrant {
+            role: n("editor"),
+            permission: n("write"),
+            service: Some(n("docs")),
+        },
+        RoleGrant {
+            role: n("editor"),
+            permission: n("delete"),
+            service: Some(n("docs")),
+        },
+    ];
+    data.assignments = vec![
+        RoleAssignment {
+            user: user_id(ALICE),
+            role: n("editor"),
+            service: n("docs"),
+        },
+        RoleAssignment {
+            user: user_id(BOB),
+            role: n("editor"),
+            service: n("wiki"),
+        },
+    ];
+    data.direct_grants = vec![DirectGrant {
+        user: user_id(CAROL),
+        permission: n("read"),
+        service: n("docs"),
+    }];
+    let bare = TenantAuthz::build(model, 3, &data).unwrap();
+    let docs = [
+        ("d1", document("d1", "docs", user_id(ALICE))),
+        ("w1", document("w1", "wiki", user_id(BOB))),
+    ];
+    for who in [ALICE, BOB, CAROL] {
+        for kinds in [PWD, MFA] {
+            for act in ["read", "write", "delete", "export"] {
+                for (id, entity) in &docs {
+                    let c = json!({ "ip": "10.1.2.3", "hour": 10 });
+                    let a = auth(t, user_id(who), kinds, 10);
+                    let want = stored.decide(&a, &action(act), &doc(id), ctx(c.clone()), now());
+                    let got = bare.decide_with(
+                        &a,
+                        &action(act),
+                        &doc(id),
+                        ctx(c),
+                        std::slice::from_ref(entity),
+                        now(),
+                    );
+                    assert_eq!(
+                        (got.allowed, &got.reasons, &got.step_up),
+                        (want.allowed, &want.reasons, &want.step_up),
+                        "{who} {act} {id}"
+                    );
+                }
+            }
+        }
+    }
+    // Refused: a countersign type, one of the tenant's data, an unknown
+    // parent, the same entity twice, attributes the schema does not have.
+    let a = auth(t, user_id(ALICE), PWD, 10);
+    let refused = |given: Vec<AppEntity>| {
+        let d = bare.decide_with(&a, &action("read"), &doc("d1"), Map::new(), &given, now());
+        assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
+    };
+    let mut fake = document("d1", "docs", user_id(ALICE));
+    fake.uid = uid(r#"Countersign::Service::"docs""#);
+    refused(vec![fake]);
+    refused(vec![document("d1", "nowhere", user_id(ALICE))]);
+    refused(vec![docs[0].1.clone(), docs[0].1.clone()]);
+    let mut bad = docs[0].1.clone();
+    bad.attributes.remove("classification");
+    refused(vec![bad]);
+    // A policy on the resource's own attributes, decided per request.
+    let owner_reads = format!(
+        "{POLICIES}\n@id(\"owner-reads\") permit(principal, action == App::Action::\"read\", resource) when {{ resource is App::Document && resource.owner == principal }};"
+    );
+    let model = Arc::new(AuthzModel::new(t, 8, SCHEMA, &owner_reads).unwrap());
+    let owned = TenantAuthz::build(model, 3, &data).unwrap();
+    let wiki_doc = std::slice::from_ref(&docs[1].1);
+    let d = owned.decide_with(
+        &auth(t, user_id(BOB), PWD, 10),
+        &action("read"),
+        &doc("w1"),
+        Map::new(),
+        wiki_doc,
+        now(),
+    );
+    assert!(
+        d.allowed && d.reasons.contains(&"owner-reads".to_owned()),
+        "{d:?}"
+    );
+    let d = owned.decide_with(
+        &auth(t, user_id(CAROL), PWD, 10),
+        &action("read"),
+        &doc("w1"),
+        Map::new(),
+        wiki_doc,
+        now(),
+    );
+    assert!(!d.allowed, "{d:?}");
+    let d = stored.decide_with(
+        &a,
+        &action("read"),
+        &doc("d1"),
+        Map::new(),
+        &[docs[0].1.clone()],
+        now(),
+    );
+    assert!(!d.allowed && !d.errors.is_empty(), "already stored: {d:?}");
+}
