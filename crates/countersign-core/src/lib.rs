@@ -103,6 +103,7 @@ pub use session::{
 pub use store::{
     AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
     IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, RbacLookup, RbacStore,
+    TemplateLink,
     SessionStore, Store,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

@@ -272,10 +272,30 @@ pub struct PolicyDocument {
     pub schema: String,
     /// The tenant's Cedar policies and templates.
     pub policies: String,
+    /// Links of the templates in `policies` (each a policy of its own).
+    pub links: Vec<TemplateLink>,
     /// Its version: 1 for the first saved, one more on each save.
     pub version: u64,
     /// When it was saved.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A link of a Cedar template: a policy named `id`, the template
+/// `template` with its `?principal` and `?resource` slots filled with
+/// entity uids in Cedar syntax (`Countersign::User::"…"`). Stored with the
+/// tenant's [`PolicyDocument`]; checked with the model it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TemplateLink {
+    /// The linked policy's id.
+    pub id: String,
+    /// The template's id.
+    pub template: String,
+    /// The `?principal` slot, if the template has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The `?resource` slot, if the template has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Each tenant's authorization model (Cedar schema and policies),

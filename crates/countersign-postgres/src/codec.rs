@@ -86,7 +86,7 @@ pub(crate) use key_cols;
 /// The columns [`policy_document`] reads.
 macro_rules! policy_cols {
     () => {
-        "tenant_id, schema, policies, version, updated_at"
+        "tenant_id, schema, policies, version, updated_at, links"
     };
 }
 pub(crate) use policy_cols;
@@ -246,6 +246,8 @@ pub(crate) fn policy_document(row: &PgRow) -> Result<PolicyDocument, PgError> {
         policies: get(row, T, "policies")?,
         version: unsigned(T, "version", get::<i64>(row, T, "version")?)?,
         updated_at: get(row, T, "updated_at")?,
+        links: serde_json::from_str(&get::<String>(row, T, "links")?)
+            .map_err(|e| PgError::corrupt(T, format!("column links: {e}")))?,
     })
 }
 

@@ -316,7 +316,7 @@ pub(crate) fn read_key(r: &Row<'_>) -> Result<SigningKeyRecord> {
     })
 }
 
-pub(crate) const POLICY_COLS: &str = "tenant_id, schema, policies, version, updated_at";
+pub(crate) const POLICY_COLS: &str = "tenant_id, schema, policies, version, updated_at, links";
 
 pub(crate) fn read_policy(r: &Row<'_>) -> Result<PolicyDocument> {
     Ok(PolicyDocument {
@@ -325,7 +325,15 @@ pub(crate) fn read_policy(r: &Row<'_>) -> Result<PolicyDocument> {
         policies: r.col(2)?,
         version: r.u64_col(3, "negative version")?,
         updated_at: r.time_col(4)?,
+        links: serde_json::from_str(&r.col::<String>(5)?)
+            .map_err(|e| SqliteError::Corrupt(format!("policy links: {e}")))?,
     })
+}
+
+/// The JSON text of a document's template links.
+pub(crate) fn links_json(doc: &PolicyDocument) -> Result<String> {
+    serde_json::to_string(&doc.links)
+        .map_err(|e| SqliteError::Corrupt(format!("policy links: {e}")))
 }
 
 /// Decode a service, role or permission name in the first column.

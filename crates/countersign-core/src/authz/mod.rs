@@ -67,8 +67,8 @@ pub use decide::{
 };
 pub use entities::{AppEntity, AuthzData, TenantAuthz, UserFacts};
 pub use model::{
-    AuthzModel, BASE_POLICY_PREFIX, COUNTERSIGN_SCHEMA, GRANTS_KEY, MAX_MODEL_TEXT_BYTES,
-    RBAC_POLICY_ID,
+    AuthzModel, BASE_POLICY_PREFIX, COUNTERSIGN_SCHEMA, GRANTS_KEY, MAX_LINKS,
+    MAX_MODEL_TEXT_BYTES, RBAC_POLICY_ID,
 };
 pub use service::{ADMIN_ROLE, ADMIN_SERVICE, AdminAction, AuthzService};
 
@@ -76,13 +76,16 @@ pub use service::{ADMIN_ROLE, ADMIN_SERVICE, AdminAction, AuthzService};
 /// as strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthzError {
-    /// A schema or policy text over [`MAX_MODEL_TEXT_BYTES`].
-    #[error("the {what} text is {bytes} bytes, over the limit of {max}")]
+    /// A schema or policy text over [`MAX_MODEL_TEXT_BYTES`] bytes, or
+    /// more than [`MAX_LINKS`] template links.
+    #[error("the {what} is {size} {unit}, over the limit of {max}")]
     TooLarge {
-        /// `"schema"` or `"policies"`.
+        /// `"schema"`, `"policies"` or `"links"`.
         what: &'static str,
         /// Its size.
-        bytes: usize,
+        size: usize,
+        /// `"bytes"`, or `"links"` for links.
+        unit: &'static str,
         /// The limit.
         max: usize,
     },

@@ -4,13 +4,14 @@
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{
-    EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SchemaFragment, SlotId, ValidationMode,
     Validator,
 };
 use serde_json::{Map, Value, json};
 
 use super::AuthzError;
 use crate::ids::TenantId;
+use crate::store::TemplateLink;
 
 /// The schema fragment countersign adds to every tenant's schema: the
 /// `Countersign` namespace with its entity types and the authentication
@@ -79,6 +80,10 @@ pub const BASE_POLICY_PREFIX: &str = "countersign::";
 /// set it.
 pub const GRANTS_KEY: &str = "grants";
 
+/// The most template links a tenant's model may have (each is a policy
+/// evaluated on every decision).
+pub const MAX_LINKS: usize = 1_000;
+
 /// The most bytes a tenant's schema or policy text may have.
 pub const MAX_MODEL_TEXT_BYTES: usize = 256 * 1024;
 
@@ -118,11 +123,39 @@ impl AuthzModel {
         schema_text: &str,
         policy_text: &str,
     ) -> Result<Self, AuthzError> {
+        Self::with_links(tenant, version, schema_text, policy_text, &[])
+    }
+
+    /// [`new`](Self::new), with `links` of the templates in `policy_text`
+    /// (at most [`MAX_LINKS`]), each a policy of the set, validated with
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), and [`AuthzError::Parse`] for a link naming
+    /// no template, leaving a slot empty, filling one the template lacks,
+    /// a malformed entity uid, or an id that is taken or reserved.
+    pub fn with_links(
+        tenant: TenantId,
+        version: u64,
+        schema_text: &str,
+        policy_text: &str,
+        links: &[TemplateLink],
+    ) -> Result<Self, AuthzError> {
+        if links.len() > MAX_LINKS {
+            return Err(AuthzError::TooLarge {
+                what: "links",
+                size: links.len(),
+                unit: "links",
+                max: MAX_LINKS,
+            });
+        }
         for (what, text) in [("schema", schema_text), ("policies", policy_text)] {
             if text.len() > MAX_MODEL_TEXT_BYTES {
                 return Err(AuthzError::TooLarge {
                     what,
-                    bytes: text.len(),
+                    size: text.len(),
+                    unit: "bytes",
                     max: MAX_MODEL_TEXT_BYTES,
                 });
             }
@@ -141,6 +174,7 @@ impl AuthzModel {
                 diagnostics: reserved,
             });
         }
+        link_all(&mut policies, links)?;
         for p in parse_policies(BASE_POLICIES)?.policies() {
             policies.add(p.clone()).map_err(|e| AuthzError::Parse {
                 diagnostics: vec![describe(&e)],
@@ -241,6 +275,41 @@ impl AuthzModel {
         }
         Ok(())
     }
+}
+
+/// Links each template link into `policies`.
+fn link_all(policies: &mut PolicySet, links: &[TemplateLink]) -> Result<(), AuthzError> {
+    let refuse = |link: &TemplateLink, why: String| AuthzError::Parse {
+        diagnostics: vec![format!("link {}: {why}", link.id)],
+    };
+    for link in links {
+        if link.id.starts_with(BASE_POLICY_PREFIX) {
+            return Err(refuse(
+                link,
+                format!("the prefix {BASE_POLICY_PREFIX:?} is countersign's"),
+            ));
+        }
+        let mut slots = HashMap::new();
+        for (slot, value) in [
+            (SlotId::principal(), &link.principal),
+            (SlotId::resource(), &link.resource),
+        ] {
+            if let Some(v) = value {
+                let uid: EntityUid = v
+                    .parse()
+                    .map_err(|e: cedar_policy::ParseErrors| refuse(link, describe(&e)))?;
+                slots.insert(slot, uid);
+            }
+        }
+        policies
+            .link(
+                PolicyId::new(&link.template),
+                PolicyId::new(&link.id),
+                slots,
+            )
+            .map_err(|e| refuse(link, describe(&e)))?;
+    }
+    Ok(())
 }
 
 /// Parses the policies and templates, naming each by its `@id("...")`

@@ -19,7 +19,7 @@ use crate::model::ClientInfo;
 use crate::rbac::{
     AuthzVersions, RbacChange, RbacKind, RbacName, RbacSnapshot, RoleAssignment, RoleGrant,
 };
-use crate::store::{MAX_PAGE, PolicyDocument, Store};
+use crate::store::{MAX_PAGE, PolicyDocument, Store, TemplateLink};
 
 /// Decides and administers each tenant's authorization.
 ///
@@ -84,12 +84,27 @@ impl<S: Store> AuthzService<S> {
     }
 
     /// Validate and save `tenant`'s model, replacing version `expected`
-    /// (`None`: the tenant has none yet). Returns the saved version.
+    /// (`None`: the tenant has none yet), without template links. Returns
+    /// the saved version.
     pub async fn save_model(
         &self,
         tenant: TenantId,
         schema: &str,
         policies: &str,
+        expected: Option<u64>,
+        client: &ClientInfo,
+    ) -> Result<u64> {
+        self.save_model_with_links(tenant, schema, policies, &[], expected, client)
+            .await
+    }
+
+    /// [`save_model`](Self::save_model) with template links.
+    pub async fn save_model_with_links(
+        &self,
+        tenant: TenantId,
+        schema: &str,
+        policies: &str,
+        links: &[TemplateLink],
         expected: Option<u64>,
         client: &ClientInfo,
     ) -> Result<u64> {
@@ -107,7 +122,7 @@ impl<S: Store> AuthzService<S> {
             )
         };
         // Refused here, before any write, with Cedar's diagnostics.
-        let compiled = match AuthzModel::new(tenant, version, schema, policies) {
+        let compiled = match AuthzModel::with_links(tenant, version, schema, policies, links) {
             Ok(m) => m,
             Err(refusal) => {
                 self.audit_refusal(event(AuditStatus::Failure)?).await;
@@ -118,6 +133,7 @@ impl<S: Store> AuthzService<S> {
             tenant_id: tenant,
             schema: schema.to_owned(),
             policies: policies.to_owned(),
+            links: links.to_vec(),
             version,
             updated_at: rq.now,
         };
@@ -136,6 +152,87 @@ impl<S: Store> AuthzService<S> {
         }
         lock(&self.models).insert(tenant, Arc::new(compiled));
         Ok(version)
+    }
+
+    /// Link a template of `tenant`'s stored model (replacing a link of the
+    /// same id), as a new version of its model: validated with it, saved
+    /// by compare-and-save, audited. A concurrent save is retried a few
+    /// times on the newer version. Returns the saved version.
+    pub async fn link_template(
+        &self,
+        tenant: TenantId,
+        link: TemplateLink,
+        client: &ClientInfo,
+    ) -> Result<u64> {
+        self.edit_links(tenant, client, |links| {
+            links.retain(|l| l.id != link.id);
+            links.push(link.clone());
+            true
+        })
+        .await
+    }
+
+    /// Remove the template link `id` from `tenant`'s stored model, as a
+    /// new version of it (as [`link_template`](Self::link_template));
+    /// `false` if it had no such link.
+    pub async fn unlink_template(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        client: &ClientInfo,
+    ) -> Result<bool> {
+        let mut found = false;
+        self.edit_links(tenant, client, |links| {
+            let before = links.len();
+            links.retain(|l| l.id != id);
+            found = links.len() != before;
+            found
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Read the stored document, edit its links (`edit` returns whether
+    /// anything changed) and save it, retrying on a concurrent save.
+    async fn edit_links(
+        &self,
+        tenant: TenantId,
+        client: &ClientInfo,
+        mut edit: impl FnMut(&mut Vec<TemplateLink>) -> bool,
+    ) -> Result<u64> {
+        const ATTEMPTS: usize = 4;
+        let mut last = Error::Concurrent("the tenant's policies changed meanwhile");
+        for _ in 0..ATTEMPTS {
+            let doc = self
+                .store
+                .policy_document(tenant)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| {
+                    Error::Authz(super::AuthzError::Parse {
+                        diagnostics: vec!["the tenant has no model, so no template".to_owned()],
+                    })
+                })?;
+            let mut links = doc.links.clone();
+            if !edit(&mut links) {
+                return Ok(doc.version);
+            }
+            match self
+                .save_model_with_links(
+                    tenant,
+                    &doc.schema,
+                    &doc.policies,
+                    &links,
+                    Some(doc.version),
+                    client,
+                )
+                .await
+            {
+                Err(e @ Error::Concurrent(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
     }
 
     /// The tenant's current model, compiled (`None`: it has none stored).
@@ -434,11 +531,12 @@ impl<S: Store> AuthzService<S> {
         else {
             return self.base_model(tenant);
         };
-        let compiled = Arc::new(AuthzModel::new(
+        let compiled = Arc::new(AuthzModel::with_links(
             tenant,
             doc.version,
             &doc.schema,
             &doc.policies,
+            &doc.links,
         )?);
         lock(&self.models).insert(tenant, Arc::clone(&compiled));
         Ok(compiled)

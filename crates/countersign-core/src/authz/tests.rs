@@ -1146,3 +1146,75 @@ fn application_entities_given_per_request_decide_as_stored_ones() {
     );
     assert!(!d.allowed && !d.errors.is_empty(), "already stored: {d:?}");
 }
+
+const SHARE: &str = r#"@id("share")
+permit(principal == ?principal, action == App::Action::"read", resource in ?resource);"#;
+
+fn link(id: &str, principal: Option<String>, resource: Option<&str>) -> crate::store::TemplateLink {
+    crate::store::TemplateLink {
+        id: id.to_owned(),
+        template: "share".to_owned(),
+        principal,
+        resource: resource.map(str::to_owned),
+    }
+}
+
+#[test]
+fn template_links_are_policies_validated_with_the_model() {
+    let t = tenant(100);
+    let bob = Some(format!("Countersign::User::\"{}\"", user_id(BOB)));
+    let linked = AuthzModel::with_links(
+        t,
+        1,
+        SCHEMA,
+        &format!("{POLICIES}\n{SHARE}"),
+        &[link(
+            "bob-reads-d1",
+            bob.clone(),
+            Some(r#"App::Document::"d1""#),
+        )],
+    )
+    .unwrap();
+    let data = AuthzData {
+        users: vec![facts(t, user_id(BOB), None)],
+        services: names(&["docs"]),
+        resources: vec![
+            document("d1", "docs", user_id(BOB)),
+            document("d2", "docs", user_id(BOB)),
+        ],
+        ..AuthzData::default()
+    };
+    let w = TenantAuthz::build(Arc::new(linked), 1, &data).unwrap();
+    let d = decide(&w, BOB, PWD, "read", &doc("d1"), json!({}));
+    assert!(d.allowed && d.reasons == ["bob-reads-d1"], "{d:?}");
+    assert!(!decide(&w, BOB, PWD, "read", &doc("d2"), json!({})).allowed);
+
+    let policies = format!("{POLICIES}\n{SHARE}");
+    let refused = |links: &[crate::store::TemplateLink]| {
+        let err = AuthzModel::with_links(t, 1, SCHEMA, &policies, links).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuthzError::Parse { .. } | AuthzError::Validation { .. }
+            ),
+            "{err:?}"
+        );
+    };
+    let d1 = Some(r#"App::Document::"d1""#);
+    refused(&[crate::store::TemplateLink {
+        template: "nope".into(),
+        ..link("x", bob.clone(), d1)
+    }]);
+    refused(&[link("x", None, d1)]);
+    refused(&[link("x", Some("not a uid".into()), d1)]);
+    refused(&[link("countersign::x", bob.clone(), d1)]);
+    refused(&[link("x", bob.clone(), d1), link("x", bob.clone(), d1)]);
+    refused(&[link("delete-needs-fresh-mfa", bob.clone(), d1)]);
+    let too_many: Vec<_> = (0..=MAX_LINKS)
+        .map(|i| link(&format!("l{i}"), bob.clone(), d1))
+        .collect();
+    assert!(matches!(
+        AuthzModel::with_links(t, 1, SCHEMA, &policies, &too_many),
+        Err(AuthzError::TooLarge { .. })
+    ));
+}

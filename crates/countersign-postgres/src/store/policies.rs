@@ -38,6 +38,8 @@ impl PolicyStore for PostgresStore {
         expected: Option<u64>,
         event: Option<&AuditEvent>,
     ) -> Result<bool> {
+        let links = serde_json::to_string(&doc.links)
+            .map_err(|e| PgError::corrupt("cs_policy_documents", format!("column links: {e}")))?;
         // One statement each way, reporting whether the tenant exists and
         // whether the document was saved. The insert waits on a concurrent
         // one for the same tenant and then does nothing; the update re-checks
@@ -48,8 +50,8 @@ impl PolicyStore for PostgresStore {
                      SELECT id FROM cs_tenants WHERE id = $1
                  ), saved AS (
                      INSERT INTO cs_policy_documents (tenant_id, schema, policies, version,
-                                                      updated_at)
-                     SELECT id, $2, $3, 1, $4 FROM t
+                                                      updated_at, links)
+                     SELECT id, $2, $3, 1, $4, $5 FROM t
                      ON CONFLICT (tenant_id) DO NOTHING
                      RETURNING 1
                  )
@@ -58,13 +60,15 @@ impl PolicyStore for PostgresStore {
             .bind(doc.tenant_id.as_uuid())
             .bind(doc.schema.as_str())
             .bind(doc.policies.as_str())
-            .bind(doc.updated_at),
+            .bind(doc.updated_at)
+            .bind(links.as_str()),
             Some(v) => sqlx::query(
                 "WITH t AS (
                      SELECT 1 FROM cs_tenants WHERE id = $1
                  ), saved AS (
                      UPDATE cs_policy_documents
-                        SET schema = $2, policies = $3, version = version + 1, updated_at = $4
+                        SET schema = $2, policies = $3, version = version + 1, updated_at = $4,
+                            links = $6
                       WHERE tenant_id = $1 AND version = $5
                      RETURNING 1
                  )
@@ -74,7 +78,8 @@ impl PolicyStore for PostgresStore {
             .bind(doc.schema.as_str())
             .bind(doc.policies.as_str())
             .bind(doc.updated_at)
-            .bind(codec::version(v)),
+            .bind(codec::version(v))
+            .bind(links.as_str()),
         };
         self.retry
             .run("compare_and_save_policy_document", Once, || async {

@@ -8,14 +8,15 @@
 )]
 
 //! Integration tests: the conformance suite and the PostgreSQL-specific
-//! guarantees (migrations, retries, connection loss, read pool), each on a
-//! schema of its own in the server at `DATABASE_URL`
-//! ([`countersign_postgres::testing`]).
+//! guarantees (migrations, retries, connection loss, read pool, several
+//! nodes on one database), each on a schema of its own in the server at
+//! `DATABASE_URL` ([`countersign_postgres::testing`]).
 
 mod crash;
 mod failures;
 mod invariants;
 mod migrations;
+mod nodes;
 mod read_pool;
 
 use countersign_postgres::testing::fresh;

@@ -5,7 +5,7 @@ use countersign_core::{AuditEvent, PolicyDocument, PolicyStore, TenantId};
 use rusqlite::{TransactionBehavior, params};
 
 use super::require_tenant;
-use crate::codec::{POLICY_COLS, id, micros, read_policy, version_param};
+use crate::codec::{POLICY_COLS, id, links_json, micros, read_policy, version_param};
 use crate::{Result, SqliteError, SqliteStore};
 
 impl PolicyStore for SqliteStore {
@@ -29,6 +29,7 @@ impl PolicyStore for SqliteStore {
         let e = event.cloned();
         let t = id(doc.tenant_id.as_uuid());
         let (schema, policies) = (doc.schema.clone(), doc.policies.clone());
+        let links = links_json(doc)?;
         let at = micros(doc.updated_at);
         let expected = expected.map(version_param).transpose()?;
         self.call(move |c| {
@@ -37,19 +38,20 @@ impl PolicyStore for SqliteStore {
             let n = match expected {
                 None => tx
                     .prepare_cached(
-                        "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at)
-                         SELECT ?1, ?2, ?3, 1, ?4
+                        "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at, links)
+                         SELECT ?1, ?2, ?3, 1, ?4, ?5
                          WHERE EXISTS (SELECT 1 FROM cs_tenants WHERE id = ?1)
                          ON CONFLICT (tenant_id) DO NOTHING",
                     )?
-                    .execute(params![t, schema, policies, at])?,
+                    .execute(params![t, schema, policies, at, links])?,
                 Some(v) => tx
                     .prepare_cached(
                         "UPDATE cs_policy_documents
-                         SET schema = ?2, policies = ?3, version = version + 1, updated_at = ?4
+                         SET schema = ?2, policies = ?3, version = version + 1, updated_at = ?4,
+                             links = ?6
                          WHERE tenant_id = ?1 AND version = ?5",
                     )?
-                    .execute(params![t, schema, policies, at, v])?,
+                    .execute(params![t, schema, policies, at, v, links])?,
             };
             if n == 0 {
                 require_tenant(&tx, &t)?;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use countersign_core::{
     AuthzVersions, FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    LockoutPolicy, PolicyDocument, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName,
-    RbacStore, RoleAssignment, StoreError, StoreErrorKind,
+    LockoutPolicy, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore,
+    RoleAssignment, StoreError, StoreErrorKind,
 };
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use countersign_testkit::fixtures::{Fx, at, password};
@@ -266,22 +266,22 @@ async fn a_schema_4_database_with_rows_migrates_to_rbac() {
         assert_eq!(s.schema_version().await.unwrap(), 4);
         s.provision_tenant(&p).await.unwrap();
         s.create_user(&u, &[password("v1")]).await.unwrap();
-        let doc = PolicyDocument {
-            tenant_id: t,
-            schema: String::new(),
-            policies: String::new(),
-            version: 0,
-            updated_at: at(1),
-        };
-        assert!(
-            s.compare_and_save_policy_document(&doc, None, None)
-                .await
-                .unwrap()
-        );
+    }
+    {
+        // A policy document as schema 4 stores it (no links column yet).
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute(
+            "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at)
+             VALUES (?1, '', '', 1, 0)",
+            [t.to_string()],
+        )
+        .unwrap();
     }
     let s = SqliteStore::open(&db.0).await.unwrap();
     assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(s.get_user(t, u.id).await.unwrap().as_ref(), Some(&u));
+    let doc = s.policy_document(t).await.unwrap().unwrap();
+    assert!(doc.links.is_empty() && doc.version == 1, "{doc:?}");
     assert_eq!(
         s.authz_versions(t).await.unwrap(),
         AuthzVersions {

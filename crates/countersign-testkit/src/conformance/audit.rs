@@ -451,6 +451,7 @@ pub async fn a_policy_save_commits_with_its_event<S: AuditedStore>(s: S) {
         tenant_id: t.id,
         schema: "namespace App { entity Document; }".into(),
         policies: String::new(),
+        links: Vec::new(),
         version: 0,
         updated_at: at(1),
     };

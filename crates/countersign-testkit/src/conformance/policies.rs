@@ -1,19 +1,35 @@
 //! Tenant policy documents: the guarantees of `PolicyStore`.
 
 use chrono::{DateTime, Duration, Utc};
-use countersign_core::{PolicyDocument, StoreErrorKind, TenantId};
+use countersign_core::{PolicyDocument, StoreErrorKind, TemplateLink, TenantId};
 
 use super::{acme, kind, tenant};
 use crate::ConformanceStore;
 use crate::fixtures::{Fx, at};
 
-/// A document of `tenant` with these texts, saved at `at`. Its version is
+/// A document of `tenant` with these texts and template links naming them,
+/// saved at `at`. Its version is
 /// a deliberately wrong 99: stores ignore it.
 fn doc(tenant: TenantId, policies: &str, at: DateTime<Utc>) -> PolicyDocument {
     PolicyDocument {
         tenant_id: tenant,
         schema: format!("entity User; // {policies}"),
         policies: policies.to_owned(),
+        // Stores keep links as given; two, one slot each way.
+        links: vec![
+            TemplateLink {
+                id: format!("share-{policies}"),
+                template: "share".to_owned(),
+                principal: Some(r#"User::"u1""#.to_owned()),
+                resource: None,
+            },
+            TemplateLink {
+                id: "see-all".to_owned(),
+                template: "see".to_owned(),
+                principal: None,
+                resource: Some(r#"Doc::"d/1 \"quoted\"""#.to_owned()),
+            },
+        ],
         version: 99,
         updated_at: at,
     }

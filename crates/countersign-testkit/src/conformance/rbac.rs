@@ -302,6 +302,7 @@ pub async fn every_rbac_change_bumps_the_version_by_one<S: ConformanceStore>(s: 
         tenant_id: t.id,
         schema: "entity User;".into(),
         policies: String::new(),
+        links: Vec::new(),
         version: 0,
         updated_at: at(1),
     };

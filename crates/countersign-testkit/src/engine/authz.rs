@@ -9,7 +9,7 @@ use countersign_core::{
     AccountState, AuditKind, AuditStatus, AuthMethod, AuthRecord, AuthzService, DirectGrant, Error,
     ErrorKind, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, MethodName, NewTenant,
     PassedFactor, RbacChange, RbacKind, RbacName, Resource, RoleAssignment, RoleGrant, StepUp,
-    StepUpRequired, TenantId, UserId,
+    StepUpRequired, TemplateLink, TenantId, UserId,
 };
 
 use super::{AuditLog, NoAudit, accepts, current_totp, enroll_totp, password_alone};
@@ -588,4 +588,68 @@ pub(crate) async fn rbac_audit<S: ConformanceStore>(s: S, audit: impl AuditLog<S
 /// write nothing.
 pub async fn refused_administrative_changes_write_nothing<S: ConformanceStore>(s: S) {
     rbac_audit(s, NoAudit).await;
+}
+
+/// Template links are part of the stored model: linking one makes a new
+/// version (validated, seen by every instance at its next decision),
+/// unlinking another, and a link naming no template is refused with nothing
+/// saved.
+pub async fn template_links_are_versions_of_the_model<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 57).await;
+    let t = w.tenant.id;
+    let bob = w.user("bob").await;
+    let one = AuthzService::new(s.clone(), w.svc.env().clone());
+    let two = AuthzService::new(s.clone(), w.svc.env().clone());
+    let template = r#"@id("share") permit(principal == ?principal, action == App::Action::"read", resource == ?resource);"#;
+    one.save_model(t, RBAC_SCHEMA, template, None, &w.client)
+        .await
+        .unwrap();
+    one.change_rbac(t, &create(RbacKind::Service, "docs"), &w.client)
+        .await
+        .unwrap();
+    let b = record(t, bob.id, w.svc.env().now());
+    let reads = |authz: &AuthzService<S>| {
+        let (authz, b) = (authz.clone(), b.clone());
+        async move {
+            authz
+                .decide(&b, &action("read"), &service(t, "docs"), Default::default())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!reads(&two).await.allowed);
+    let link = TemplateLink {
+        id: "bob-reads-docs".to_owned(),
+        template: "share".to_owned(),
+        principal: Some(format!("Countersign::User::\"{}\"", bob.id)),
+        resource: Some(r#"Countersign::Service::"docs""#.to_owned()),
+    };
+    assert_eq!(
+        one.link_template(t, link.clone(), &w.client).await.unwrap(),
+        2
+    );
+    let d = reads(&two).await;
+    assert!(d.allowed && d.reasons == ["bob-reads-docs"], "{d:?}");
+    assert_eq!(s.policy_document(t).await.unwrap().unwrap().links, [link]);
+    // A link naming no template: refused, nothing saved.
+    let bad = TemplateLink {
+        id: "x".to_owned(),
+        template: "nope".to_owned(),
+        principal: None,
+        resource: None,
+    };
+    let err = two.link_template(t, bad, &w.client).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
+    assert_eq!(s.policy_document(t).await.unwrap().unwrap().version, 2);
+    assert!(
+        two.unlink_template(t, "bob-reads-docs", &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !two.unlink_template(t, "bob-reads-docs", &w.client)
+            .await
+            .unwrap()
+    );
+    assert!(!reads(&one).await.allowed);
 }

@@ -97,6 +97,7 @@ macro_rules! __engine_list {
                 rbac_never_crosses_tenants,
                 administration_is_decided_by_the_engine,
                 refused_administrative_changes_write_nothing,
+                template_links_are_versions_of_the_model,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,

@@ -31,6 +31,7 @@ async fn saves_are_audited_and_broken_stored_models_are_errors() {
         tenant_id: t,
         schema: SCHEMA.into(),
         policies: "permit(principal, action == Nope::\"x\", resource);".into(),
+        links: Vec::new(),
         version: 0,
         updated_at: w.svc.env().now(),
     };
