@@ -335,6 +335,19 @@ fn an_evaluation_error_denies_even_when_cedar_would_allow() {
         json!({ "hour": "noon" }),
     );
     assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
+    // an action the schema does not declare, or one that does not apply
+    // to this resource's type, denies with the reason.
+    let d = decide(&w, ALICE, MFA, "fly", &doc("d1"), json!({}));
+    assert!(
+        !d.allowed && d.errors.iter().any(|e| e.contains("not an action")),
+        "{d:?}"
+    );
+    let tenant_itself = Resource {
+        tenant: tenant(100),
+        uid: uid(r#"Countersign::Tenant::"x""#),
+    };
+    let d = decide(&w, ALICE, MFA, "read", &tenant_itself, json!({}));
+    assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
     // and the caller may not forge the authentication.
     let d = decide(
         &w,
