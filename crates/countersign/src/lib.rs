@@ -7,6 +7,7 @@
 //! | `memory` | yes     | [`memory`]: the in-memory backend, also the mock store for tests |
 //! | `sqlite` | yes     | [`sqlite`]: the SQLite backend, the embedded default |
 //! | `postgres` | no    | `postgres`: the PostgreSQL backend, for scale-out |
+//! | `mail`   | no      | `mail`: SMTP and log senders, branded templates for notices |
 //!
 //! This is the one crate with a semver promise: depend on it rather than on
 //! the `countersign-*` crates it re-exports.
@@ -14,6 +15,8 @@
 pub use countersign_core as core;
 pub use countersign_core::*;
 
+#[cfg(feature = "mail")]
+pub use countersign_mail as mail;
 #[cfg(feature = "memory")]
 pub use countersign_memory as memory;
 #[cfg(feature = "postgres")]
@@ -36,8 +39,8 @@ pub mod prelude {
         PasswordHasher, SessionService, Store, Submission, Tenant, TenantId, User, UserId,
     };
     pub use countersign_core::{
-        AdminAction, AuthzService, Decision, DirectGrant, RbacChange, RbacKind, RbacName,
-        Resource, RoleAssignment, RoleGrant,
+        AdminAction, AuthzService, Decision, DirectGrant, RbacChange, RbacKind, RbacName, Resource,
+        RoleAssignment, RoleGrant,
     };
 
     #[cfg(feature = "memory")]

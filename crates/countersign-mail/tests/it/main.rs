@@ -1,0 +1,20 @@
+//! Integration tests of countersign-mail, one binary: configuration and
+//! its redaction, the templates for every notice, the log sender's
+//! silence about secrets, and SMTP end to end against a tiny in-process
+//! server (a core login code travelling through `Templates` and
+//! `SmtpSender`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    unreachable_pub,
+    reason = "tests"
+)]
+
+mod config;
+mod log_sender;
+mod smtp;
+mod support;
+mod templates;
