@@ -75,6 +75,9 @@ str_enum! {
         RbacChanged => "rbac.changed",
         /// A user was registered.
         UserRegistered => "user.registered",
+        /// A user was imported from another system (with the password hash
+        /// it had there, if any).
+        UserImported => "user.imported",
         /// A user's lifecycle state changed.
         UserStateChanged => "user.state_changed",
         /// A user and their personal data were erased.

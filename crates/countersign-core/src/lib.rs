@@ -62,8 +62,9 @@ pub mod otp {
 
 pub use audit::{AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditReason, AuditStatus};
 pub use authn::{
-    AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorResponse, LoginStatus, NewTenant,
-    NewUser, PasswordLogin, Refusal, SelfService, Submission,
+    AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorExport, FactorResponse,
+    ImportOutcome, ImportUser, LoginStatus, NewTenant, NewUser, PasswordLogin, Refusal,
+    SelfService, SessionExport, Submission, UserExport,
 };
 #[cfg(feature = "authz")]
 pub use authz::{
@@ -76,7 +77,7 @@ pub use error::{
 };
 pub use factor::{
     Argon2Params, AuthMethod, CodeKey, EmailOtpSettings, FactorCredential, FactorKind,
-    FactorSettings, FactorStep, MethodName, MethodRecord, MethodScope, PasskeyInfo,
+    FactorSettings, FactorStep, LegacyHash, MethodName, MethodRecord, MethodScope, PasskeyInfo,
     PasskeySettings, PasswordCredential, PasswordHasher, PasswordRules, PasswordSettings,
     PasswordViolation, RecoveryCodeSettings, TotpAlgorithm, TotpEnrollment, TotpSettings,
     Versioned,
@@ -97,13 +98,13 @@ pub use rbac::{
 };
 pub use seal::{SealError, Sealed, Sealer, SealingKey, StoredSecret};
 pub use session::{
-    AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily, Refreshed, Rotation,
-    SessionPolicy, SessionRecord, SessionService, SigningKeyRecord, StepUpRequired,
+    AccessTokenClaims, AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily,
+    Refreshed, Rotation, SessionPolicy, SessionRecord, SessionService, SigningAlgorithm,
+    SigningKeyRecord, StepUpRequired,
 };
 pub use store::{
     AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
     IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, RbacLookup, RbacStore,
-    TemplateLink,
-    SessionStore, Store,
+    SessionStore, Store, TemplateLink,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

@@ -78,7 +78,7 @@ pub(crate) use family_cols;
 /// The columns [`signing_key`] reads.
 macro_rules! key_cols {
     () => {
-        "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until"
+        "tenant_id, kid, algorithm, private_key, public_key, created_at, retired_at, verify_until"
     };
 }
 pub(crate) use key_cols;
@@ -230,6 +230,7 @@ pub(crate) fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, PgError> {
     Ok(SigningKeyRecord {
         tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
         kid: get(row, T, "kid")?,
+        algorithm: parse(T, "algorithm", &get::<String>(row, T, "algorithm")?)?,
         private_key: get(row, T, "private_key")?,
         public_key: get(row, T, "public_key")?,
         created_at: get(row, T, "created_at")?,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, AuthzVersions, DirectGrant, EmailAddress, EventId, FactorCredential, FailureRecord,
     FamilyId, FlowRecord, Identifier, MethodRecord, PolicyDocument, RbacName, RefreshFamily,
-    RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningKeyRecord, Tenant, TenantId,
-    TenantSlug, TokenHash, User, UserId, Versioned,
+    RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningAlgorithm, SigningKeyRecord,
+    Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -302,12 +302,16 @@ pub(crate) fn read_family(r: &Row<'_>) -> Result<RefreshFamily> {
 }
 
 pub(crate) const KEY_COLS: &str =
-    "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until";
+    "tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until, algorithm";
 
 pub(crate) fn read_key(r: &Row<'_>) -> Result<SigningKeyRecord> {
+    let algorithm: String = r.col(7)?;
     Ok(SigningKeyRecord {
         tenant_id: r.id_col(0, TenantId::from_uuid)?,
         kid: r.col(1)?,
+        algorithm: algorithm
+            .parse::<SigningAlgorithm>()
+            .map_err(|e| SqliteError::Corrupt(format!("signing key algorithm: {e}")))?,
         private_key: r.col(2)?,
         public_key: r.col(3)?,
         created_at: r.time_col(4)?,

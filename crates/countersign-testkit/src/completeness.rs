@@ -25,6 +25,8 @@ const ENGINE: &[(&str, &str)] = &[
     ("audit", include_str!("engine/audit.rs")),
     ("sealing", include_str!("engine/sealing.rs")),
     ("authz", include_str!("engine/authz.rs")),
+    ("lifecycle", include_str!("engine/lifecycle.rs")),
+    ("import", include_str!("engine/import.rs")),
     ("", include_str!("engine/mod.rs")),
 ];
 

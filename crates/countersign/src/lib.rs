@@ -42,6 +42,7 @@ pub mod prelude {
         AdminAction, AuthzService, Decision, DirectGrant, RbacChange, RbacKind, RbacName, Resource,
         RoleAssignment, RoleGrant,
     };
+    pub use countersign_core::{ImportOutcome, ImportUser, LegacyHash, UserExport};
 
     #[cfg(feature = "memory")]
     pub use countersign_memory::MemoryStore;

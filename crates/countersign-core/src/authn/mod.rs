@@ -31,11 +31,13 @@ mod accounts;
 mod admin;
 mod challenge;
 mod enroll;
+mod export;
 mod login;
 mod self_service;
 
-pub use accounts::{NewTenant, NewUser, PasswordLogin};
+pub use accounts::{ImportOutcome, ImportUser, NewTenant, NewUser, PasswordLogin};
 pub use enroll::{Confirm, Enroll, Enrolled};
+pub use export::{FactorExport, SessionExport, UserExport};
 pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
 pub use self_service::SelfService;
 

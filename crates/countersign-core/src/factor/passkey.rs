@@ -80,7 +80,7 @@ pub struct PasskeysCredential {
 }
 
 /// A registered passkey as listed to its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyInfo {
     /// Its id.
     pub id: uuid::Uuid,

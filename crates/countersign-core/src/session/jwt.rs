@@ -1,5 +1,13 @@
-//! Signed JWT access tokens (EdDSA over Ed25519, `typ: at+jwt` as RFC
-//! 9068 says) and the JWKS document.
+//! Signed JWT access tokens (`typ: at+jwt` as RFC 9068 says) and the
+//! JWKS document.
+//!
+//! A tenant signs with EdDSA (Ed25519, the default), ES256 (P-256) or
+//! RS256 (2048-bit RSA): [`SigningAlgorithm`], chosen in its
+//! [`AccessTokenPolicy`](super::AccessTokenPolicy). Every key records its
+//! algorithm, and a token verifies only under a key of its tenant with its
+//! `kid` whose algorithm is the token's `alg`: `none`, HMAC and any other
+//! `alg` are refused before a key is looked at, so a public key can never
+//! be used as an HMAC secret.
 //!
 //! Verification is offline: a token verifies until its `exp` (plus
 //! [`LEEWAY`]) whatever happens to its session meanwhile, so logout,
@@ -20,10 +28,15 @@ use std::collections::HashSet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng as _;
+use rsa::pkcs1::{DecodeRsaPublicKey as _, EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
+use rsa::traits::PublicKeyParts as _;
 use serde::{Deserialize, Serialize};
 
+pub use super::SigningAlgorithm;
 use super::SigningKeyRecord;
 use crate::env::Env;
 use crate::error::{Error, Result};
@@ -37,6 +50,20 @@ pub const TYP: &str = "at+jwt";
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat` (30 s).
 pub const LEEWAY: i64 = 30;
+
+/// The size of RS256 keys, in bits.
+pub const RSA_BITS: usize = 2048;
+
+impl SigningAlgorithm {
+    /// The same algorithm as `jsonwebtoken` names it.
+    fn jws(self) -> Algorithm {
+        match self {
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
 
 /// What a verifier expects of a token besides its signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +81,9 @@ pub struct Expected<'a> {
 pub struct VerifyingKey {
     /// The key id (`kid`).
     pub kid: String,
-    /// The 32-byte Ed25519 public key.
+    /// The only `alg` it verifies.
+    pub algorithm: SigningAlgorithm,
+    /// The public key, encoded as [`SigningKeyRecord::public_key`] is.
     pub public_key: Vec<u8>,
     /// Until when tokens it signed verify (`None`: still signing).
     pub verify_until: Option<DateTime<Utc>>,
@@ -71,6 +100,7 @@ impl From<&SigningKeyRecord> for VerifyingKey {
     fn from(k: &SigningKeyRecord) -> Self {
         Self {
             kid: k.kid.clone(),
+            algorithm: k.algorithm,
             public_key: k.public_key.clone(),
             verify_until: k.verify_until,
         }
@@ -104,6 +134,15 @@ pub struct AccessClaims {
     pub acr: String,
     /// When the user authenticated (unix seconds).
     pub auth_time: i64,
+    /// The tenant's slug, when its policy asks for it
+    /// ([`AccessTokenClaims::tenant`](super::AccessTokenClaims::tenant)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The user's roles in the service the tenant's policy names
+    /// ([`AccessTokenClaims::roles_in`](super::AccessTokenClaims::roles_in)),
+    /// as they were when the token was minted; absent when it names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
 }
 
 /// Why an access token was refused.
@@ -113,7 +152,8 @@ pub enum JwtError {
     /// Not a JWT, or its parts do not decode.
     #[error("malformed token")]
     Malformed,
-    /// `alg` is not EdDSA (`none` included).
+    /// `alg` is not one of EdDSA, ES256, RS256 (`none` and HMAC included),
+    /// or not the algorithm of the key its `kid` names.
     #[error("algorithm not accepted")]
     Algorithm,
     /// No `kid`, or no key of the tenant with that id (or it no longer verifies).
@@ -171,22 +211,56 @@ pub fn amr_of(auth: &AuthRecord) -> (Vec<String>, bool) {
     (out, mfa)
 }
 
-/// A fresh Ed25519 signing key for `tenant`, created `now`, from the
-/// environment's random source. Its private half is in the clear:
-/// [`seal_signing_key`] it before storing it.
+/// A random generator for the key-generation crates (which take a
+/// `rand_core` 0.6 `CryptoRng`): ChaCha20 seeded with 256 bits drawn from
+/// the environment. Drawing the seed is the one fallible step (their
+/// `fill_bytes` cannot fail), and a seeded environment yields the same keys
+/// every run.
+fn key_rng(env: &Env) -> Result<ChaCha20Rng> {
+    Ok(ChaCha20Rng::from_seed(env.random_bytes()?))
+}
+
+fn encoding_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::internal_from("signing key encoding", e)
+}
+
+/// A fresh signing key of `algorithm` for `tenant`, created `now`, from
+/// the environment's random source. Its private half is in the clear:
+/// [`seal_signing_key`] it before storing it. An RS256 key takes a while
+/// (a 2048-bit RSA key generation: tens to hundreds of milliseconds).
 pub fn new_signing_key(
     env: &Env,
     tenant: TenantId,
+    algorithm: SigningAlgorithm,
     now: DateTime<Utc>,
 ) -> Result<SigningKeyRecord> {
-    let seed: [u8; 32] = env.random_bytes()?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let (private_key, public_key) = match algorithm {
+        SigningAlgorithm::EdDsa => {
+            let seed: [u8; 32] = env.random_bytes()?;
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            (seed.to_vec(), key.verifying_key().to_bytes().to_vec())
+        }
+        SigningAlgorithm::Es256 => {
+            let key = p256::ecdsa::SigningKey::random(&mut key_rng(env)?);
+            let der = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&key).map_err(encoding_error)?;
+            let point = key.verifying_key().to_encoded_point(false);
+            (der.as_bytes().to_vec(), point.as_bytes().to_vec())
+        }
+        SigningAlgorithm::Rs256 => {
+            let key =
+                rsa::RsaPrivateKey::new(&mut key_rng(env)?, RSA_BITS).map_err(encoding_error)?;
+            let der = key.to_pkcs1_der().map_err(encoding_error)?;
+            let public = key.to_public_key().to_pkcs1_der().map_err(encoding_error)?;
+            (der.as_bytes().to_vec(), public.as_bytes().to_vec())
+        }
+    };
     let kid_bytes: [u8; 12] = env.random_bytes()?;
     Ok(SigningKeyRecord {
         tenant_id: tenant,
         kid: URL_SAFE_NO_PAD.encode(kid_bytes),
-        private_key: seed.to_vec(),
-        public_key: key.verifying_key().to_bytes().to_vec(),
+        algorithm,
+        private_key,
+        public_key,
         created_at: now,
         retired_at: None,
         verify_until: None,
@@ -201,48 +275,69 @@ pub fn seal_signing_key(
     sealer: Option<&Sealer>,
     env: &Env,
 ) -> Result<SigningKeyRecord> {
-    if let StoredSecret::Plain(seed) = key.stored_private_key()? {
+    if let StoredSecret::Plain(secret) = key.stored_private_key()? {
         let context = signing_key_context(key.tenant_id, &key.kid);
-        if let StoredSecret::Sealed(sealed) = StoredSecret::seal(sealer, env, &seed, &context)? {
+        if let StoredSecret::Sealed(sealed) = StoredSecret::seal(sealer, env, &secret, &context)? {
             key.private_key = String::from(sealed).into_bytes();
         }
     }
     Ok(key)
 }
 
-/// The private half of `key` in the clear: opened by `sealer` if it is
-/// sealed, as stored if it is not. Fails closed with a [`SealError`] (no
-/// sealer, a key it does not list, another row's value).
-fn open_seed(key: &SigningKeyRecord, sealer: Option<&Sealer>) -> Result<[u8; 32]> {
+/// The private half of `key` as `jsonwebtoken` signs with it: opened by
+/// `sealer` if it is sealed, as stored if it is not. Fails closed with a
+/// [`SealError`] (no sealer, a key it does not list, another row's value).
+fn encoding_key(key: &SigningKeyRecord, sealer: Option<&Sealer>) -> Result<EncodingKey> {
     let context = signing_key_context(key.tenant_id, &key.kid);
-    let seed = key.stored_private_key()?.open(sealer, &context)?;
-    Ok(seed
-        .as_slice()
-        .try_into()
-        .map_err(|_| SealError::Malformed)?)
+    let secret = key.stored_private_key()?.open(sealer, &context)?;
+    Ok(match key.algorithm {
+        SigningAlgorithm::EdDsa => {
+            let seed: [u8; 32] = secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| SealError::Malformed)?;
+            let der = ed25519_dalek::SigningKey::from_bytes(&seed)
+                .to_pkcs8_der()
+                .map_err(encoding_error)?;
+            EncodingKey::from_ed_der(der.as_bytes())
+        }
+        SigningAlgorithm::Es256 => EncodingKey::from_ec_der(&secret),
+        SigningAlgorithm::Rs256 => EncodingKey::from_rsa_der(&secret),
+    })
 }
 
-/// Sign `claims` with `key`, opening its private half with `sealer` when
-/// it is sealed (fail closed: a [`SealError`]).
+/// Sign `claims` with `key` (a JWS of its algorithm, `typ: at+jwt`, its
+/// `kid`), opening its private half with `sealer` when it is sealed (fail
+/// closed: a [`SealError`]).
 pub fn sign(
     key: &SigningKeyRecord,
     sealer: Option<&Sealer>,
     claims: &AccessClaims,
 ) -> Result<String> {
-    let seed = open_seed(key, sealer)?;
-    let der = ed25519_dalek::SigningKey::from_bytes(&seed)
-        .to_pkcs8_der()
-        .map_err(|e| Error::internal_from("signing key encoding", e))?;
-    let mut header = Header::new(Algorithm::EdDSA);
+    let encoding = encoding_key(key, sealer)?;
+    let mut header = Header::new(key.algorithm.jws());
     header.typ = Some(TYP.to_owned());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
+    jsonwebtoken::encode(&header, claims, &encoding)
         .map_err(|e| Error::internal_from("jwt signing", e))
 }
 
-/// The unverified `kid` and `tid` of a token: only to choose the key that
-/// must then verify it.
-pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
+/// What a token says about itself before it is verified: only to choose
+/// the key that must then verify it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    /// `alg`: one of the accepted algorithms.
+    pub algorithm: SigningAlgorithm,
+    /// `kid`.
+    pub kid: String,
+    /// `tid`.
+    pub tenant: TenantId,
+}
+
+/// The unverified `alg`, `kid` and `tid` of a token: only to choose the key
+/// that must then verify it. An `alg` other than EdDSA, ES256 and RS256
+/// (`none`, HMAC, ...) is refused here.
+pub fn peek(token: &str) -> Result<Peeked, JwtError> {
     if token.len() > 8192 {
         return Err(JwtError::Malformed);
     }
@@ -263,10 +358,12 @@ pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(JwtError::Malformed)?;
-    // Only EdDSA, and never `none`, whatever the rest says.
-    if head.alg != "EdDSA" {
-        return Err(JwtError::Algorithm);
-    }
+    // Only the three signature algorithms, never `none` nor a MAC, whatever
+    // the rest says.
+    let algorithm = head
+        .alg
+        .parse::<SigningAlgorithm>()
+        .map_err(|_| JwtError::Algorithm)?;
     // RFC 9068: `at+jwt` (or `application/at+jwt`), case-insensitively.
     let typ = head.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
     if typ != TYP && typ != "application/at+jwt" {
@@ -286,12 +383,16 @@ pub fn peek(token: &str) -> Result<(String, TenantId), JwtError> {
         .tid
         .parse::<TenantId>()
         .map_err(|_| JwtError::Malformed)?;
-    Ok((kid, tenant))
+    Ok(Peeked {
+        algorithm,
+        kid,
+        tenant,
+    })
 }
 
-/// Verify `token` against the tenant's `keys` at `now`: EdDSA only,
-/// `typ: at+jwt`, a known `kid` whose key still verifies, a good
-/// signature, the expected issuer, audience and tenant, and
+/// Verify `token` against the tenant's `keys` at `now`: `typ: at+jwt`, a
+/// known `kid` whose key still verifies and whose algorithm is the token's
+/// `alg`, a good signature, the expected issuer, audience and tenant, and
 /// `nbf, iat <= now < exp` within [`LEEWAY`] (time from the caller's clock,
 /// never the wall clock).
 pub fn verify(
@@ -300,17 +401,25 @@ pub fn verify(
     expected: &Expected<'_>,
     now: DateTime<Utc>,
 ) -> Result<AccessClaims, JwtError> {
-    let (kid, tenant) = peek(token)?;
-    if tenant != expected.tenant {
+    let head = peek(token)?;
+    if head.tenant != expected.tenant {
         return Err(JwtError::Tenant);
     }
     let key = keys
         .iter()
-        .find(|k| k.kid == kid && k.verifies_at(now))
+        .find(|k| k.kid == head.kid && k.verifies_at(now))
         .ok_or(JwtError::UnknownKey)?;
-    let decoding = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(&key.public_key))
-        .map_err(|_| JwtError::UnknownKey)?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
+    // A key verifies its own algorithm only: an ES256 header on an RS256
+    // key's kid is refused here, before any signature check.
+    if key.algorithm != head.algorithm {
+        return Err(JwtError::Algorithm);
+    }
+    // The key as the JWKS publishes it: what this verifies with is what
+    // every other verifier gets.
+    let decoding = JwkKey::of(key.algorithm, &key.public_key)
+        .and_then(|k| k.decoding_key())
+        .ok_or(JwtError::UnknownKey)?;
+    let mut validation = Validation::new(key.algorithm.jws());
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
@@ -344,18 +453,91 @@ pub fn verify(
     Ok(c)
 }
 
-/// One key of a JWKS document (RFC 8037 OKP).
+/// The public parameters of a JWK, by key type (`kty`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kty")]
+pub enum JwkKey {
+    /// `OKP` (RFC 8037): an Ed25519 key.
+    #[serde(rename = "OKP")]
+    Okp {
+        /// `Ed25519`.
+        crv: String,
+        /// The public key, base64url.
+        x: String,
+    },
+    /// `EC` (RFC 7518 §6.2): a P-256 key.
+    #[serde(rename = "EC")]
+    Ec {
+        /// `P-256`.
+        crv: String,
+        /// The x coordinate, 32 bytes big-endian, base64url.
+        x: String,
+        /// The y coordinate, 32 bytes big-endian, base64url.
+        y: String,
+    },
+    /// `RSA` (RFC 7518 §6.3).
+    #[serde(rename = "RSA")]
+    Rsa {
+        /// The modulus, big-endian, base64url.
+        n: String,
+        /// The public exponent, big-endian, base64url.
+        e: String,
+    },
+}
+
+impl JwkKey {
+    /// The parameters of a public key of `algorithm` encoded as
+    /// [`SigningKeyRecord::public_key`] is; `None` if it is malformed.
+    pub fn of(algorithm: SigningAlgorithm, public_key: &[u8]) -> Option<Self> {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        match algorithm {
+            SigningAlgorithm::EdDsa => (public_key.len() == 32).then(|| Self::Okp {
+                crv: "Ed25519".into(),
+                x: b64(public_key),
+            }),
+            SigningAlgorithm::Es256 => {
+                // SEC1 uncompressed: 0x04 || x || y.
+                let (tag, xy) = public_key.split_first()?;
+                if *tag != 0x04 || xy.len() != 64 {
+                    return None;
+                }
+                let (x, y) = xy.split_at(32);
+                Some(Self::Ec {
+                    crv: "P-256".into(),
+                    x: b64(x),
+                    y: b64(y),
+                })
+            }
+            SigningAlgorithm::Rs256 => {
+                let key = rsa::RsaPublicKey::from_pkcs1_der(public_key).ok()?;
+                Some(Self::Rsa {
+                    n: b64(&key.n().to_bytes_be()),
+                    e: b64(&key.e().to_bytes_be()),
+                })
+            }
+        }
+    }
+
+    fn decoding_key(&self) -> Option<DecodingKey> {
+        match self {
+            Self::Okp { x, .. } => DecodingKey::from_ed_components(x),
+            Self::Ec { x, y, .. } => DecodingKey::from_ec_components(x, y),
+            Self::Rsa { n, e } => DecodingKey::from_rsa_components(n, e),
+        }
+        .ok()
+    }
+}
+
+/// One key of a JWKS document (RFC 7517): its public parameters, `kid`,
+/// `alg` and `use: sig`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// `OKP`.
-    pub kty: String,
-    /// `Ed25519`.
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
+    /// `kty` and the public parameters.
+    #[serde(flatten)]
+    pub key: JwkKey,
     /// Key id.
     pub kid: String,
-    /// `EdDSA`.
+    /// `EdDSA`, `ES256` or `RS256`: the only algorithm it verifies.
     pub alg: String,
     /// `sig`.
     #[serde(rename = "use")]
@@ -365,29 +547,41 @@ pub struct Jwk {
 /// A JWKS document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
-    /// The keys that verify now (active and retired-but-overlapping).
+    /// The keys that verify now (active and retired-but-overlapping), of
+    /// whatever algorithm.
     pub keys: Vec<Jwk>,
 }
 
-/// The JWKS of `keys` at `now`: every key that still verifies.
+/// The JWKS of `keys` at `now`: every key that still verifies, each with
+/// its own algorithm. A key whose public half is malformed (it could not
+/// verify anything either) is left out, and logged.
 pub fn jwks(keys: &[SigningKeyRecord], now: DateTime<Utc>) -> Jwks {
     Jwks {
         keys: keys
             .iter()
             .filter(|k| k.verifies_at(now))
-            .map(|k| Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                x: URL_SAFE_NO_PAD.encode(&k.public_key),
-                kid: k.kid.clone(),
-                alg: "EdDSA".into(),
-                use_: "sig".into(),
+            .filter_map(|k| {
+                let Some(key) = JwkKey::of(k.algorithm, &k.public_key) else {
+                    tracing::error!(
+                        tenant = %k.tenant_id,
+                        kid = %k.kid,
+                        "a signing key with a malformed public key is left out of the JWKS"
+                    );
+                    return None;
+                };
+                Some(Jwk {
+                    key,
+                    kid: k.kid.clone(),
+                    alg: k.algorithm.as_str().to_owned(),
+                    use_: "sig".into(),
+                })
             })
             .collect(),
     }
 }
 
-/// Claims for an access token of `auth` in `session`, issued `now`.
+/// Claims for an access token of `auth` in `session`, issued `now`, without
+/// the optional ones (the service adds those its tenant's policy asks for).
 pub fn claims_for(
     env: &Env,
     now: DateTime<Utc>,
@@ -418,162 +612,10 @@ pub fn claims_for(
         amr,
         acr: if mfa { "mfa".into() } else { "sfa".into() },
         auth_time: auth.at.timestamp(),
+        tenant: None,
+        roles: None,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
-
-    use super::*;
-    use crate::factor::MethodName;
-    use crate::flow::PassedFactor;
-
-    fn setup() -> (Env, DateTime<Utc>, SigningKeyRecord, AccessClaims) {
-        let (env, _clock) = Env::manual(9);
-        let now = env.now();
-        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(1));
-        let key = new_signing_key(&env, tenant, now).unwrap();
-        let auth = AuthRecord {
-            tenant_id: tenant,
-            user_id: crate::ids::UserId::from_uuid(uuid::Uuid::from_u128(2)),
-            method: MethodName::parse("pwd").unwrap(),
-            factors: vec![PassedFactor {
-                kind: FactorKind::Password,
-                at: now,
-            }],
-            at: now,
-        };
-        let sid = SessionId::from_uuid(uuid::Uuid::from_u128(3));
-        let ttl = std::time::Duration::from_secs(300);
-        let claims = claims_for(&env, now, &auth, sid, "iss", "api", ttl).unwrap();
-        (env, now, key, claims)
-    }
-
-    fn expected(tenant: TenantId) -> Expected<'static> {
-        Expected {
-            issuer: "iss",
-            audience: "api",
-            tenant,
-        }
-    }
-
-    /// `exp`, `nbf` and `iat` are checked with a 30 s leeway, no more.
-    #[test]
-    fn verification_has_a_small_leeway() {
-        let (_, now, key, claims) = setup();
-        let t = key.tenant_id;
-        let keys = [VerifyingKey::from(&key)];
-        let token = sign(&key, None, &claims).unwrap();
-        let at = |s: i64| now + chrono::Duration::seconds(s);
-        verify(&token, &keys, &expected(t), at(300 + 29)).unwrap();
-        assert_eq!(
-            verify(&token, &keys, &expected(t), at(300 + 30)),
-            Err(JwtError::Expired)
-        );
-        // A token from a clock 29 s ahead verifies; 31 s ahead does not.
-        verify(&token, &keys, &expected(t), at(-29)).unwrap();
-        assert_eq!(
-            verify(&token, &keys, &expected(t), at(-31)),
-            Err(JwtError::NotYetValid)
-        );
-    }
-
-    /// Tokens carry `typ: at+jwt`; another `typ` (or none) is refused even
-    /// with a good signature, and so is another tenant's token.
-    #[test]
-    fn typ_and_tenant_are_checked() {
-        let (_, now, key, claims) = setup();
-        let t = key.tenant_id;
-        let keys = [VerifyingKey::from(&key)];
-        let token = sign(&key, None, &claims).unwrap();
-        let head: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(token.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(head["typ"], "at+jwt");
-        let seed: [u8; 32] = key.private_key.as_slice().try_into().unwrap();
-        let der = ed25519_dalek::SigningKey::from_bytes(&seed)
-            .to_pkcs8_der()
-            .unwrap();
-        for typ in [Some("JWT"), None, Some("id+jwt")] {
-            let mut header = Header::new(Algorithm::EdDSA);
-            header.typ = typ.map(str::to_owned);
-            header.kid = Some(key.kid.clone());
-            let other =
-                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes()))
-                    .unwrap();
-            assert_eq!(
-                verify(&other, &keys, &expected(t), now),
-                Err(JwtError::Type),
-                "{typ:?}"
-            );
-        }
-        let b = TenantId::from_uuid(uuid::Uuid::from_u128(99));
-        assert_eq!(
-            verify(&token, &keys, &expected(b), now),
-            Err(JwtError::Tenant)
-        );
-        verify(&token, &keys, &expected(t), now).unwrap();
-    }
-
-    /// A signing key stored before sealing (its 32-byte seed in the
-    /// clear) still signs, with or without a sealer; sealed, it leaves no
-    /// trace of the seed, signs only with the sealer, and its tokens verify
-    /// against the same public key.
-    #[test]
-    fn clear_signing_keys_stored_before_sealing_still_sign() {
-        use crate::seal::{SealError, Sealer, SealingKey, StoredSecret};
-        let (env, now, legacy, claims) = setup();
-        let t = legacy.tenant_id;
-        let keys = [VerifyingKey::from(&legacy)];
-        let sealer = Sealer::new(SealingKey::generate("k1", &env).unwrap());
-        assert!(matches!(
-            legacy.stored_private_key(),
-            Ok(StoredSecret::Plain(_))
-        ));
-        for s in [None, Some(&sealer)] {
-            let token = sign(&legacy, s, &claims).unwrap();
-            verify(&token, &keys, &expected(t), now).unwrap();
-        }
-        let sealed = seal_signing_key(legacy.clone(), Some(&sealer), &env).unwrap();
-        assert_eq!(sealed.stored_private_key().unwrap().key_id(), Some("k1"));
-        assert!(
-            !sealed
-                .private_key
-                .windows(32)
-                .any(|w| w == legacy.private_key.as_slice())
-        );
-        assert!(!format!("{sealed:?}").contains(&format!("{:?}", legacy.private_key)));
-        let token = sign(&sealed, Some(&sealer), &claims).unwrap();
-        verify(&token, &keys, &expected(t), now).unwrap();
-        let err = sign(&sealed, None, &claims).unwrap_err();
-        assert_eq!(SealError::of(&err), Some(&SealError::NoSealer));
-        // Bound to its kid: the same sealed bytes under another kid fail.
-        let mut moved = sealed.clone();
-        moved.kid = "another".into();
-        let err = sign(&moved, Some(&sealer), &claims).unwrap_err();
-        assert_eq!(SealError::of(&err), Some(&SealError::DoesNotOpen));
-    }
-
-    /// A lifetime beyond the calendar is a typed error, not a panic.
-    #[test]
-    fn claims_with_an_impossible_lifetime_are_an_error() {
-        let (env, now, _, claims) = setup();
-        let auth = AuthRecord {
-            tenant_id: claims.tid.parse().unwrap(),
-            user_id: claims.sub.parse().unwrap(),
-            method: MethodName::parse("pwd").unwrap(),
-            factors: vec![],
-            at: now,
-        };
-        let sid = SessionId::from_uuid(uuid::Uuid::from_u128(3));
-        let forever = std::time::Duration::from_secs(u64::MAX / 2);
-        assert!(matches!(
-            claims_for(&env, now, &auth, sid, "iss", "api", forever),
-            Err(Error::InvalidInput(_))
-        ));
-    }
-}
+mod tests;

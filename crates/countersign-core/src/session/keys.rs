@@ -118,6 +118,7 @@ mod tests {
     fn key(kid: &str) -> VerifyingKey {
         VerifyingKey {
             kid: kid.into(),
+            algorithm: crate::session::SigningAlgorithm::EdDsa,
             public_key: vec![0; 32],
             verify_until: None,
         }

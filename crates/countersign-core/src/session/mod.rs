@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::InvalidInput;
 use crate::flow::AuthRecord;
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
+use crate::rbac::RbacName;
 use crate::seal::{SealError, Sealed, StoredSecret};
 use crate::token::{TokenHash, TokenKind};
 
@@ -70,9 +71,10 @@ pub struct SessionPolicy {
     /// Signed JWT access tokens, if the tenant wants them. **Off by
     /// default** (`None`): a login then yields a session token (and a
     /// refresh token) but no JWT, and [`IssuedSession::access_token`] is
-    /// `None`. Set an [`AccessTokenPolicy`] (an audience and a lifetime) to
-    /// have every login and refresh also mint an EdDSA JWT that services
-    /// verify offline against the tenant's JWKS.
+    /// `None`. Set an [`AccessTokenPolicy`] (an audience and a lifetime,
+    /// optionally an algorithm and optional claims) to have every login and
+    /// refresh also mint a JWT that services verify offline against the
+    /// tenant's JWKS.
     pub access_tokens: Option<AccessTokenPolicy>,
 }
 
@@ -118,15 +120,39 @@ impl SessionPolicy {
 
 /// A tenant's JWT access tokens: setting one in
 /// [`SessionPolicy::access_tokens`] turns them on (they are off by default).
+///
+/// Policies stored before [`algorithm`](Self::algorithm) and
+/// [`claims`](Self::claims) existed read back with their defaults (EdDSA,
+/// no optional claims).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenPolicy {
     /// The `aud` claim services expect.
     pub audience: String,
     /// Lifetime of one access token (at most an hour).
     pub ttl: Duration,
+    /// The algorithm new signing keys use (EdDSA by default). Changing it
+    /// takes effect at the next token issued: that issue rotates to a key
+    /// of the new algorithm, and the previous key (of whatever algorithm)
+    /// keeps verifying, and stays in the JWKS, for one token lifetime.
+    #[serde(default)]
+    pub algorithm: SigningAlgorithm,
+    /// The optional claims tokens carry (none by default).
+    #[serde(default)]
+    pub claims: AccessTokenClaims,
 }
 
 impl AccessTokenPolicy {
+    /// Tokens for `audience` living `ttl`, signed with EdDSA, with no
+    /// optional claims.
+    pub fn new(audience: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            audience: audience.into(),
+            ttl,
+            algorithm: SigningAlgorithm::default(),
+            claims: AccessTokenClaims::default(),
+        }
+    }
+
     /// Check the policy's bounds.
     pub fn validate(&self) -> Result<(), InvalidInput> {
         if self.audience.is_empty() || self.audience.len() > 256 {
@@ -142,6 +168,85 @@ impl AccessTokenPolicy {
             ));
         }
         Ok(())
+    }
+}
+
+/// The optional claims of a tenant's access tokens, beyond the standard
+/// ones every token carries (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`,
+/// `jti`, `tid`, `sid`, `amr`, `acr`, `auth_time`).
+///
+/// Claims are read when a token is minted (at login and at each refresh),
+/// so a change (a role revoked) reaches tokens within one token lifetime.
+/// Issuing costs no store call for `tenant` and one for `roles_in`.
+// TODO(tiers): a `tier` claim, once users have a tier (part of the
+// "Account lifecycle" issue not done yet); `User` has no tier to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessTokenClaims {
+    /// Add `tenant`: the tenant's slug (the id is always in `tid`).
+    pub tenant: bool,
+    /// Add `roles`: the roles the user holds in this RBAC service (an
+    /// empty list when none), read from the store at each mint.
+    pub roles_in: Option<RbacName>,
+}
+
+/// How a tenant's access tokens are signed: the JWS `alg` of its keys.
+///
+/// EdDSA (Ed25519) is the default. ES256 (ECDSA over P-256 with SHA-256)
+/// and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys) exist for
+/// verifiers that know nothing else (many gateways and client libraries
+/// verify only RS256). Each key records its algorithm; a verifier accepts a
+/// token only when its header's `alg` is its key's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    /// Ed25519 (RFC 8037): `EdDSA`.
+    #[default]
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    /// ECDSA with P-256 and SHA-256: `ES256`.
+    #[serde(rename = "ES256")]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key: `RS256`.
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
+impl SigningAlgorithm {
+    /// Every algorithm, default first.
+    pub const ALL: [Self; 3] = [Self::EdDsa, Self::Es256, Self::Rs256];
+
+    /// The JWS name (`EdDSA`, `ES256`, `RS256`): the `alg` of tokens and
+    /// JWKs, and the value stores keep.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SigningAlgorithm {
+    type Err = InvalidInput;
+
+    /// The algorithm of a JWS name, exactly as [`as_str`](Self::as_str)
+    /// writes it (`none`, `HS256` and the rest are refused).
+    fn from_str(s: &str) -> Result<Self, InvalidInput> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "signing algorithm",
+                    format!("`{s}` is not one of EdDSA, ES256, RS256"),
+                )
+            })
     }
 }
 
@@ -300,22 +405,34 @@ pub enum RotationDecision {
     Expired,
 }
 
-/// An Ed25519 signing key of a tenant, as stored. The private half is
-/// sealed when the service has a [`Sealer`](crate::seal::Sealer), never
-/// printed (`Debug` redacts it) and never serialised by core.
+/// A signing key of a tenant, as stored. The private half is sealed when
+/// the service has a [`Sealer`](crate::seal::Sealer), never printed
+/// (`Debug` redacts it, whatever the algorithm) and never serialised by
+/// core.
+///
+/// The key material, by [`algorithm`](Self::algorithm):
+///
+/// | algorithm | private half (in the clear)        | public half                         |
+/// |-----------|------------------------------------|-------------------------------------|
+/// | EdDSA     | the 32-byte Ed25519 seed           | the 32-byte Ed25519 public key      |
+/// | ES256     | PKCS#8 DER of the P-256 key        | the 65-byte SEC1 uncompressed point |
+/// | RS256     | PKCS#1 DER `RSAPrivateKey`         | PKCS#1 DER `RSAPublicKey`           |
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// The tenant.
     pub tenant_id: TenantId,
     /// The key id (`kid`), unique per tenant.
     pub kid: String,
-    /// The private half as stored, opaque bytes for the store: the 32-byte
-    /// Ed25519 secret seed in the clear (written without a sealer), or the
-    /// UTF-8 text of the seed sealed for this tenant and `kid` (`s1.…`,
-    /// always longer than 32 bytes). Read it with
+    /// What it signs with: the `alg` of its tokens and of its JWK. Keys
+    /// stored before algorithms existed are EdDSA.
+    pub algorithm: SigningAlgorithm,
+    /// The private half as stored, opaque bytes for the store: in the clear
+    /// (written without a sealer; see the table above), or the UTF-8 text
+    /// of it sealed for this tenant and `kid` (`s1.…`, never 32 bytes long
+    /// nor starting as DER does). Read it with
     /// [`stored_private_key`](Self::stored_private_key).
     pub private_key: Vec<u8>,
-    /// The 32-byte Ed25519 public key.
+    /// The public half (see the table above): what the JWKS publishes.
     pub public_key: Vec<u8>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
@@ -336,6 +453,7 @@ impl fmt::Debug for SigningKeyRecord {
         f.debug_struct("SigningKeyRecord")
             .field("tenant_id", &self.tenant_id)
             .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
             .field("private_key", private_key)
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
@@ -345,10 +463,20 @@ impl fmt::Debug for SigningKeyRecord {
 }
 
 impl SigningKeyRecord {
-    /// The private half: in the clear (32 bytes) or sealed. Anything else
-    /// is [`SealError::Malformed`].
+    /// The private half: in the clear (a 32-byte seed for EdDSA, DER for
+    /// ES256 and RS256) or sealed. Anything else is
+    /// [`SealError::Malformed`].
     pub fn stored_private_key(&self) -> Result<StoredSecret, SealError> {
-        if self.private_key.len() == 32 {
+        // INVARIANT: sealed text starts `s1.`, so it is never taken for a
+        // clear value: not 32 bytes (it is longer), not DER (which starts
+        // with a SEQUENCE tag, 0x30).
+        let plain = match self.algorithm {
+            SigningAlgorithm::EdDsa => self.private_key.len() == 32,
+            SigningAlgorithm::Es256 | SigningAlgorithm::Rs256 => {
+                self.private_key.first() == Some(&0x30)
+            }
+        };
+        if plain {
             return Ok(StoredSecret::Plain(self.private_key.clone()));
         }
         let text = String::from_utf8(self.private_key.clone()).map_err(|_| SealError::Malformed)?;
@@ -411,6 +539,53 @@ mod tests {
             idle_timeout: idle,
             renew_within: within,
         }
+    }
+
+    /// Algorithms are stored and written under their JWS names, and
+    /// nothing else parses; access-token policies stored before algorithms
+    /// and optional claims existed read back as EdDSA with no optional
+    /// claims.
+    #[test]
+    fn algorithms_have_their_jws_names_and_old_policies_read_as_eddsa() {
+        for (alg, name) in SigningAlgorithm::ALL
+            .into_iter()
+            .zip(["EdDSA", "ES256", "RS256"])
+        {
+            assert_eq!(alg.as_str(), name);
+            assert_eq!(alg.to_string(), name);
+            assert_eq!(name.parse::<SigningAlgorithm>().unwrap(), alg);
+            assert_eq!(serde_json::to_value(alg).unwrap(), name);
+            assert_eq!(
+                serde_json::from_value::<SigningAlgorithm>(name.into()).unwrap(),
+                alg
+            );
+        }
+        for bad in ["none", "HS256", "eddsa", "Ed25519", "RS512", ""] {
+            assert!(bad.parse::<SigningAlgorithm>().is_err(), "{bad}");
+        }
+        let old: AccessTokenPolicy =
+            serde_json::from_str(r#"{"audience":"api","ttl":{"secs":300,"nanos":0}}"#).unwrap();
+        assert_eq!(old, AccessTokenPolicy::new("api", Duration::from_secs(300)));
+        assert_eq!(old.algorithm, SigningAlgorithm::EdDsa);
+        assert_eq!(old.claims, AccessTokenClaims::default());
+        let new = AccessTokenPolicy {
+            algorithm: SigningAlgorithm::Rs256,
+            claims: AccessTokenClaims {
+                tenant: true,
+                roles_in: Some(RbacName::new("docs").unwrap()),
+            },
+            ..old
+        };
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(json["algorithm"], "RS256");
+        assert_eq!(
+            json["claims"],
+            serde_json::json!({"tenant": true, "roles_in": "docs"})
+        );
+        assert_eq!(
+            serde_json::from_value::<AccessTokenPolicy>(json).unwrap(),
+            new
+        );
     }
 
     /// Durations whose deadlines fall beyond the calendar renew exactly

@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::jwt::{self, Jwks};
 use super::keys::KeyCache;
 use super::{
-    REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningKeyRecord,
-    policy_after,
+    REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningAlgorithm,
+    SigningKeyRecord, policy_after,
 };
 use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
 use crate::env::{Env, Request};
@@ -140,8 +140,11 @@ pub struct Cleanup {
 ///   it, re-checks the account, and never leaves a live session for a
 ///   user suspended meanwhile;
 /// - a refresh token mints nothing once its session has ended;
-/// - access tokens are EdDSA JWTs (`typ: at+jwt`) with `kid`; after a key
-///   rotation the old key keeps verifying for one token lifetime. They
+/// - access tokens are JWTs (`typ: at+jwt`) with `kid`, signed with the
+///   tenant's algorithm (EdDSA by default, ES256 or RS256); after a key
+///   rotation (a change of algorithm included) the old key keeps verifying,
+///   and stays in the JWKS, for one token lifetime; a token verifies only
+///   under a key of its own `alg`. They
 ///   verify offline until `exp` (30 s leeway): logout does not recall them,
 ///   so they outlive their session by at most the tenant's access-token
 ///   lifetime, unless the caller verifies with
@@ -349,16 +352,20 @@ where
         let Some(policy) = &tenant.policy.sessions.access_tokens else {
             return Ok(None);
         };
+        // No active key, or one of an algorithm the tenant has moved away
+        // from: rotate (the key being replaced keeps verifying for a token
+        // lifetime). Concurrent issuers may each rotate; the last key
+        // signs, and every one of them verifies its own tokens.
         let key = match self.active_key(tenant.id).await? {
-            Some(k) => k,
-            None => {
+            Some(k) if k.algorithm == policy.algorithm => k,
+            _ => {
                 self.rotate_key(tenant.id, rq).await?;
                 self.active_key(tenant.id)
                     .await?
                     .ok_or(Error::Concurrent("signing key vanished"))?
             }
         };
-        let claims = jwt::claims_for(
+        let mut claims = jwt::claims_for(
             &self.env,
             rq.now,
             auth,
@@ -367,6 +374,18 @@ where
             &policy.audience,
             policy.ttl,
         )?;
+        if policy.claims.tenant {
+            claims.tenant = Some(tenant.slug.as_str().to_owned());
+        }
+        // The one store call optional claims cost, made only when asked for.
+        if let Some(service) = &policy.claims.roles_in {
+            let roles = self
+                .store
+                .user_roles(tenant.id, auth.user_id, service)
+                .await
+                .map_err(store_err)?;
+            claims.roles = Some(roles.iter().map(|r| r.as_str().to_owned()).collect());
+        }
         Ok(Some(jwt::sign(&key, self.sealer.as_ref(), &claims)?))
     }
 
@@ -558,8 +577,11 @@ where
         Err(Error::RefreshRefused(refusal))
     }
 
-    /// Start signing with a new key; older keys keep verifying for one
-    /// access-token lifetime. Returns the new `kid`.
+    /// Start signing with a new key of the tenant's algorithm
+    /// ([`AccessTokenPolicy::algorithm`](super::AccessTokenPolicy::algorithm),
+    /// EdDSA when the tenant issues no access tokens); older keys, of any
+    /// algorithm, keep verifying, and stay in the JWKS, for one access-token
+    /// lifetime (plus a minute). Returns the new `kid`.
     pub async fn rotate_signing_key(&self, tenant: TenantId) -> Result<String> {
         let anonymous = ClientInfo::default();
         self.rotate_key(tenant, self.env.request(&anonymous)).await
@@ -567,13 +589,10 @@ where
 
     async fn rotate_key(&self, tenant: TenantId, rq: Request<'_>) -> Result<String> {
         let t = self.tenant(tenant).await?;
-        let ttl = t
-            .policy
-            .sessions
-            .access_tokens
-            .as_ref()
-            .map_or(std::time::Duration::from_secs(3600), |a| a.ttl);
-        let key = jwt::new_signing_key(&self.env, tenant, rq.now)?;
+        let policy = t.policy.sessions.access_tokens.as_ref();
+        let ttl = policy.map_or(std::time::Duration::from_secs(3600), |a| a.ttl);
+        let algorithm = policy.map(|a| a.algorithm).unwrap_or_default();
+        let key = self.new_key(tenant, algorithm, rq.now).await?;
         let key = jwt::seal_signing_key(key, self.sealer.as_ref(), &self.env)?;
         // One extra minute of overlap absorbs clock skew between nodes (and
         // the verifiers' leeway).
@@ -601,7 +620,31 @@ where
         Ok(key.kid)
     }
 
-    /// The tenant's JWKS: every key that verifies now.
+    /// A new signing key. RSA key generation is CPU-bound for up to a
+    /// second: it runs on the runtime's blocking pool when there is one, so
+    /// that a rotation does not stall the tasks sharing its worker.
+    async fn new_key(
+        &self,
+        tenant: TenantId,
+        algorithm: SigningAlgorithm,
+        now: DateTime<Utc>,
+    ) -> Result<SigningKeyRecord> {
+        if algorithm == SigningAlgorithm::Rs256
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let env = self.env.clone();
+            return handle
+                .spawn_blocking(move || jwt::new_signing_key(&env, tenant, algorithm, now))
+                .await
+                .map_err(|e| Error::internal_from("signing key generation", e))?;
+        }
+        jwt::new_signing_key(&self.env, tenant, algorithm, now)
+    }
+
+    /// The tenant's JWKS: every key that verifies now (the active one and
+    /// those retired within their overlap), each with its `kty`, public
+    /// parameters, `alg`, `use: sig` and `kid`. Serialised with
+    /// `serde_json`, it is the document to publish.
     pub async fn jwks(&self, tenant: TenantId) -> Result<Jwks> {
         let keys = self.store.signing_keys(tenant).await.map_err(store_err)?;
         Ok(jwt::jwks(&keys, self.env.now()))

@@ -79,8 +79,8 @@ where
         })
     }
 
-    /// Verify an access token offline: EdDSA, `typ: at+jwt`, a key of its
-    /// tenant that still verifies, this issuer, the tenant's audience, not
+    /// Verify an access token offline: `typ: at+jwt`, a key of its tenant
+    /// that still verifies and whose algorithm is the token's `alg`, this issuer, the tenant's audience, not
     /// expired (30 s leeway on `exp`, `nbf`, `iat`). No store call once
     /// the tenant's keys are cached. The token stays valid after its
     /// session ends, until `exp`: see
@@ -127,11 +127,12 @@ where
         live: bool,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims> {
-        let (kid, tenant) = jwt::peek(token)?;
+        let head = jwt::peek(token)?;
+        let tenant = head.tenant;
         if scope.is_some_and(|s| s != tenant) {
             return Err(JwtError::Tenant.into());
         }
-        let verifier = self.verifier(tenant, &kid, now).await?;
+        let verifier = self.verifier(tenant, &head.kid, now).await?;
         let Some(audience) = &verifier.audience else {
             return Err(JwtError::UnknownKey.into());
         };

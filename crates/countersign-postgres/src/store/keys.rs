@@ -49,8 +49,8 @@ impl KeyStore for PostgresStore {
                       WHERE tenant_id = $1 AND retired_at IS NULL
                  )
                  INSERT INTO cs_signing_keys (tenant_id, kid, private_key, public_key, created_at,
-                                              retired_at, verify_until)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                              retired_at, verify_until, algorithm)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $9)",
             )
             .bind(key.tenant_id.as_uuid())
             .bind(key.kid.as_str())
@@ -60,6 +60,7 @@ impl KeyStore for PostgresStore {
             .bind(key.retired_at)
             .bind(key.verify_until)
             .bind(verify_until)
+            .bind(key.algorithm.as_str())
         };
         self.retry
             .run("rotate_signing_key", Once, || async {

@@ -1,10 +1,10 @@
-//! Migrations: idempotent, safe under concurrency, and a newer schema is
-//! refused before anything is written.
+//! Migrations: idempotent, safe under concurrency, a newer schema is
+//! refused before anything is written, and older schemas keep their rows.
 
-use countersign_core::{IdentityAdmin, StoreError, StoreErrorKind};
+use countersign_core::{IdentityAdmin, KeyStore, SigningAlgorithm, StoreError, StoreErrorKind};
 use countersign_postgres::testing::{new_schema, options, small_pool};
 use countersign_postgres::{PgError, PostgresStore, SCHEMA_VERSION};
-use countersign_testkit::fixtures::Fx;
+use countersign_testkit::fixtures::{Fx, at, signing_key, signing_key_of};
 
 use crate::{count, run};
 
@@ -129,5 +129,84 @@ fn a_newer_schema_is_refused_and_nothing_is_written() {
         assert_eq!(tables, 1, "only the migrations table");
         let rows = count(&pool, "SELECT count(*) FROM cs_schema_migrations").await;
         assert_eq!(rows, 1);
+    });
+}
+
+/// The migrations a schema-6 database had applied (before key algorithms).
+const SCHEMA_6: [&str; 6] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_flows.sql"),
+    include_str!("../../migrations/0003_sessions.sql"),
+    include_str!("../../migrations/0004_policies.sql"),
+    include_str!("../../migrations/0005_rbac.sql"),
+    include_str!("../../migrations/0006_policy_links.sql"),
+];
+
+/// A schema at version 6 holding signing keys (one retired, one active)
+/// migrates keeping them byte for byte, and they read back as EdDSA keys;
+/// keys of the other algorithms are written and read after it, and an
+/// algorithm the schema does not know is refused.
+#[test]
+fn a_schema_6_database_with_signing_keys_migrates_to_key_algorithms() {
+    run(async {
+        let schema = new_schema().await;
+        let pool = small_pool(&schema, &schema, 2).await;
+        sqlx::query(
+            "CREATE TABLE cs_schema_migrations (version integer PRIMARY KEY,
+                                                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (version, sql) in (1i32..).zip(SCHEMA_6) {
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO cs_schema_migrations (version) VALUES ($1)")
+                .bind(version)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let store = PostgresStore::from_pool(pool.clone());
+        assert_eq!(store.schema_version().await.unwrap(), Some(6));
+        let fx = Fx::new(102);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store.provision_tenant(&p).await.unwrap();
+        let mut old = signing_key(&fx, t, at(0));
+        old.retired_at = Some(at(10));
+        old.verify_until = Some(at(370));
+        let active = signing_key(&fx, t, at(10));
+        // Keys as schema 6 stores them (no algorithm column yet).
+        for k in [&old, &active] {
+            sqlx::query(
+                "INSERT INTO cs_signing_keys
+                     (tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t.as_uuid())
+            .bind(k.kid.as_str())
+            .bind(k.private_key.as_slice())
+            .bind(k.public_key.as_slice())
+            .bind(k.created_at)
+            .bind(k.retired_at)
+            .bind(k.verify_until)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.migrate().await.unwrap(), SCHEMA_VERSION);
+        let keys = store.signing_keys(t).await.unwrap();
+        assert_eq!(keys, [old.clone(), active.clone()]);
+        assert!(keys.iter().all(|k| k.algorithm == SigningAlgorithm::EdDsa));
+        let rs = signing_key_of(&fx, t, SigningAlgorithm::Rs256, at(20));
+        store.rotate_signing_key(&rs, at(380)).await.unwrap();
+        let keys = store.signing_keys(t).await.unwrap();
+        assert_eq!(keys.last(), Some(&rs));
+        assert_eq!(keys[1].verify_until, Some(at(380)), "the EdDSA key retired");
+        let refused = sqlx::query("UPDATE cs_signing_keys SET algorithm = 'HS256' WHERE kid = $1")
+            .bind(rs.kid.as_str())
+            .execute(&pool)
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
     });
 }

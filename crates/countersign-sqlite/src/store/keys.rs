@@ -40,7 +40,7 @@ impl KeyStore for SqliteStore {
             // A taken kid fails the insert; the transaction then rolls back
             // unwritten, retirements included.
             tx.execute(
-                &format!("INSERT INTO cs_signing_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!("INSERT INTO cs_signing_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                 params![
                     t,
                     k.kid,
@@ -48,7 +48,8 @@ impl KeyStore for SqliteStore {
                     k.public_key,
                     micros(k.created_at),
                     k.retired_at.map(micros),
-                    k.verify_until.map(micros)
+                    k.verify_until.map(micros),
+                    k.algorithm.as_str()
                 ],
             )
             .map_err(SqliteError::from)

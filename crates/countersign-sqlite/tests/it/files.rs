@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use countersign_core::{
     AuthzVersions, FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    LockoutPolicy, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore,
-    RoleAssignment, StoreError, StoreErrorKind,
+    KeyStore, LockoutPolicy, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore,
+    RoleAssignment, SigningAlgorithm, StoreError, StoreErrorKind,
 };
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
-use countersign_testkit::fixtures::{Fx, at, password};
+use countersign_testkit::fixtures::{Fx, at, password, signing_key, signing_key_of};
 
 /// A database file in a directory of its own, removed on drop.
 pub(crate) struct TempDb(pub(crate) PathBuf);
@@ -316,4 +316,90 @@ async fn a_schema_4_database_with_rows_migrates_to_rbac() {
     assert!(s.erase_user(t, u.id, pseudonym).await.unwrap());
     assert_eq!(s.authz_versions(t).await.unwrap().rbac, 4);
     assert!(s.rbac_snapshot(t).await.unwrap().assignments.is_empty());
+}
+
+/// The migrations a schema-6 database had applied (before key algorithms).
+const SCHEMA_6: [&str; 6] = [
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_flows.sql"),
+    include_str!("../../migrations/0003_sessions.sql"),
+    include_str!("../../migrations/0004_policies.sql"),
+    include_str!("../../migrations/0005_rbac.sql"),
+    include_str!("../../migrations/0006_policy_links.sql"),
+];
+
+/// A database written at schema 6 holding signing keys (one active, one
+/// retired) migrates keeping them byte for byte, and they read back as
+/// EdDSA keys; keys of the other algorithms are written and read after it,
+/// and an algorithm the schema does not know is refused.
+#[tokio::test]
+async fn a_schema_6_database_with_signing_keys_migrates_to_key_algorithms() {
+    let db = TempDb::new("upgrade-6");
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE cs_schema_migrations (
+                version INTEGER PRIMARY KEY NOT NULL,
+                applied_at INTEGER NOT NULL
+            ) STRICT;",
+        )
+        .unwrap();
+        for (i, sql) in SCHEMA_6.iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO cs_schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [i as i64 + 1],
+            )
+            .unwrap();
+        }
+    }
+    let fx = Fx::new(7);
+    let p = fx.tenant("acme");
+    let t = p.tenant().id;
+    let mut old = signing_key(&fx, t, at(0));
+    old.retired_at = Some(at(10));
+    old.verify_until = Some(at(370));
+    let active = signing_key(&fx, t, at(10));
+    {
+        let s = SqliteStore::open_unmigrated(&db.0).await.unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), 6);
+        s.provision_tenant(&p).await.unwrap();
+    }
+    {
+        // Keys as schema 6 stores them (no algorithm column yet).
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        for k in [&old, &active] {
+            conn.execute(
+                "INSERT INTO cs_signing_keys
+                     (tenant_id, kid, private_key, public_key, created_at, retired_at, verify_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![
+                    t.to_string(),
+                    k.kid,
+                    k.private_key,
+                    k.public_key,
+                    k.created_at.timestamp_micros(),
+                    k.retired_at.map(|t| t.timestamp_micros()),
+                    k.verify_until.map(|t| t.timestamp_micros()),
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStore::open(&db.0).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let keys = s.signing_keys(t).await.unwrap();
+    assert_eq!(keys, [old.clone(), active.clone()]);
+    assert!(keys.iter().all(|k| k.algorithm == SigningAlgorithm::EdDsa));
+    let es = signing_key_of(&fx, t, SigningAlgorithm::Es256, at(20));
+    s.rotate_signing_key(&es, at(380)).await.unwrap();
+    let keys = s.signing_keys(t).await.unwrap();
+    assert_eq!(keys.last(), Some(&es));
+    assert_eq!(keys[1].verify_until, Some(at(380)), "the EdDSA key retired");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let refused = conn.execute(
+        "UPDATE cs_signing_keys SET algorithm = 'HS256' WHERE kid = ?1",
+        [&es.kid],
+    );
+    assert!(refused.is_err(), "{refused:?}");
 }

@@ -104,9 +104,15 @@ pub async fn update_tenant_policy_persists_and_unknown_tenant_is_not_found<S: Co
         sessions: countersign_core::SessionPolicy {
             idle_timeout: StdDuration::from_secs(600),
             refresh_reuse_grace: StdDuration::from_secs(3),
+            // Not the defaults: the algorithm and the optional claims
+            // round-trip too.
             access_tokens: Some(countersign_core::AccessTokenPolicy {
-                audience: "api".into(),
-                ttl: StdDuration::from_secs(300),
+                algorithm: countersign_core::SigningAlgorithm::Rs256,
+                claims: countersign_core::AccessTokenClaims {
+                    tenant: true,
+                    roles_in: Some(countersign_core::RbacName::new("docs").unwrap()),
+                },
+                ..countersign_core::AccessTokenPolicy::new("api", StdDuration::from_secs(300))
             }),
             ..Default::default()
         },

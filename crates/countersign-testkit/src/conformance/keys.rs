@@ -1,10 +1,11 @@
 //! Signing keys: the guarantees of `KeyStore`.
 
-use countersign_core::StoreErrorKind;
+use countersign_core::jwt::seal_signing_key;
+use countersign_core::{Sealer, SealingKey, SigningAlgorithm, StoreErrorKind};
 
 use super::{acme, kind, tenant};
 use crate::ConformanceStore;
-use crate::fixtures::{Fx, at, signing_key};
+use crate::fixtures::{Fx, at, signing_key, signing_key_of};
 
 /// A new signing key retires the active ones, which keep verifying until
 /// their overlap ends; kids are unique per tenant; keys are per tenant.
@@ -49,4 +50,41 @@ pub async fn expired_signing_keys_are_deleted<S: ConformanceStore>(s: S) {
     let left = s.signing_keys(t.id).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].kid, k2.kid);
+}
+
+/// Keys of every algorithm round-trip exactly: the algorithm, the private
+/// half (clear DER or seed, or sealed text) and the public half, byte for
+/// byte; a rotation retires the active key whatever its algorithm.
+pub async fn signing_key_algorithms_and_bytes_round_trip<S: ConformanceStore>(s: S) {
+    let (fx, t) = acme(&s, 74).await;
+    let sealer = Sealer::new(SealingKey::generate("k1", &fx.env).unwrap());
+    let mut written = Vec::new();
+    for (i, alg) in (0..).zip(SigningAlgorithm::ALL) {
+        let clear = signing_key_of(&fx, t.id, alg, at(i * 10));
+        let sealed = signing_key_of(&fx, t.id, alg, at(i * 10 + 5));
+        let sealed = seal_signing_key(sealed, Some(&sealer), &fx.env).unwrap();
+        for k in [clear, sealed] {
+            s.rotate_signing_key(&k, at(3600)).await.unwrap();
+            written.push(k);
+        }
+    }
+    let read = s.signing_keys(t.id).await.unwrap();
+    assert_eq!(read.len(), written.len());
+    for (r, w) in read.iter().zip(&written) {
+        assert_eq!(
+            (&r.kid, r.algorithm, &r.private_key, &r.public_key),
+            (&w.kid, w.algorithm, &w.private_key, &w.public_key),
+        );
+        assert_eq!(
+            r.stored_private_key().unwrap().is_sealed(),
+            w.stored_private_key().unwrap().is_sealed()
+        );
+    }
+    let (last, retired) = read.split_last().unwrap();
+    assert_eq!(last, written.last().unwrap(), "the active key, exactly");
+    assert!(
+        retired
+            .iter()
+            .all(|k| k.retired_at.is_some() && k.verify_until == Some(at(3600)))
+    );
 }

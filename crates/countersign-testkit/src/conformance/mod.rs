@@ -100,6 +100,7 @@ macro_rules! __conformance_list {
             keys: [
                 signing_keys_rotate_with_overlap,
                 expired_signing_keys_are_deleted,
+                signing_key_algorithms_and_bytes_round_trip,
             ],
             policies: [
                 policy_document_round_trips_at_version_one,

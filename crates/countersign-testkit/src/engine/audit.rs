@@ -2,7 +2,7 @@
 //! made: opt-in (`engine_suite!(fresh, audit)`), as they need `AuditQuery`.
 //! Each is its namesake in another module, plus the audit check.
 
-use super::{WithAudit, authz, factors, login, sessions};
+use super::{WithAudit, authz, factors, import, lifecycle, login, sessions};
 use crate::AuditedStore;
 
 /// `login::password_then_totp_completes_the_mfa_method`, and the one successful login is audited.
@@ -49,4 +49,24 @@ pub async fn tenant_factors_and_methods_change_only_through_checked_audited_call
 /// `authz::refused_administrative_changes_write_nothing`, and every applied and refused change is audited.
 pub async fn refused_administrative_changes_write_nothing<S: AuditedStore>(s: S) {
     authz::rbac_audit(s, WithAudit).await;
+}
+
+/// `lifecycle::a_user_export_holds_everything_but_secrets`, with the audit events about the user, and only those.
+pub async fn a_user_export_holds_everything_but_secrets<S: AuditedStore>(s: S) {
+    lifecycle::export_with_audit(s).await;
+}
+
+/// `import::imported_passwords_sign_in_and_are_rehashed_to_argon2id`, and each import and each rehash is audited once.
+pub async fn imported_passwords_sign_in_and_are_rehashed_to_argon2id<S: AuditedStore>(s: S) {
+    import::rehash_at_first_login(s, WithAudit).await;
+}
+
+/// `import::importing_an_identifier_again_changes_nothing`, and only the users created are audited as imported.
+pub async fn importing_an_identifier_again_changes_nothing<S: AuditedStore>(s: S) {
+    import::reimport(s, WithAudit).await;
+}
+
+/// `import::unknown_identifiers_are_refused_like_wrong_imported_passwords`, and the refusals are audited as unknown identifier and wrong secret.
+pub async fn unknown_identifiers_are_refused_like_wrong_imported_passwords<S: AuditedStore>(s: S) {
+    import::unknown_like_wrong(s, WithAudit).await;
 }

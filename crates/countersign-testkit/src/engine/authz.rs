@@ -584,8 +584,9 @@ pub(crate) async fn rbac_audit<S: ConformanceStore>(s: S, audit: impl AuditLog<S
     );
 }
 
-/// [`rbac_audit`] without reading the log back: the refusals are typed and
-/// write nothing.
+/// Refused administrative changes (a duplicate name, a missing role, an
+/// invalid model) are typed and write nothing; the audited variant also
+/// reads back the success and failure events.
 pub async fn refused_administrative_changes_write_nothing<S: ConformanceStore>(s: S) {
     rbac_audit(s, NoAudit).await;
 }

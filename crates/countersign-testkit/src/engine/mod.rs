@@ -12,6 +12,8 @@
 pub mod audit;
 pub mod authz;
 pub mod factors;
+pub mod import;
+pub mod lifecycle;
 pub mod login;
 pub mod passkeys;
 pub mod sealing;
@@ -84,6 +86,9 @@ macro_rules! __engine_list {
                 introspection_answers_for_both_token_kinds,
                 access_tokens_die_with_their_session,
                 tenant_bound_calls_refuse_other_tenants_tokens,
+                each_algorithm_verifies_with_nothing_but_the_published_jwks,
+                a_change_of_algorithm_rotates_with_overlap,
+                access_tokens_carry_the_claims_the_tenant_configures,
             ],
             sealing: [
                 a_store_dump_holds_no_usable_secret,
@@ -98,6 +103,14 @@ macro_rules! __engine_list {
                 administration_is_decided_by_the_engine,
                 refused_administrative_changes_write_nothing,
                 template_links_are_versions_of_the_model,
+            ],
+            lifecycle: [
+                a_user_export_holds_everything_but_secrets,
+            ],
+            import: [
+                imported_passwords_sign_in_and_are_rehashed_to_argon2id,
+                importing_an_identifier_again_changes_nothing,
+                unknown_identifiers_are_refused_like_wrong_imported_passwords,
             ];
             audit: [
                 password_then_totp_completes_the_mfa_method,
@@ -108,6 +121,10 @@ macro_rules! __engine_list {
                 garbage_flow_tokens_write_no_audit_rows,
                 tenant_factors_and_methods_change_only_through_checked_audited_calls,
                 refused_administrative_changes_write_nothing,
+                a_user_export_holds_everything_but_secrets,
+                imported_passwords_sign_in_and_are_rehashed_to_argon2id,
+                importing_an_identifier_again_changes_nothing,
+                unknown_identifiers_are_refused_like_wrong_imported_passwords,
             ]
         }
     };
@@ -259,10 +276,10 @@ async fn set_sessions<S: ConformanceStore>(w: &World<S>, sessions: SessionPolicy
 
 fn api_tokens() -> SessionPolicy {
     SessionPolicy {
-        access_tokens: Some(AccessTokenPolicy {
-            audience: "api".into(),
-            ttl: std::time::Duration::from_secs(300),
-        }),
+        access_tokens: Some(AccessTokenPolicy::new(
+            "api",
+            std::time::Duration::from_secs(300),
+        )),
         ..SessionPolicy::default()
     }
 }

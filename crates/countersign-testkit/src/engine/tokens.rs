@@ -1,15 +1,365 @@
 //! Access tokens and introspection: signing, key rotation, refusals.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
-use countersign_core::jwt::JwtError;
+use countersign_core::jwt::{JwkKey, JwtError};
 use countersign_core::{
-    AccessTokenPolicy, AccountState, Error, LockoutPolicy, RefreshRefusal, SessionPolicy,
-    SessionService,
+    AccessTokenClaims, AccessTokenPolicy, AccountState, Error, LockoutPolicy, RbacChange, RbacKind,
+    RbacName, RefreshRefusal, RoleAssignment, SessionPolicy, SessionService, SigningAlgorithm,
 };
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::{api_tokens, set_sessions};
 use crate::ConformanceStore;
 use crate::fixtures::{ISSUER, PASSWORD, World, mfa_tenant, sign_in};
+
+/// [`api_tokens`] signed with `algorithm`.
+fn api_tokens_signed_with(algorithm: SigningAlgorithm) -> SessionPolicy {
+    let mut policy = api_tokens();
+    if let Some(a) = &mut policy.access_tokens {
+        a.algorithm = algorithm;
+    }
+    policy
+}
+
+/// A token's JOSE header or claims, as JSON.
+fn jwt_part(token: &str, i: usize) -> serde_json::Value {
+    let part = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Verify `token` as a gateway would that knows nothing of countersign but
+/// the tenant's published JWKS `document` (JSON text), the issuer and the
+/// audience: jsonwebtoken's own JWK parsing picks the key by `kid`, takes
+/// its algorithm from the JWK's `alg` (the token's `alg` must match), and
+/// checks the signature, `iss` and `aud`; `exp` is checked against `now`
+/// (unix seconds: the fixture's clock, not the wall clock). The claims, or
+/// why not.
+fn verify_with_published_jwks(
+    document: &str,
+    token: &str,
+    now: i64,
+) -> Result<serde_json::Value, String> {
+    let set: JwkSet = serde_json::from_str(document).map_err(|e| format!("document: {e}"))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = set.find(&kid).ok_or("kid not published")?;
+    let alg: Algorithm = jwk
+        .common
+        .key_algorithm
+        .ok_or("the published key has no alg")?
+        .to_string()
+        .parse()
+        .map_err(|e| format!("published alg: {e}"))?;
+    if header.alg != alg {
+        return Err(format!("token alg {:?}, published {alg:?}", header.alg));
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("jwk: {e}"))?;
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&["api"]);
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|e| format!("decode: {e}"))?
+        .claims;
+    match claims["exp"].as_i64() {
+        Some(exp) if now < exp => Ok(claims),
+        _ => Err("expired".into()),
+    }
+}
+
+/// The tenant's JWKS as it would be published: its JSON text.
+async fn published_jwks<S: ConformanceStore>(w: &World<S>) -> String {
+    serde_json::to_string(&w.sessions.jwks(w.tenant.id).await.unwrap()).unwrap()
+}
+
+/// For each algorithm (EdDSA, ES256, RS256), an access token issued through
+/// the services verifies with nothing but the tenant's published JWKS
+/// document, parsed by jsonwebtoken; within each algorithm a rotation
+/// keeps the previous key published and its tokens verifying; at the end
+/// one document verifies every token of every algorithm still in its
+/// overlap.
+pub async fn each_algorithm_verifies_with_nothing_but_the_published_jwks<S: ConformanceStore>(
+    s: S,
+) {
+    let w = World::mfa(s.clone(), 40).await;
+    let alice = w.user("alice").await;
+    let now = || w.svc.env().now().timestamp();
+    let mut tokens = Vec::new();
+    for alg in SigningAlgorithm::ALL {
+        set_sessions(&w, api_tokens_signed_with(alg)).await;
+        let first = w
+            .sessions
+            .issue(&sign_in(&w, &alice).await, &w.client)
+            .await
+            .unwrap()
+            .access_token
+            .unwrap();
+        assert_eq!(jwt_part(&first, 0)["alg"], alg.as_str());
+        let claims = verify_with_published_jwks(&published_jwks(&w).await, &first, now())
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(claims["sub"], alice.id.to_string());
+        assert_eq!(claims["tid"], w.tenant.id.to_string());
+        // A rotation within the algorithm: a new key of it signs, the
+        // previous one stays published, and both tokens verify by the
+        // document alone.
+        w.clock.advance(Duration::seconds(1));
+        let kid = w.sessions.rotate_signing_key(w.tenant.id).await.unwrap();
+        let second = w
+            .sessions
+            .issue(&sign_in(&w, &alice).await, &w.client)
+            .await
+            .unwrap()
+            .access_token
+            .unwrap();
+        let head = jwt_part(&second, 0);
+        assert_eq!(
+            (head["alg"].as_str(), head["kid"].as_str()),
+            (Some(alg.as_str()), Some(kid.as_str()))
+        );
+        let document = published_jwks(&w).await;
+        for token in [&first, &second] {
+            verify_with_published_jwks(&document, token, now())
+                .unwrap_or_else(|e| panic!("{alg} after rotation: {e}"));
+        }
+        tokens.push(first);
+        tokens.push(second);
+    }
+    let document = published_jwks(&w).await;
+    let jwks: serde_json::Value = serde_json::from_str(&document).unwrap();
+    let published: Vec<(&str, &str)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kty"].as_str().unwrap(), k["alg"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            ("OKP", "EdDSA"),
+            ("OKP", "EdDSA"),
+            ("EC", "ES256"),
+            ("EC", "ES256"),
+            ("RSA", "RS256"),
+            ("RSA", "RS256"),
+        ]
+    );
+    for token in &tokens {
+        verify_with_published_jwks(&document, token, now()).unwrap();
+        w.sessions.verify_access_token(token).await.unwrap();
+    }
+}
+
+/// A tenant moving from EdDSA to RS256: its next token rotates to an RS256
+/// key; the EdDSA key stays in the JWKS, and its tokens verify (by the
+/// service and by the JWKS alone) until they expire; at the key's
+/// `verify_until` it leaves the JWKS, and cleanup removes it.
+pub async fn a_change_of_algorithm_rotates_with_overlap<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 41).await;
+    set_sessions(&w, api_tokens()).await;
+    let alice = w.user("alice").await;
+    let now = || w.svc.env().now().timestamp();
+    let old = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let old_kid = jwt_part(&old, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_part(&old, 0)["alg"], "EdDSA");
+
+    w.clock.advance(Duration::seconds(10));
+    set_sessions(&w, api_tokens_signed_with(SigningAlgorithm::Rs256)).await;
+    // The policy change alone publishes nothing new: the next token rotates.
+    assert_eq!(w.sessions.jwks(w.tenant.id).await.unwrap().keys.len(), 1);
+    let issued = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap();
+    let new = issued.access_token.unwrap();
+    let new_head = jwt_part(&new, 0);
+    assert_eq!(new_head["alg"], "RS256");
+    let new_kid = new_head["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let jwks = w.sessions.jwks(w.tenant.id).await.unwrap();
+    assert_eq!(
+        jwks.keys
+            .iter()
+            .map(|k| (k.kid.as_str(), k.alg.as_str()))
+            .collect::<Vec<_>>(),
+        [(old_kid.as_str(), "EdDSA"), (new_kid.as_str(), "RS256")]
+    );
+    let document = published_jwks(&w).await;
+    for token in [&old, &new] {
+        verify_with_published_jwks(&document, token, now()).unwrap();
+        w.sessions.verify_access_token(token).await.unwrap();
+    }
+    // A refresh stays on the new key: one rotation, not one per token.
+    let refreshed = w
+        .sessions
+        .refresh(issued.refresh_token.unwrap().expose(), &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    assert_eq!(jwt_part(&refreshed, 0)["kid"], new_kid.as_str());
+
+    let keys = w.store.signing_keys(w.tenant.id).await.unwrap();
+    let (retired, active) = (&keys[0], &keys[1]);
+    assert_eq!(
+        (retired.algorithm, active.algorithm),
+        (SigningAlgorithm::EdDsa, SigningAlgorithm::Rs256)
+    );
+    assert!(format!("{keys:?}").contains("<redacted>"));
+    // Token lifetime (300 s) plus a minute, from the rotation.
+    let until = retired.verify_until.unwrap();
+    assert_eq!(until, active.created_at + Duration::seconds(360));
+    // The old token verifies to its `exp` (+30 s leeway), then expires.
+    w.clock.advance(Duration::seconds(300 - 10 + 29));
+    w.sessions.verify_access_token(&old).await.unwrap();
+    w.clock.advance(Duration::seconds(1));
+    assert!(matches!(
+        w.sessions.verify_access_token(&old).await,
+        Err(Error::AccessToken(JwtError::Expired))
+    ));
+    // The old key stays published until `verify_until`, not a second more.
+    w.clock.set(until - Duration::seconds(1));
+    assert_eq!(w.sessions.jwks(w.tenant.id).await.unwrap().keys.len(), 2);
+    w.clock.set(until);
+    let jwks = w.sessions.jwks(w.tenant.id).await.unwrap();
+    assert_eq!(
+        jwks.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        [new_kid.as_str()]
+    );
+    assert_eq!(w.sessions.cleanup().await.unwrap().keys, 1);
+    // RS256 tokens minted now verify, by the service and by the document.
+    let later = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    verify_with_published_jwks(&published_jwks(&w).await, &later, now()).unwrap();
+    w.sessions.verify_access_token(&later).await.unwrap();
+}
+
+/// Access tokens carry the tenant's slug and the user's roles in the
+/// configured service only when the tenant's policy asks; roles are those
+/// of that service alone, read at each mint (a refresh sees a change).
+pub async fn access_tokens_carry_the_claims_the_tenant_configures<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 42).await;
+    let alice = w.user("alice").await;
+    let bob = w.user("bob").await;
+    let name = |s: &str| RbacName::new(s).unwrap();
+    let assign = |role: &str, service: &str| {
+        RbacChange::Assign(RoleAssignment {
+            user: alice.id,
+            role: name(role),
+            service: name(service),
+        })
+    };
+    let mut changes = Vec::new();
+    for service in ["docs", "billing"] {
+        changes.push(RbacChange::Create {
+            kind: RbacKind::Service,
+            name: name(service),
+        });
+    }
+    for role in ["viewer", "editor", "admin"] {
+        changes.push(RbacChange::Create {
+            kind: RbacKind::Role,
+            name: name(role),
+        });
+    }
+    changes.push(assign("viewer", "docs"));
+    changes.push(assign("editor", "docs"));
+    changes.push(assign("admin", "billing"));
+    for change in &changes {
+        w.store
+            .apply_rbac_change(w.tenant.id, change, None)
+            .await
+            .unwrap();
+    }
+    let mut policy = api_tokens();
+    if let Some(a) = &mut policy.access_tokens {
+        a.claims = AccessTokenClaims {
+            tenant: true,
+            roles_in: Some(name("docs")),
+        };
+    }
+    set_sessions(&w, policy).await;
+    let issued = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap();
+    let c = w
+        .sessions
+        .verify_access_token(issued.access_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(c.tenant.as_deref(), Some("acme"));
+    let mut roles = c.roles.unwrap();
+    roles.sort();
+    assert_eq!(roles, ["editor", "viewer"], "docs roles only");
+    let b = w
+        .sessions
+        .issue(&sign_in(&w, &bob).await, &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let payload = jwt_part(&b, 1);
+    assert_eq!(
+        payload["roles"],
+        serde_json::json!([]),
+        "no roles: an empty list"
+    );
+    assert_eq!(payload["tenant"], "acme");
+
+    w.store
+        .apply_rbac_change(
+            w.tenant.id,
+            &RbacChange::Unassign(RoleAssignment {
+                user: alice.id,
+                role: name("viewer"),
+                service: name("docs"),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    let refreshed = w
+        .sessions
+        .refresh(issued.refresh_token.unwrap().expose(), &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let c = w.sessions.verify_access_token(&refreshed).await.unwrap();
+    assert_eq!(c.roles.unwrap(), ["editor"]);
+
+    set_sessions(&w, api_tokens()).await;
+    let plain = w
+        .sessions
+        .issue(&sign_in(&w, &alice).await, &w.client)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap();
+    let payload = jwt_part(&plain, 1);
+    assert!(
+        payload.get("tenant").is_none() && payload.get("roles").is_none(),
+        "{payload}"
+    );
+    let c = w.sessions.verify_access_token(&plain).await.unwrap();
+    assert_eq!((c.tenant, c.roles), (None, None));
+}
 
 /// Access tokens are EdDSA JWTs with standard claims; after a key rotation
 /// the old key verifies until its tokens expire, then leaves the JWKS.
@@ -53,7 +403,8 @@ pub async fn access_tokens_verify_and_keys_rotate_with_overlap<S: ConformanceSto
     assert!(
         jwks.keys
             .iter()
-            .all(|k| k.kty == "OKP" && k.crv == "Ed25519" && k.alg == "EdDSA")
+            .all(|k| k.alg == "EdDSA"
+                && matches!(&k.key, JwkKey::Okp { crv, .. } if crv == "Ed25519"))
     );
     w.sessions
         .verify_access_token(&jwt)
@@ -185,10 +536,10 @@ pub async fn bad_access_tokens_are_refused_with_a_reason<S: ConformanceStore>(s:
     set_sessions(
         &w,
         SessionPolicy {
-            access_tokens: Some(AccessTokenPolicy {
-                audience: "other".into(),
-                ttl: std::time::Duration::from_secs(300),
-            }),
+            access_tokens: Some(AccessTokenPolicy::new(
+                "other",
+                std::time::Duration::from_secs(300),
+            )),
             ..SessionPolicy::default()
         },
     )

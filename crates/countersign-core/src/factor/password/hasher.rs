@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use super::legacy::{LegacyHash, MAX_ARGON2_KIB_PASSES};
 use crate::env::Env;
 use crate::error::{Error, InvalidInput, Result};
 
@@ -67,6 +68,11 @@ const MAX_VERIFY_M_COST_KIB: u32 = 1024 * 1024;
 /// - hashes are PHC strings, so parameters can rise later:
 ///   [`PasswordHasher::needs_rehash`] tells when a stored hash is weaker
 ///   than the current parameters;
+/// - [`PasswordHasher::verify`] also verifies the imported hashes a
+///   [`LegacyHash`](super::LegacyHash) stores (bcrypt, scrypt, PBKDF2), in
+///   their own algorithm, under the same slot bound and on the same
+///   blocking threads, and refuses one beyond the import bounds;
+///   [`PasswordHasher::needs_rehash`] is always true for them;
 /// - comparisons of hash outputs are constant-time;
 /// - [`PasswordHasher::verify_dummy`] does the same work as a real
 ///   verification, for unknown identifiers.
@@ -152,9 +158,9 @@ impl PasswordHasher {
         Self::new(Argon2Params::OWASP, cores)
     }
 
-    /// How many argon2 computations (hashes and verifications, dummy ones
-    /// included) this hasher has run: a metric, and how tests check that
-    /// two paths did the same work.
+    /// How many hash computations (argon2 hashes and verifications, dummy
+    /// ones included, and verifications of imported hashes) this hasher has
+    /// run: a metric, and how tests check that two paths did the same work.
     pub fn computations(&self) -> u64 {
         self.inner.computations.load(Ordering::Relaxed)
     }
@@ -183,7 +189,7 @@ impl PasswordHasher {
         let params = self.inner.params.clone();
         let pwd = password.as_bytes().to_vec();
         let out = self
-            .run(params.clone(), move |blocks| {
+            .run(Some(params.clone()), move |blocks| {
                 let mut out = [0u8; OUTPUT_LEN];
                 Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
                     .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
@@ -194,9 +200,18 @@ impl PasswordHasher {
         encode_phc(&self.inner.params, &salt, &out)
     }
 
-    /// Whether `password` matches the stored PHC string. A malformed or
-    /// unsupported hash is an error, not a mismatch.
+    /// Whether `password` matches the stored PHC string: argon2, or an
+    /// imported hash as a [`LegacyHash`](super::LegacyHash) stores it
+    /// (bcrypt, `$scrypt$`, `$pbkdf2-sha256$`, `$pbkdf2-sha512$`),
+    /// verified in its own algorithm. A malformed or unsupported hash, or
+    /// an imported one beyond the import bounds, is an error, not a
+    /// mismatch.
     pub async fn verify(&self, password: &str, phc: &str) -> Result<bool> {
+        if !phc.starts_with("$argon2") {
+            let imported = LegacyHash::from_stored(phc)?;
+            let pwd = password.as_bytes().to_vec();
+            return self.run(None, move |_| imported.verify(&pwd)).await?;
+        }
         let parsed = ParsedHash::parse(phc)?;
         let pwd = password.as_bytes().to_vec();
         let ParsedHash {
@@ -207,7 +222,7 @@ impl PasswordHasher {
             expected,
         } = parsed;
         let matches = self
-            .run(params.clone(), move |blocks| {
+            .run(Some(params.clone()), move |blocks| {
                 let mut out = vec![0u8; expected.len()];
                 Argon2::new(algorithm, version, params)
                     .hash_password_into_with_memory(&pwd, &salt, &mut out, blocks)
@@ -243,9 +258,11 @@ impl PasswordHasher {
         }
     }
 
-    /// Run `f` on a blocking thread with a memory buffer of the right size,
-    /// holding one of the bounded slots for the whole time.
-    async fn run<T, F>(&self, params: Params, f: F) -> Result<T>
+    /// Run `f` on a blocking thread holding one of the bounded slots for
+    /// the whole time, with an argon2 memory buffer of the right size for
+    /// `params` (`None`: an imported hash, which brings its own memory, and
+    /// `f` gets an empty buffer).
+    async fn run<T, F>(&self, params: Option<Params>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut [Block]) -> T + Send + 'static,
@@ -259,10 +276,12 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|e| Error::hashing_from("hasher closed", e))?;
-        let needed = params.block_count();
+        let needed = params.as_ref().map_or(0, Params::block_count);
         let standard = self.inner.params.block_count();
-        let pooled = needed <= standard;
-        let mut buf = if pooled {
+        let pooled = params.is_some() && needed <= standard;
+        let mut buf = if params.is_none() {
+            Vec::new()
+        } else if pooled {
             self.inner
                 .pool
                 .lock()
@@ -275,7 +294,7 @@ impl PasswordHasher {
             vec![Block::default(); needed]
         };
         self.inner.computations.fetch_add(1, Ordering::Relaxed);
-        let expected = expected_duration(&params);
+        let expected = params.as_ref().map(expected_duration);
         let inner = Arc::clone(&self.inner);
         handle
             .spawn_blocking(move || {
@@ -289,7 +308,9 @@ impl PasswordHasher {
                     Some(blocks) => Ok(f(blocks)),
                     None => Err(Error::hashing("memory buffer too small")),
                 };
-                inner.note_duration(started.elapsed(), expected);
+                if let Some(expected) = expected {
+                    inner.note_duration(started.elapsed(), expected);
+                }
                 inner.running.fetch_sub(1, Ordering::SeqCst);
                 if pooled {
                     inner
@@ -356,6 +377,27 @@ impl ParsedHash {
     }
 }
 
+/// Check an argon2 PHC string offered for import: usable by
+/// [`PasswordHasher::verify`], with no more than
+/// [`MAX_ARGON2_KIB_PASSES`] of work and an output of at least 16 bytes.
+pub(super) fn check_imported_argon2(phc: &str) -> Result<(), InvalidInput> {
+    let bad = |why: &str| InvalidInput::new("password hash", why);
+    let h = ParsedHash::parse(phc).map_err(|_| bad("not a usable argon2 PHC string"))?;
+    let work = u64::from(h.params.m_cost()) * u64::from(h.params.t_cost());
+    if work > MAX_ARGON2_KIB_PASSES {
+        return Err(InvalidInput::new(
+            "password hash",
+            format!(
+                "argon2 memory times passes is {work} KiB, above the allowed {MAX_ARGON2_KIB_PASSES}"
+            ),
+        ));
+    }
+    if h.expected.len() < 16 {
+        return Err(bad("the argon2 output must be at least 16 bytes"));
+    }
+    Ok(())
+}
+
 fn encode_phc(params: &Params, salt: &[u8], out: &[u8]) -> Result<String> {
     let enc = |e: argon2::password_hash::phc::Error| Error::hashing_from("phc encoding", e);
     let phc = PasswordHash {
@@ -416,7 +458,13 @@ mod tests {
             "plaintext",
             "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
             "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
-            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+            // Imported forms beyond the import bounds, or malformed.
+            "$scrypt$ln=24,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+            "$2b$31$abcdefghijklmnopqrstuu7EJV7kdjBBQxyb0HjTh9KS7.Lah/6CG",
+            "$pbkdf2-sha256$i=4294967295,l=32$c2Vhc2FsdA$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c",
+            "$md5$whatever",
+            // Source syntaxes are read at import, never from storage.
+            "pbkdf2_sha256$1000$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c=",
         ] {
             assert!(h.verify("pw", bad).await.is_err(), "{bad}");
             assert!(h.needs_rehash(bad));

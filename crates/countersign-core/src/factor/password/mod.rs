@@ -1,6 +1,8 @@
 //! The password factor: the tenant's rules for new passwords (after NIST SP
 //! 800-63B), the user's credential (a PHC argon2id string, never the
-//! password), and argon2id hashing with a bounded pool of reusable memory.
+//! password), argon2id hashing with a bounded pool of reusable memory, and
+//! the hashes imported from other systems ([`LegacyHash`]), verified in
+//! their own format until the first login rehashes them.
 
 use std::fmt;
 
@@ -8,9 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 mod hasher;
+mod legacy;
 mod rules;
 
 pub use hasher::{Argon2Params, PasswordHasher};
+pub use legacy::{
+    LegacyHash, MAX_ARGON2_KIB_PASSES, MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_COST,
+    MAX_SCRYPT_LOG_N, MIN_PBKDF2_ITERATIONS,
+};
 pub use rules::{
     MAX_HISTORY, MAX_PASSWORD_CHARS, PasswordRules, PasswordViolation, normalize_password,
 };
@@ -22,10 +29,13 @@ pub struct PasswordSettings {
     pub rules: PasswordRules,
 }
 
-/// A user's password credential. Holds only a PHC-format argon2 hash.
+/// A user's password credential. Holds only a hash: a PHC-format argon2
+/// one, or, for an imported user until their first successful login, the
+/// stored form of a [`LegacyHash`] (bcrypt's own string, or a PHC-style
+/// `$scrypt$` or `$pbkdf2-sha256$` one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordCredential {
-    /// The PHC string (`$argon2id$v=19$m=...`).
+    /// The PHC string (`$argon2id$v=19$m=...`, or an imported hash's).
     pub phc: String,
     /// When it was set.
     pub changed_at: DateTime<Utc>,

@@ -62,10 +62,7 @@ async fn no_secret_reaches_debug_output() {
     // Issued sessions and refreshes, with JWTs on.
     let policy = TenantPolicy {
         sessions: SessionPolicy {
-            access_tokens: Some(AccessTokenPolicy {
-                audience: "api".into(),
-                ttl: Duration::from_secs(300),
-            }),
+            access_tokens: Some(AccessTokenPolicy::new("api", Duration::from_secs(300))),
             ..SessionPolicy::default()
         },
         ..w.tenant.policy.clone()

@@ -118,10 +118,7 @@ fn bad_policies() -> Vec<(&'static str, TenantPolicy)> {
         ..TenantPolicy::default()
     };
     let tokens = |audience: &str, ttl: Duration| SessionPolicy {
-        access_tokens: Some(AccessTokenPolicy {
-            audience: audience.into(),
-            ttl,
-        }),
+        access_tokens: Some(AccessTokenPolicy::new(audience, ttl)),
         ..SessionPolicy::default()
     };
     vec![
