@@ -18,9 +18,10 @@ use crate::model::{EmailAddress, Tenant};
 pub struct NoticeSecret(String);
 
 impl NoticeSecret {
-    /// Wrap a secret.
-    pub(crate) fn new(secret: String) -> Self {
-        Self(secret)
+    /// Wrap a secret: core does it for the notices it sends; a renderer
+    /// outside core does it to preview or test its templates.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
     }
 
     /// The secret itself, for the rendered message only.
