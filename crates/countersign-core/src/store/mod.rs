@@ -45,9 +45,14 @@ use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
 use crate::provision::TenantProvision;
-use crate::rbac::{AuthzVersions, RbacChange, RbacKind, RbacName, RbacSnapshot, RoleGrant};
 use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
+
+mod policies;
+mod rbac;
+
+pub use policies::{PolicyDocument, PolicyStore, TemplateLink};
+pub use rbac::{RbacLookup, RbacStore};
 
 /// The most users [`IdentityLookup::list_users`] returns at once.
 pub const MAX_PAGE: u32 = 1000;
@@ -260,195 +265,6 @@ impl std::fmt::Debug for HistoryEntry {
 /// All three identity tiers.
 pub trait IdentityStore: IdentityAdmin {}
 impl<T: IdentityAdmin> IdentityStore for T {}
-
-/// A tenant's authorization model as stored: its Cedar schema and policy
-/// set (text), versioned. Stores keep it as given; the service saves only
-/// documents that parse and validate (see `authz`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyDocument {
-    /// The tenant.
-    pub tenant_id: TenantId,
-    /// The tenant's Cedar schema (its own types and actions).
-    pub schema: String,
-    /// The tenant's Cedar policies and templates.
-    pub policies: String,
-    /// Links of the templates in `policies` (each a policy of its own).
-    pub links: Vec<TemplateLink>,
-    /// Its version: 1 for the first saved, one more on each save.
-    pub version: u64,
-    /// When it was saved.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A link of a Cedar template: a policy named `id`, the template
-/// `template` with its `?principal` and `?resource` slots filled with
-/// entity uids in Cedar syntax (`Countersign::User::"…"`). Stored with the
-/// tenant's [`PolicyDocument`]; checked with the model it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TemplateLink {
-    /// The linked policy's id.
-    pub id: String,
-    /// The template's id.
-    pub template: String,
-    /// The `?principal` slot, if the template has it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
-    /// The `?resource` slot, if the template has it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-}
-
-/// Each tenant's authorization model (Cedar schema and policies),
-/// versioned with a compare-and-save so that concurrent editors cannot
-/// overwrite each other and a cache can key on the version.
-pub trait PolicyStore: Send + Sync + 'static {
-    /// The backend's error.
-    type Error: StoreError;
-
-    /// The tenant's current document, if it has one. Tenant-scoped: another
-    /// tenant's document is never returned.
-    fn policy_document(
-        &self,
-        tenant: TenantId,
-    ) -> impl Future<Output = Result<Option<PolicyDocument>, Self::Error>> + Send;
-
-    /// Save `doc` for `doc.tenant_id` only if the stored version is
-    /// `expected` (`None`: only if there is none yet), and with it, if
-    /// given, the audit `event` that records the change, in one
-    /// transaction (a save is never left unaudited, nor an event without
-    /// its save). Atomic: of concurrent saves naming one version exactly
-    /// one returns `true`. The saved version is `expected + 1` (1 for the
-    /// first); `doc.version` is ignored. `NotFound` if the tenant does not
-    /// exist; `Conflict` (writing nothing) if the event id exists.
-    fn compare_and_save_policy_document(
-        &self,
-        doc: &PolicyDocument,
-        expected: Option<u64>,
-        event: Option<&AuditEvent>,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
-}
-
-/// Read-only lookups of each tenant's RBAC model (see [`crate::rbac`]):
-/// enough for deciding and for listings. Tenant-scoped: nothing of another
-/// tenant is ever returned, and a user, role or service of another tenant
-/// reads as absent (an empty list); an unknown tenant reads as an empty
-/// model at version 0. Every list is sorted by the types' `Ord` (names
-/// byte-wise, so `"Zeta"` before `"admin"`; a [`RoleGrant`] by role,
-/// permission, then service with `None` first) and holds no duplicates.
-pub trait RbacLookup: Send + Sync + 'static {
-    /// The backend's error.
-    type Error: StoreError;
-
-    /// The tenant's policy document version and RBAC version, read in one
-    /// call: what an authorization cache checks before each decision.
-    /// A tenant without either reads as `policies: None`, `rbac: 0`.
-    fn authz_versions(
-        &self,
-        tenant: TenantId,
-    ) -> impl Future<Output = Result<AuthzVersions, Self::Error>> + Send;
-
-    /// Everything the tenant's model holds, read consistently at one
-    /// version (never a mix of two versions).
-    fn rbac_snapshot(
-        &self,
-        tenant: TenantId,
-    ) -> impl Future<Output = Result<RbacSnapshot, Self::Error>> + Send;
-
-    /// The tenant's services, roles or permissions.
-    fn rbac_names(
-        &self,
-        tenant: TenantId,
-        kind: RbacKind,
-    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
-
-    /// The permissions granted to `role` (each with the service it is
-    /// limited to, if any).
-    fn role_permissions(
-        &self,
-        tenant: TenantId,
-        role: &RbacName,
-    ) -> impl Future<Output = Result<Vec<RoleGrant>, Self::Error>> + Send;
-
-    /// The roles of `service`: those held by someone in it, and those
-    /// granted a permission limited to it.
-    fn service_roles(
-        &self,
-        tenant: TenantId,
-        service: &RbacName,
-    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
-
-    /// The roles `user` holds in `service`.
-    fn user_roles(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        service: &RbacName,
-    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
-
-    /// The effective permissions of `user` in `service`: those granted to
-    /// the roles it holds there (limited to that service or unlimited) and
-    /// those granted to it directly there, deduplicated
-    /// (as [`rbac::effective_permissions`](crate::rbac::effective_permissions)
-    /// computes from a snapshot).
-    fn user_permissions(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        service: &RbacName,
-    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
-
-    /// The users holding `role` in `service`.
-    fn role_holders(
-        &self,
-        tenant: TenantId,
-        role: &RbacName,
-        service: &RbacName,
-    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send;
-
-    /// The services in which `user` holds a role or a direct grant.
-    fn user_services(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-    ) -> impl Future<Output = Result<Vec<RbacName>, Self::Error>> + Send;
-}
-
-/// Administration of each tenant's RBAC model: one method, one change,
-/// one transaction.
-pub trait RbacStore: RbacLookup {
-    /// Apply `change` to `tenant`'s model and, if given, record `event`
-    /// with it, in one transaction; returns the new RBAC version (one more
-    /// than before: every applied change bumps it, so a cache on another
-    /// node sees it at its next version check).
-    ///
-    /// - `Create`: `Conflict` if the name exists in the tenant.
-    /// - `Delete`: removes the service, role or permission and, in the
-    ///   same transaction, every grant and assignment naming it (for a
-    ///   service: the role grants limited to it, the assignments and direct
-    ///   grants in it; role grants not limited to a service stay).
-    /// - `Grant`, `Assign`, `GrantDirect`: every name must exist in the
-    ///   tenant and the user must be a user of the tenant (`NotFound`
-    ///   otherwise: another tenant's role, service or user is absent here);
-    ///   `Conflict` if that grant or assignment exists.
-    /// - `Delete`, `Revoke`, `Unassign`, `RevokeDirect`: `NotFound` if
-    ///   there is nothing to remove. `Revoke` matches the grant exactly,
-    ///   service included: role grants are unique over (role, permission,
-    ///   service or none), so a grant in every service and one limited to
-    ///   `docs` are two grants.
-    ///
-    /// `NotFound` if the tenant does not exist; `Conflict` if the event id
-    /// exists (a refusal of the change itself is reported first). Any error
-    /// writes nothing (no change, no version, no event). The event is
-    /// recorded as given (its tenant is the caller's to set).
-    /// Erasing a user ([`IdentityAdmin::erase_user`]) also removes its
-    /// assignments and direct grants and bumps the version.
-    fn apply_rbac_change(
-        &self,
-        tenant: TenantId,
-        change: &RbacChange,
-        event: Option<&AuditEvent>,
-    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
-}
 
 /// Every store trait the services need, in one name: what a complete
 /// backend implements, and the bound the services, the server and
