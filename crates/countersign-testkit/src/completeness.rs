@@ -11,6 +11,7 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ("keys", include_str!("conformance/keys.rs")),
     ("policies", include_str!("conformance/policies.rs")),
     ("rbac", include_str!("conformance/rbac.rs")),
+    ("rbac_reads", include_str!("conformance/rbac_reads.rs")),
     ("audit", include_str!("conformance/audit.rs")),
     ("", include_str!("conformance/mod.rs")),
 ];

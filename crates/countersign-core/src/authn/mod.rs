@@ -32,12 +32,14 @@ mod admin;
 mod challenge;
 mod enroll;
 mod export;
+mod import;
 mod login;
 mod self_service;
 
-pub use accounts::{ImportOutcome, ImportUser, NewTenant, NewUser, PasswordLogin};
+pub use accounts::{NewTenant, NewUser, PasswordLogin};
 pub use enroll::{Confirm, Enroll, Enrolled};
 pub use export::{FactorExport, SessionExport, UserExport};
+pub use import::{ImportOutcome, ImportUser};
 pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
 pub use self_service::SelfService;
 

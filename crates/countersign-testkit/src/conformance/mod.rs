@@ -16,6 +16,7 @@ pub mod identity;
 pub mod keys;
 pub mod policies;
 pub mod rbac;
+pub mod rbac_reads;
 pub mod sessions;
 
 /// The list of every guarantee, by module: the one place a name is
@@ -109,6 +110,11 @@ macro_rules! __conformance_list {
                 policy_documents_are_tenant_scoped,
                 policy_save_for_unknown_tenant_is_not_found,
             ],
+            rbac_reads: [
+                rbac_listings_agree_with_the_model,
+                rbac_snapshot_holds_the_whole_model_sorted,
+                rbac_models_are_tenant_scoped,
+            ],
             rbac: [
                 rbac_names_are_created_and_listed_sorted_per_kind,
                 duplicate_rbac_name_conflicts_and_keeps_the_version,
@@ -120,9 +126,6 @@ macro_rules! __conformance_list {
                 deleting_a_role_cascades_to_its_grants_and_assignments,
                 deleting_a_service_cascades_to_its_grants_assignments_and_direct_grants,
                 deleting_a_permission_cascades_to_its_role_and_direct_grants,
-                rbac_listings_agree_with_the_model,
-                rbac_snapshot_holds_the_whole_model_sorted,
-                rbac_models_are_tenant_scoped,
                 rbac_change_for_unknown_tenant_is_not_found,
                 rbac_change_with_a_taken_event_id_writes_nothing,
                 erase_user_removes_its_rbac_rows_and_bumps_the_version,

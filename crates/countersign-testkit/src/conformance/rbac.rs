@@ -2,7 +2,6 @@
 //! `RbacStore` (names, grants, assignments, cascades, listings, versions).
 //! The audit side of a change is in `conformance::audit`.
 
-use countersign_core::rbac::effective_permissions;
 use countersign_core::{
     AuditKind, AuditStatus, AuthzVersions, DirectGrant, PolicyDocument, RbacChange, RbacKind,
     RbacName, RbacSnapshot, RoleAssignment, RoleGrant, StoreError, StoreErrorKind, TenantId, User,
@@ -14,21 +13,21 @@ use crate::ConformanceStore;
 use crate::fixtures::{Fx, at};
 
 /// How many tasks the concurrency guarantees race.
-const RACERS: u64 = 16;
+pub(super) const RACERS: u64 = 16;
 
 /// `s` as a name.
-fn n(s: &str) -> RbacName {
+pub(super) fn n(s: &str) -> RbacName {
     RbacName::new(s).unwrap()
 }
 
-fn create(kind: RbacKind, name: &str) -> RbacChange {
+pub(super) fn create(kind: RbacKind, name: &str) -> RbacChange {
     RbacChange::Create {
         kind,
         name: n(name),
     }
 }
 
-fn delete(kind: RbacKind, name: &str) -> RbacChange {
+pub(super) fn delete(kind: RbacKind, name: &str) -> RbacChange {
     RbacChange::Delete {
         kind,
         name: n(name),
@@ -36,7 +35,7 @@ fn delete(kind: RbacKind, name: &str) -> RbacChange {
 }
 
 /// `role` granted `permission` in `service` (`None`: in every service).
-fn grant(role: &str, permission: &str, service: Option<&str>) -> RoleGrant {
+pub(super) fn grant(role: &str, permission: &str, service: Option<&str>) -> RoleGrant {
     RoleGrant {
         role: n(role),
         permission: n(permission),
@@ -45,7 +44,7 @@ fn grant(role: &str, permission: &str, service: Option<&str>) -> RoleGrant {
 }
 
 /// `user` holds `role` in `service`.
-fn holds(user: UserId, role: &str, service: &str) -> RoleAssignment {
+pub(super) fn holds(user: UserId, role: &str, service: &str) -> RoleAssignment {
     RoleAssignment {
         user,
         role: n(role),
@@ -54,7 +53,7 @@ fn holds(user: UserId, role: &str, service: &str) -> RoleAssignment {
 }
 
 /// `user` is granted `permission` directly in `service`.
-fn direct(user: UserId, permission: &str, service: &str) -> DirectGrant {
+pub(super) fn direct(user: UserId, permission: &str, service: &str) -> DirectGrant {
     DirectGrant {
         user,
         permission: n(permission),
@@ -64,7 +63,7 @@ fn direct(user: UserId, permission: &str, service: &str) -> DirectGrant {
 
 /// Apply `change` to `tenant` (no event); it must succeed. Returns the new
 /// version.
-async fn apply<S: ConformanceStore>(s: &S, tenant: TenantId, change: RbacChange) -> u64 {
+pub(super) async fn apply<S: ConformanceStore>(s: &S, tenant: TenantId, change: RbacChange) -> u64 {
     let what = change.describe();
     s.apply_rbac_change(tenant, &change, None)
         .await
@@ -72,7 +71,12 @@ async fn apply<S: ConformanceStore>(s: &S, tenant: TenantId, change: RbacChange)
 }
 
 /// Create every name of `names` as a `kind` in `tenant`.
-async fn create_all<S: ConformanceStore>(s: &S, tenant: TenantId, kind: RbacKind, names: &[&str]) {
+pub(super) async fn create_all<S: ConformanceStore>(
+    s: &S,
+    tenant: TenantId,
+    kind: RbacKind,
+    names: &[&str],
+) {
     for name in names {
         apply(s, tenant, create(kind, name)).await;
     }
@@ -80,7 +84,7 @@ async fn create_all<S: ConformanceStore>(s: &S, tenant: TenantId, kind: RbacKind
 
 /// `change` is refused with `want` and writes nothing: the tenant's model
 /// and version read the same before and after.
-async fn refused<S: ConformanceStore>(
+pub(super) async fn refused<S: ConformanceStore>(
     s: &S,
     tenant: TenantId,
     change: RbacChange,
@@ -98,21 +102,21 @@ async fn refused<S: ConformanceStore>(
 }
 
 /// The RBAC version of `tenant`.
-async fn version<S: ConformanceStore>(s: &S, tenant: TenantId) -> u64 {
+pub(super) async fn version<S: ConformanceStore>(s: &S, tenant: TenantId) -> u64 {
     s.authz_versions(tenant).await.unwrap().rbac
 }
 
-fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+pub(super) fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     let mut v = v.to_vec();
     v.sort();
     v
 }
 
 /// The users of the small world.
-struct People {
-    alice: User,
-    bob: User,
-    carol: User,
+pub(super) struct People {
+    pub(super) alice: User,
+    pub(super) bob: User,
+    pub(super) carol: User,
 }
 
 /// The small world the cascade, listing and isolation guarantees share,
@@ -127,7 +131,7 @@ struct People {
 ///   `docs` directly (also through `editor`); bob is `editor` in `wiki`
 ///   and `viewer` in `docs`, and has `write` in `billing` directly; carol
 ///   is `viewer` in `docs` and has `export` in `docs` directly.
-async fn small_world<S: ConformanceStore>(s: &S, fx: &Fx, tenant: TenantId) -> People {
+pub(super) async fn small_world<S: ConformanceStore>(s: &S, fx: &Fx, tenant: TenantId) -> People {
     let alice = user(s, fx, tenant, "alice").await;
     let bob = user(s, fx, tenant, "bob").await;
     let carol = user(s, fx, tenant, "carol").await;
@@ -169,11 +173,11 @@ async fn small_world<S: ConformanceStore>(s: &S, fx: &Fx, tenant: TenantId) -> P
 }
 
 /// How many changes [`small_world`] applies: its version.
-const SMALL_WORLD_VERSION: u64 = 3 + 3 + 4 + 5 + 5 + 3;
+pub(super) const SMALL_WORLD_VERSION: u64 = 3 + 3 + 4 + 5 + 5 + 3;
 
 /// `before` after deleting the `kind` named `name`: the name gone, every
 /// grant and assignment naming it gone, one version up.
-fn cascaded(before: &RbacSnapshot, kind: RbacKind, name: &str) -> RbacSnapshot {
+pub(super) fn cascaded(before: &RbacSnapshot, kind: RbacKind, name: &str) -> RbacSnapshot {
     let name = n(name);
     let mut want = before.clone();
     want.version += 1;
@@ -200,7 +204,7 @@ fn cascaded(before: &RbacSnapshot, kind: RbacKind, name: &str) -> RbacSnapshot {
 }
 
 /// Every list of the snapshot is sorted, and it is of `tenant`.
-fn assert_sorted_snapshot(snap: &RbacSnapshot, tenant: TenantId) {
+pub(super) fn assert_sorted_snapshot(snap: &RbacSnapshot, tenant: TenantId) {
     assert_eq!(snap.tenant_id, tenant);
     assert!(snap.services.is_sorted(), "{:?}", snap.services);
     assert!(snap.roles.is_sorted(), "{:?}", snap.roles);
@@ -684,308 +688,6 @@ pub async fn deleting_a_permission_cascades_to_its_role_and_direct_grants<S: Con
     assert_eq!(
         s.user_roles(t.id, p.carol.id, &docs).await.unwrap(),
         [n("viewer")]
-    );
-}
-
-/// Every listing agrees with the model, sorted: `role_permissions`,
-/// `service_roles` (held there or granted something limited to it),
-/// `user_roles`, `user_permissions` (through held roles, limited or
-/// unlimited grants, and direct grants, deduplicated: equal to
-/// `rbac::effective_permissions` on the snapshot for every user and
-/// service), `role_holders` and `user_services`.
-pub async fn rbac_listings_agree_with_the_model<S: ConformanceStore>(s: S) {
-    let (fx, t) = acme(&s, 110).await;
-    let People { alice, bob, carol } = small_world(&s, &fx, t.id).await;
-    let (docs, wiki, billing) = (n("docs"), n("wiki"), n("billing"));
-    let none: Vec<RbacName> = Vec::new();
-
-    assert_eq!(
-        s.role_permissions(t.id, &n("editor")).await.unwrap(),
-        [
-            grant("editor", "delete", Some("wiki")),
-            grant("editor", "read", None),
-            grant("editor", "write", Some("docs")),
-        ]
-    );
-    assert_eq!(
-        s.role_permissions(t.id, &n("viewer")).await.unwrap(),
-        [grant("viewer", "read", None)]
-    );
-    assert!(
-        s.role_permissions(t.id, &n("nobody"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    assert_eq!(
-        s.service_roles(t.id, &docs).await.unwrap(),
-        [n("editor"), n("viewer")]
-    );
-    assert_eq!(
-        s.service_roles(t.id, &wiki).await.unwrap(),
-        [n("editor"), n("viewer")]
-    );
-    // Nobody holds a role in billing: auditor is there by its grant, and a
-    // direct grant names no role.
-    assert_eq!(
-        s.service_roles(t.id, &billing).await.unwrap(),
-        [n("auditor")]
-    );
-    assert!(
-        s.service_roles(t.id, &n("nowhere"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    assert_eq!(
-        s.user_roles(t.id, alice.id, &docs).await.unwrap(),
-        [n("editor")]
-    );
-    assert_eq!(
-        s.user_roles(t.id, alice.id, &wiki).await.unwrap(),
-        [n("viewer")]
-    );
-    assert_eq!(s.user_roles(t.id, alice.id, &billing).await.unwrap(), none);
-    assert_eq!(
-        s.user_roles(t.id, bob.id, &docs).await.unwrap(),
-        [n("viewer")]
-    );
-
-    let perms = [
-        (&alice, &docs, vec![n("read"), n("write")]),
-        (&alice, &wiki, vec![n("read")]),
-        (&alice, &billing, vec![]),
-        (&bob, &docs, vec![n("read")]),
-        (&bob, &wiki, vec![n("delete"), n("read")]),
-        (&bob, &billing, vec![n("write")]),
-        (&carol, &docs, vec![n("export"), n("read")]),
-        (&carol, &wiki, vec![]),
-        (&carol, &billing, vec![]),
-    ];
-    let snap = s.rbac_snapshot(t.id).await.unwrap();
-    for (u, service, want) in perms {
-        let got = s.user_permissions(t.id, u.id, service).await.unwrap();
-        assert_eq!(got, want, "{} in {service}", u.identifier.as_str());
-        assert_eq!(
-            got,
-            effective_permissions(&snap, u.id, service),
-            "{} in {service}",
-            u.identifier.as_str()
-        );
-    }
-    // A role held but never granted anything gives nothing.
-    apply(&s, t.id, create(RbacKind::Role, "idle")).await;
-    apply(
-        &s,
-        t.id,
-        RbacChange::Assign(holds(carol.id, "idle", "wiki")),
-    )
-    .await;
-    assert_eq!(
-        s.user_permissions(t.id, carol.id, &wiki).await.unwrap(),
-        none
-    );
-
-    assert_eq!(
-        s.role_holders(t.id, &n("editor"), &docs).await.unwrap(),
-        [alice.id]
-    );
-    assert_eq!(
-        s.role_holders(t.id, &n("viewer"), &docs).await.unwrap(),
-        sorted(&[bob.id, carol.id])
-    );
-    assert!(
-        s.role_holders(t.id, &n("auditor"), &billing)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    assert_eq!(
-        s.user_services(t.id, alice.id).await.unwrap(),
-        [n("docs"), n("wiki")]
-    );
-    assert_eq!(
-        s.user_services(t.id, bob.id).await.unwrap(),
-        [n("billing"), n("docs"), n("wiki")]
-    );
-    assert_eq!(
-        s.user_services(t.id, carol.id).await.unwrap(),
-        [n("docs"), n("wiki")]
-    );
-}
-
-/// The snapshot holds the whole model, each list sorted, at the version
-/// `authz_versions` reports; a tenant never changed reads as empty at
-/// version 0.
-pub async fn rbac_snapshot_holds_the_whole_model_sorted<S: ConformanceStore>(s: S) {
-    let (fx, t) = acme(&s, 111).await;
-    let empty = s.rbac_snapshot(t.id).await.unwrap();
-    assert_eq!(
-        empty,
-        RbacSnapshot {
-            tenant_id: t.id,
-            version: 0,
-            services: vec![],
-            roles: vec![],
-            permissions: vec![],
-            role_grants: vec![],
-            assignments: vec![],
-            direct_grants: vec![],
-        }
-    );
-    let p = small_world(&s, &fx, t.id).await;
-    let snap = s.rbac_snapshot(t.id).await.unwrap();
-    assert_sorted_snapshot(&snap, t.id);
-    assert_eq!(snap.version, SMALL_WORLD_VERSION);
-    assert_eq!(snap.version, version(&s, t.id).await);
-    assert_eq!(snap.services, [n("billing"), n("docs"), n("wiki")]);
-    assert_eq!(snap.roles, [n("auditor"), n("editor"), n("viewer")]);
-    assert_eq!(
-        snap.permissions,
-        [n("delete"), n("export"), n("read"), n("write")]
-    );
-    assert_eq!(
-        snap.role_grants,
-        [
-            grant("auditor", "export", Some("billing")),
-            grant("editor", "delete", Some("wiki")),
-            grant("editor", "read", None),
-            grant("editor", "write", Some("docs")),
-            grant("viewer", "read", None),
-        ]
-    );
-    assert_eq!(
-        snap.assignments,
-        sorted(&[
-            holds(p.alice.id, "editor", "docs"),
-            holds(p.alice.id, "viewer", "wiki"),
-            holds(p.bob.id, "editor", "wiki"),
-            holds(p.bob.id, "viewer", "docs"),
-            holds(p.carol.id, "viewer", "docs"),
-        ])
-    );
-    assert_eq!(
-        snap.direct_grants,
-        sorted(&[
-            direct(p.alice.id, "read", "docs"),
-            direct(p.bob.id, "write", "billing"),
-            direct(p.carol.id, "export", "docs"),
-        ])
-    );
-}
-
-/// Two tenants using the same names have independent models: B's names,
-/// grants, assignments and versions never appear to A, B's changes and
-/// deletes leave A as it was, and A's listings naming B's user are empty.
-pub async fn rbac_models_are_tenant_scoped<S: ConformanceStore>(s: S) {
-    let fx = Fx::new(112);
-    let a = tenant(&s, &fx, "a").await;
-    let b = tenant(&s, &fx, "b").await;
-    let pa = small_world(&s, &fx, a.id).await;
-    let a_before = s.rbac_snapshot(a.id).await.unwrap();
-    let pb = small_world(&s, &fx, b.id).await;
-    // B goes further: more names and grants, under A's names too.
-    create_all(&s, b.id, RbacKind::Role, &["intruder"]).await;
-    apply(
-        &s,
-        b.id,
-        RbacChange::Grant(grant("intruder", "delete", Some("docs"))),
-    )
-    .await;
-    apply(&s, b.id, RbacChange::Grant(grant("viewer", "write", None))).await;
-    apply(
-        &s,
-        b.id,
-        RbacChange::Assign(holds(pb.alice.id, "intruder", "docs")),
-    )
-    .await;
-    apply(
-        &s,
-        b.id,
-        RbacChange::GrantDirect(direct(pb.alice.id, "delete", "wiki")),
-    )
-    .await;
-    apply(&s, b.id, delete(RbacKind::Service, "billing")).await;
-    apply(&s, b.id, delete(RbacKind::Role, "editor")).await;
-    assert_eq!(s.rbac_snapshot(a.id).await.unwrap(), a_before);
-    assert_eq!(version(&s, a.id).await, SMALL_WORLD_VERSION);
-    assert_eq!(version(&s, b.id).await, SMALL_WORLD_VERSION + 7);
-
-    let (docs, wiki) = (n("docs"), n("wiki"));
-    assert_eq!(
-        s.rbac_names(a.id, RbacKind::Role).await.unwrap(),
-        [n("auditor"), n("editor"), n("viewer")]
-    );
-    assert_eq!(
-        s.role_permissions(a.id, &n("viewer")).await.unwrap(),
-        [grant("viewer", "read", None)]
-    );
-    assert!(
-        s.role_permissions(a.id, &n("intruder"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.service_roles(a.id, &docs).await.unwrap(),
-        [n("editor"), n("viewer")]
-    );
-    assert_eq!(
-        s.role_holders(a.id, &n("editor"), &docs).await.unwrap(),
-        [pa.alice.id]
-    );
-    assert_eq!(
-        s.role_holders(a.id, &n("viewer"), &docs).await.unwrap(),
-        sorted(&[pa.bob.id, pa.carol.id])
-    );
-    assert_eq!(
-        s.user_roles(a.id, pa.alice.id, &docs).await.unwrap(),
-        [n("editor")]
-    );
-    assert_eq!(
-        s.user_permissions(a.id, pa.alice.id, &wiki).await.unwrap(),
-        [n("read")]
-    );
-    assert_eq!(
-        s.user_services(a.id, pa.bob.id).await.unwrap(),
-        [n("billing"), n("docs"), n("wiki")]
-    );
-    // B's users are nobody in A.
-    for u in [&pb.alice, &pb.bob, &pb.carol] {
-        assert!(s.user_services(a.id, u.id).await.unwrap().is_empty());
-        assert!(s.user_roles(a.id, u.id, &docs).await.unwrap().is_empty());
-        assert!(
-            s.user_permissions(a.id, u.id, &docs)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-    // And B sees its own model only.
-    let b_snap = s.rbac_snapshot(b.id).await.unwrap();
-    assert_eq!(b_snap.tenant_id, b.id);
-    assert!(
-        b_snap
-            .assignments
-            .iter()
-            .all(|x| x.user != pa.alice.id && x.user != pa.bob.id && x.user != pa.carol.id)
-    );
-    assert_eq!(
-        s.role_holders(b.id, &n("intruder"), &docs).await.unwrap(),
-        [pb.alice.id]
-    );
-    assert!(
-        s.role_holders(b.id, &n("editor"), &docs)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.user_permissions(b.id, pb.alice.id, &wiki).await.unwrap(),
-        [n("delete"), n("read"), n("write")]
     );
 }
 
