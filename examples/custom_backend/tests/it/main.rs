@@ -159,3 +159,74 @@ async fn rbac_calls_count_under_their_own_traits() {
     assert_eq!(counts.total().calls, 4, "{counts}");
     assert!(counts.to_string().contains("RbacStore: 2 calls, 1 errors"));
 }
+
+/// `AuthzService::decide` reads the tenant's versions once per decision and
+/// nothing else while nothing changed (its entities are cached per
+/// version); a change makes the next decision reload the data.
+#[tokio::test]
+async fn a_warm_decision_makes_one_store_call() {
+    use countersign_core::authz::EntityUid;
+    use countersign_core::{AuthRecord, AuthzService, MethodName, Resource, RoleAssignment};
+    let store = fresh().await;
+    let (env, _clock) = Env::manual(9);
+    let authn = AuthnService::new(store.clone(), env.clone(), PasswordHasher::owasp().unwrap());
+    let tenant = authn
+        .provision_tenant(NewTenant::password_only("acme", "Acme Inc").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let client = ClientInfo::default();
+    let alice = authn
+        .register_user(
+            tenant,
+            NewUser {
+                identifier: "alice",
+                state: Some(AccountState::Active),
+                ..NewUser::default()
+            },
+            &client,
+        )
+        .await
+        .unwrap();
+    let authz = AuthzService::new(store.clone(), env.clone());
+    authz
+        .grant_tenant_admin(tenant, alice.id, &client)
+        .await
+        .unwrap();
+    let auth = AuthRecord {
+        tenant_id: tenant,
+        user_id: alice.id,
+        method: MethodName::parse("password").unwrap(),
+        factors: vec![],
+        at: env.now(),
+    };
+    let action: EntityUid = r#"Countersign::Action::"manage_users""#.parse().unwrap();
+    let resource = Resource {
+        tenant,
+        uid: r#"Countersign::Service::"countersign""#.parse().unwrap(),
+    };
+    let decide = || authz.decide(&auth, &action, &resource, Default::default());
+    assert!(decide().await.unwrap().allowed);
+
+    store.reset();
+    for _ in 0..3 {
+        assert!(decide().await.unwrap().allowed);
+    }
+    let counts = store.counts();
+    for t in StoreTrait::ALL {
+        let want = if t == StoreTrait::RbacLookup { 3 } else { 0 };
+        assert_eq!(counts.get(t).calls, want, "{t:?}");
+    }
+
+    // A change: the next decision reloads the snapshot, then it is warm again.
+    let unassign = RbacChange::Unassign(RoleAssignment {
+        user: alice.id,
+        role: RbacName::new("admin").unwrap(),
+        service: RbacName::new("countersign").unwrap(),
+    });
+    authz.change_rbac(tenant, &unassign, &client).await.unwrap();
+    assert!(!decide().await.unwrap().allowed);
+    store.reset();
+    assert!(!decide().await.unwrap().allowed);
+    assert_eq!(store.counts().get(StoreTrait::RbacLookup).calls, 1);
+}
