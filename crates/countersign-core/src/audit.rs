@@ -75,6 +75,23 @@ str_enum! {
         RbacChanged => "rbac.changed",
         /// A user was registered.
         UserRegistered => "user.registered",
+        /// An identity at an issuer was linked to an existing account.
+        IdentityLinked => "identity.linked",
+        /// An identity at an issuer was unlinked from its account.
+        IdentityUnlinked => "identity.unlinked",
+        /// Someone registered with the address of an existing account: the
+        /// answer was the same as for a new one, the owner got a notice.
+        RegistrationDuplicate => "user.registration_duplicate",
+        /// A verification (address code, reset token) was sent, or a
+        /// request for one was refused or skipped (status failure, the
+        /// detail says why).
+        VerificationSent => "verification.sent",
+        /// An address was verified: the account is active (status success),
+        /// or a code was refused (status failure).
+        AddressVerified => "account.verified",
+        /// A password was reset with an emailed token (status success), or
+        /// a token was refused (status failure).
+        PasswordReset => "password.reset",
         /// A user was imported from another system (with the password hash
         /// it had there, if any).
         UserImported => "user.imported",
@@ -166,6 +183,12 @@ str_enum! {
         Revoked => "revoked",
         /// A refresh family was revoked after reuse.
         FamilyRevoked => "family_revoked",
+        /// An ID token failed verification.
+        BadIdToken => "bad_id_token",
+        /// The send limit of a verification was reached.
+        SendLimit => "send_limit",
+        /// A verification was asked for an account it does not apply to.
+        NotApplicable => "not_applicable",
     }
 }
 

@@ -114,6 +114,10 @@ pub enum Error {
     /// Provisioning input broke an invariant (no factors, no method, ...).
     #[error("provisioning refused: {0}")]
     Provisioning(String),
+    /// A verification code or reset token is wrong, expired, used, out of
+    /// guesses, or another tenant's: the cases are deliberately one error.
+    #[error("invalid or expired verification")]
+    VerificationFailed,
     /// No login flow with that id in this tenant (unknown, or another
     /// tenant's: the two are indistinguishable).
     #[error("unknown login flow")]
@@ -162,6 +166,11 @@ pub enum Error {
     /// The access token was refused.
     #[error("access token refused: {0}")]
     AccessToken(#[from] crate::session::jwt::JwtError),
+    /// An OpenID Connect ID token was refused, or its issuer's keys could
+    /// not be fetched; its kind is
+    /// [`IdTokenError::kind`](crate::factor::federated::IdTokenError::kind).
+    #[error("id token refused: {0}")]
+    IdToken(#[from] crate::factor::federated::IdTokenError),
     /// An authorization model or its data was refused (it does not parse
     /// or validate, is too large, or the data is inconsistent); the
     /// [`AuthzError`](crate::authz::AuthzError) with Cedar's diagnostics is
@@ -267,6 +276,7 @@ impl Error {
             | Error::ChallengeMissing
             | Error::Passkey(_) => ErrorKind::InvalidInput,
             Error::InvalidCredentials
+            | Error::VerificationFailed
             | Error::SessionInvalid
             | Error::RefreshRefused(_)
             | Error::AccessToken(_) => ErrorKind::Unauthenticated,
@@ -293,6 +303,8 @@ impl Error {
             Error::Rng(_) | Error::Hashing { .. } | Error::Internal { .. } => ErrorKind::Internal,
             #[cfg(feature = "authz")]
             Error::Authz(e) => e.kind(),
+            // Unauthenticated, or Unavailable when the keys could not be fetched.
+            Error::IdToken(e) => e.kind(),
         }
     }
 

@@ -252,6 +252,21 @@ pub struct Awaiting {
     /// ids. `None` for a known user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoy_tag: Option<String>,
+    /// For a sign-in at an issuer: the issuer asked and the nonce its ID
+    /// token must carry. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedChallenge>,
+}
+
+/// What a flow that signs in at an issuer waits for: an ID token of
+/// `issuer` carrying `nonce` (which binds the token to this flow, so a
+/// token works in one flow only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedChallenge {
+    /// The canonical issuer.
+    pub issuer: String,
+    /// The nonce sent in the authorization request.
+    pub nonce: String,
 }
 
 impl Awaiting {
@@ -266,6 +281,7 @@ impl Awaiting {
             email_code: None,
             passkey: None,
             decoy_tag: None,
+            federated: None,
         }
     }
 

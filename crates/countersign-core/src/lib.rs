@@ -63,8 +63,9 @@ pub mod otp {
 pub use audit::{AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditReason, AuditStatus};
 pub use authn::{
     AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorExport, FactorResponse,
-    ImportOutcome, ImportUser, LoginStatus, NewTenant, NewUser, PasswordLogin, Refusal,
-    SelfService, SessionExport, Submission, UserExport,
+    FederatedStart, ImportOutcome, ImportUser, LoginStatus, NewTenant, NewUser, PasswordLogin,
+    RESET_TOKEN, Refusal, Registration, RegistrationReceipt, SelfService, SessionExport,
+    Submission, UserExport, VerificationExport,
 };
 #[cfg(feature = "authz")]
 pub use authz::{
@@ -74,6 +75,10 @@ pub use email::{EmailMessage, EmailSender, Outbox};
 pub use env::{Clock, Env, ManualClock, OsRng, SecureRng, SeededRng, SystemClock};
 pub use error::{
     BoxError, Error, ErrorKind, InvalidInput, RefreshRefusal, Result, StoreError, StoreErrorKind,
+};
+pub use factor::federated::{
+    DiscoveryDocument, FederationSettings, FetchError, HttpFetch, IdTokenError, IdTokenVerifier,
+    IssuerConfig, JwksCache, JwksSource, VerifiedIdToken,
 };
 pub use factor::{
     Argon2Params, AuthMethod, CodeKey, EmailOtpSettings, FactorCredential, FactorKind,
@@ -103,8 +108,9 @@ pub use session::{
     SigningKeyRecord, StepUpRequired,
 };
 pub use store::{
-    AuditQuery, FactorStore, FlowStore, HistoryEntry, IdentityAdmin, IdentityAuthnLog,
-    IdentityLookup, IdentityStore, KeyStore, PolicyDocument, PolicyStore, RbacLookup, RbacStore,
-    SessionStore, Store, TemplateLink,
+    AuditQuery, FactorStore, FederatedStore, FlowStore, HistoryEntry, IdentityAdmin,
+    IdentityAuthnLog, IdentityLookup, IdentityStore, KeyStore, LinkedIdentity, PolicyDocument,
+    PolicyStore, RbacLookup, RbacStore, SessionStore, Store, TemplateLink, Verification,
+    VerificationPurpose, VerificationStore,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

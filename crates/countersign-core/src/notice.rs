@@ -91,6 +91,9 @@ pub enum SecurityEvent {
     FactorRemoved(FactorKind),
     /// The account was deactivated.
     AccountDeactivated,
+    /// Someone tried to register a new account with this address, which
+    /// already has one (nothing was created).
+    RegistrationAttempted,
 }
 
 impl SecurityEvent {
@@ -102,6 +105,7 @@ impl SecurityEvent {
             SecurityEvent::FactorAdded(_) => "factor_added",
             SecurityEvent::FactorRemoved(_) => "factor_removed",
             SecurityEvent::AccountDeactivated => "account_deactivated",
+            SecurityEvent::RegistrationAttempted => "registration_attempted",
         }
     }
 }
@@ -152,6 +156,9 @@ impl NoticeRenderer for PlainText {
                         format!("A sign-in factor ({k}) was removed.")
                     }
                     SecurityEvent::AccountDeactivated => "Your account was deactivated.".to_owned(),
+                    SecurityEvent::RegistrationAttempted => format!(
+                        "Someone tried to sign up for {name} with this address, which already has an account. If it was you, sign in or reset your password."
+                    ),
                 };
                 (
                     format!("Security notice from {name}"),

@@ -185,6 +185,13 @@ fn security(p: &str, subject_name: &str, event: SecurityEvent) -> Content {
             format!("Your {p} account was deactivated: you can no longer sign in to it."),
             format!("If you did not expect this, contact {p} support."),
         ),
+        SecurityEvent::RegistrationAttempted => (
+            format!("Someone tried to sign up for {subject_name} with your address"),
+            format!(
+                "Someone tried to create a {p} account with this address, which already has one. Nothing was created or changed."
+            ),
+            "If it was you, sign in, or reset your password if you have forgotten it. If it was not you, you can ignore this message.".to_owned(),
+        ),
     };
     Content {
         subject,

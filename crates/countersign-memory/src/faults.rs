@@ -112,6 +112,20 @@ store_methods! {
     UserServices => "user_services",
     // RbacStore
     ApplyRbacChange => "apply_rbac_change",
+    // VerificationStore
+    SaveVerification => "save_verification",
+    Verification => "verification",
+    FindVerification => "find_verification",
+    RecordVerificationFailure => "record_verification_failure",
+    ConsumeVerification => "consume_verification",
+    DeleteVerifications => "delete_verifications",
+    DeleteExpiredVerifications => "delete_expired_verifications",
+    // FederatedStore
+    FindLinkedIdentity => "find_linked_identity",
+    LinkedIdentities => "linked_identities",
+    LinkIdentity => "link_identity",
+    CreateLinkedUser => "create_linked_user",
+    UnlinkIdentity => "unlink_identity",
     // AuditQuery
     QueryEvents => "query_events",
 }

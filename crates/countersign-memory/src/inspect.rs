@@ -33,6 +33,10 @@ pub struct MemorySnapshot {
     pub rbac_names: usize,
     /// RBAC role grants, role assignments and direct grants.
     pub rbac_grants: usize,
+    /// Pending verifications.
+    pub verifications: usize,
+    /// Linked identities.
+    pub linked_identities: usize,
 }
 
 impl MemoryStore {
@@ -61,6 +65,8 @@ impl MemoryStore {
                 .values()
                 .map(|r| r.role_grants.len() + r.assignments.len() + r.direct_grants.len())
                 .sum(),
+            verifications: st.verifications.len(),
+            linked_identities: st.linked.len(),
         }
     }
 

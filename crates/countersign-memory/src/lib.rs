@@ -6,7 +6,8 @@
 //! tenant's RBAC version happen in one step (so `N` concurrent changes
 //! give versions exactly `1..=N`), every listing is sorted and
 //! tenant-scoped, and erasing a user also removes its assignments and
-//! direct grants (bumping the version).
+//! direct grants (bumping the version), its pending verifications and its
+//! linked identities.
 //!
 //! Applications should depend on the `countersign` facade (feature
 //! `memory`). The store doubles as the mock store for downstream tests:

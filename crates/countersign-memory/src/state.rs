@@ -7,16 +7,22 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, DirectGrant, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId,
-    FlowRecord, Identifier, MethodName, MethodRecord, MethodScope, PolicyDocument, RbacKind,
-    RbacName, RbacSnapshot, RefreshFamily, RoleAssignment, RoleGrant, SessionId, SessionRecord,
-    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
-    Versioned,
+    FlowRecord, Identifier, LinkedIdentity, MethodName, MethodRecord, MethodScope, PolicyDocument,
+    RbacKind, RbacName, RbacSnapshot, RefreshFamily, RoleAssignment, RoleGrant, SessionId,
+    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User,
+    UserId, Verification, VerificationPurpose, Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found};
 
 /// Key of a method: tenant, optional user, name.
 pub(crate) type MethodKey = (TenantId, Option<UserId>, MethodName);
+
+/// Key of a pending verification: tenant, user, purpose.
+pub(crate) type VerificationKey = (TenantId, UserId, VerificationPurpose);
+
+/// Key of a linked identity: tenant, issuer, subject.
+pub(crate) type LinkKey = (TenantId, String, String);
 
 /// Everything the store holds. Every store method runs with it locked, so
 /// each is atomic.
@@ -47,6 +53,10 @@ pub(crate) struct State {
     pub(crate) policies: HashMap<TenantId, PolicyDocument>,
     /// Each tenant's RBAC model; a tenant never changed has none (version 0).
     pub(crate) rbac: HashMap<TenantId, Rbac>,
+    /// Pending verifications, at most one per (tenant, user, purpose).
+    pub(crate) verifications: HashMap<VerificationKey, Verification>,
+    /// Linked identities, at most one per (tenant, issuer, subject).
+    pub(crate) linked: BTreeMap<LinkKey, LinkedIdentity>,
 }
 
 /// One tenant's RBAC model. Sets, so every listing comes out sorted (by

@@ -13,9 +13,9 @@ use countersign_core::rbac::{
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress,
     EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId, FlowRecord,
-    Identifier, MethodRecord, PolicyDocument, RefreshFamily, SessionId, SessionRecord,
-    SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug, TokenHash, User,
-    UserId, Versioned,
+    Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RefreshFamily, SessionId,
+    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug,
+    TokenHash, User, UserId, Verification, VerificationPurpose, Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -90,6 +90,23 @@ macro_rules! policy_cols {
     };
 }
 pub(crate) use policy_cols;
+
+/// The columns [`verification`] reads.
+macro_rules! verification_cols {
+    () => {
+        "tenant_id, user_id, purpose, secret_hash, payload, created_at, expires_at, sends, \
+         failures"
+    };
+}
+pub(crate) use verification_cols;
+
+/// The columns [`linked_identity`] reads.
+macro_rules! link_cols {
+    () => {
+        "tenant_id, user_id, issuer, subject, email, linked_at"
+    };
+}
+pub(crate) use link_cols;
 
 pub(crate) fn get<'r, T>(
     row: &'r PgRow,
@@ -290,6 +307,38 @@ pub(crate) fn family(row: &PgRow) -> Result<RefreshFamily, PgError> {
         expires_at: get(row, T, "expires_at")?,
         revoked_at: get(row, T, "revoked_at")?,
         reuse_grace: duration(T, "reuse_grace_us", get(row, T, "reuse_grace_us")?)?,
+    })
+}
+
+pub(crate) fn verification(row: &PgRow) -> Result<Verification, PgError> {
+    const T: &str = "cs_verifications";
+    let purpose: String = get(row, T, "purpose")?;
+    Ok(Verification {
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        user_id: UserId::from_uuid(get(row, T, "user_id")?),
+        purpose: parse::<VerificationPurpose>(T, "purpose", &purpose)?,
+        secret_hash: get(row, T, "secret_hash")?,
+        payload: get(row, T, "payload")?,
+        created_at: get(row, T, "created_at")?,
+        expires_at: get(row, T, "expires_at")?,
+        sends: unsigned(T, "sends", get::<i64>(row, T, "sends")?)?,
+        failures: unsigned(T, "failures", get::<i64>(row, T, "failures")?)?,
+    })
+}
+
+pub(crate) fn linked_identity(row: &PgRow) -> Result<LinkedIdentity, PgError> {
+    const T: &str = "cs_linked_identities";
+    let email: Option<String> = get(row, T, "email")?;
+    Ok(LinkedIdentity {
+        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
+        user_id: UserId::from_uuid(get(row, T, "user_id")?),
+        issuer: get(row, T, "issuer")?,
+        subject: get(row, T, "subject")?,
+        email: email
+            .map(|e| EmailAddress::parse(&e))
+            .transpose()
+            .map_err(|e| PgError::corrupt(T, e))?,
+        linked_at: get(row, T, "linked_at")?,
     })
 }
 

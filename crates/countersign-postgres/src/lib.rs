@@ -5,8 +5,9 @@
 //! [`PostgresStore`] implements every store trait of countersign-core
 //! ([`IdentityLookup`], [`IdentityAuthnLog`], [`IdentityAdmin`],
 //! [`FactorStore`], [`FlowStore`], [`SessionStore`], [`KeyStore`],
-//! [`PolicyStore`], [`RbacLookup`], [`RbacStore`], [`AuditQuery`]) and passes the whole conformance suite of
-//! `countersign-testkit`. Guarantees:
+//! [`PolicyStore`], [`RbacLookup`], [`RbacStore`], [`VerificationStore`],
+//! [`FederatedStore`], [`AuditQuery`]) and passes the whole conformance
+//! suite of `countersign-testkit`. Guarantees:
 //!
 //! - **No database at build time.** Every query is checked at run time
 //!   (`sqlx::query` with bind parameters); nothing needs a live database
@@ -23,7 +24,9 @@
 //!   each one statement; so are session validation (with its renewal: a
 //!   check with idle time to spare writes nothing), ending sessions (with
 //!   the revocation of their refresh families) and refresh-token rotation
-//!   (the whole reuse decision, under a row lock on the family);
+//!   (the whole reuse decision, under a row lock on the family), and a
+//!   verification's compare-and-save on its send count, its failure count
+//!   and its single-use consumption (`DELETE ... RETURNING`);
 //!   provisioning, user creation, erasure and the
 //!   invariant checks ("a tenant keeps a factor and an enabled method")
 //!   are one transaction each, the checks serialised per tenant by a row
@@ -40,6 +43,12 @@
 //!   any. [`RbacLookup::authz_versions`] (policy document and RBAC
 //!   versions) and [`RbacLookup::rbac_snapshot`] are one statement each,
 //!   so each reads one consistent state.
+//! - **Federated identities.** One link per (tenant, issuer, subject) is
+//!   the primary key of `cs_linked_identities`: of concurrent
+//!   transactions linking one identity, on any number of nodes, one
+//!   commits and the others fail with `Conflict`, rolling back the user
+//!   each would have created with it ([`FederatedStore::create_linked_user`]
+//!   is one transaction: user, link and audit event).
 //! - **Tenant scoping.** The tenant id is part of every key and every
 //!   `WHERE` clause (but for lookups by a token hash, which names one row
 //!   of the whole deployment); user-owned rows reference
@@ -58,7 +67,8 @@
 //!   and their policies, users (by id, identifier or across tenants),
 //!   failure (lockout) records, tenant factors, credentials, methods,
 //!   password history, flows, sessions, refresh families, signing keys,
-//!   policy documents and the RBAC model (every [`RbacLookup`] read).
+//!   policy documents, the RBAC model (every [`RbacLookup`] read),
+//!   pending verifications and linked identities.
 //!   An optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
 //!   replica, serves only what may be stale: the user listing
 //!   ([`IdentityLookup::list_users`]) and audit queries
@@ -87,6 +97,9 @@
 //! [`RbacLookup::rbac_snapshot`]: countersign_core::RbacLookup::rbac_snapshot
 //! [`RbacStore`]: countersign_core::RbacStore
 //! [`RbacStore::apply_rbac_change`]: countersign_core::RbacStore::apply_rbac_change
+//! [`VerificationStore`]: countersign_core::VerificationStore
+//! [`FederatedStore`]: countersign_core::FederatedStore
+//! [`FederatedStore::create_linked_user`]: countersign_core::FederatedStore::create_linked_user
 //! [`AuditQuery`]: countersign_core::AuditQuery
 //! [`LockoutPolicy::next_failure`]: countersign_core::LockoutPolicy::next_failure
 //! [`StoreErrorKind`]: countersign_core::StoreErrorKind

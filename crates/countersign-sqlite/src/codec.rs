@@ -7,9 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, AuthzVersions, DirectGrant, EmailAddress, EventId, FactorCredential, FailureRecord,
-    FamilyId, FlowRecord, Identifier, MethodRecord, PolicyDocument, RbacName, RefreshFamily,
-    RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningAlgorithm, SigningKeyRecord,
-    Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Versioned,
+    FamilyId, FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RbacName,
+    RefreshFamily, RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningAlgorithm,
+    SigningKeyRecord, Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Verification,
+    Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -128,6 +129,18 @@ trait Col {
         self.col::<Option<String>>(i)?
             .map(|s| RbacName::new(s).map_err(|e| SqliteError::Corrupt(e.to_string())))
             .transpose()
+    }
+
+    /// A nullable email address column.
+    fn opt_email_col(&self, i: usize) -> Result<Option<EmailAddress>> {
+        self.col::<Option<String>>(i)?
+            .map(|e| EmailAddress::parse(&e).map_err(|e| SqliteError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// A count column that fits a `u32`; `what` names it in the error.
+    fn u32_col(&self, i: usize, what: &str) -> Result<u32> {
+        u32::try_from(self.col::<i64>(i)?).map_err(|_| SqliteError::Corrupt(what.into()))
     }
 
     /// A non-negative integer column; `what` names it in the error.
@@ -400,4 +413,36 @@ pub(crate) fn read_authz_versions(r: &Row<'_>) -> Result<AuthzVersions> {
         None => 0,
     };
     Ok(AuthzVersions { policies, rbac })
+}
+
+/// Columns of `cs_verifications` that [`read_verification`] decodes.
+pub(crate) const VERIFICATION_COLS: &str = "tenant_id, user_id, purpose, secret_hash, payload, \
+                                            created_at, expires_at, sends, failures";
+
+pub(crate) fn read_verification(r: &Row<'_>) -> Result<Verification> {
+    Ok(Verification {
+        tenant_id: r.id_col(0, TenantId::from_uuid)?,
+        user_id: r.id_col(1, UserId::from_uuid)?,
+        purpose: r.code_col(2)?,
+        secret_hash: r.col(3)?,
+        payload: r.col(4)?,
+        created_at: r.time_col(5)?,
+        expires_at: r.time_col(6)?,
+        sends: r.u32_col(7, "verification sends")?,
+        failures: r.u32_col(8, "verification failures")?,
+    })
+}
+
+/// Columns of `cs_linked_identities` that [`read_linked_identity`] decodes.
+pub(crate) const LINK_COLS: &str = "tenant_id, user_id, issuer, subject, email, linked_at";
+
+pub(crate) fn read_linked_identity(r: &Row<'_>) -> Result<LinkedIdentity> {
+    Ok(LinkedIdentity {
+        tenant_id: r.id_col(0, TenantId::from_uuid)?,
+        user_id: r.id_col(1, UserId::from_uuid)?,
+        issuer: r.col(2)?,
+        subject: r.col(3)?,
+        email: r.opt_email_col(4)?,
+        linked_at: r.time_col(5)?,
+    })
 }

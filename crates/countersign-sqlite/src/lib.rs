@@ -22,7 +22,13 @@
 //!   path for the `0600` guarantee.
 //! - **Atomicity.** Multi-statement operations run in one `IMMEDIATE`
 //!   transaction; compare-and-save, failed-attempt counting and state
-//!   changes are single statements. Several processes may share one file:
+//!   changes are single statements, and so are a verification's
+//!   compare-and-save on its send count, its failure count and its
+//!   single-use consumption (`DELETE ... RETURNING`). A linked identity is
+//!   unique by its primary key (tenant, issuer, subject); a link, the user
+//!   it may create and its audit event commit in one transaction. Erasing
+//!   a user removes its verifications and links by foreign-key cascade.
+//!   Several processes may share one file:
 //!   SQLite's locks serialise them (WAL mode, 5 s busy timeout).
 //! - **RBAC.** Each RBAC change, its audit event and the bump of the
 //!   tenant's RBAC version commit in one transaction; deleting a service,

@@ -12,6 +12,8 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ("policies", include_str!("conformance/policies.rs")),
     ("rbac", include_str!("conformance/rbac.rs")),
     ("rbac_reads", include_str!("conformance/rbac_reads.rs")),
+    ("verification", include_str!("conformance/verification.rs")),
+    ("federated", include_str!("conformance/federated.rs")),
     ("audit", include_str!("conformance/audit.rs")),
     ("", include_str!("conformance/mod.rs")),
 ];
@@ -28,6 +30,8 @@ const ENGINE: &[(&str, &str)] = &[
     ("authz", include_str!("engine/authz.rs")),
     ("lifecycle", include_str!("engine/lifecycle.rs")),
     ("import", include_str!("engine/import.rs")),
+    ("registration", include_str!("engine/registration.rs")),
+    ("federated", include_str!("engine/federated.rs")),
     ("", include_str!("engine/mod.rs")),
 ];
 

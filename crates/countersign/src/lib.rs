@@ -8,6 +8,7 @@
 //! | `sqlite` | yes     | [`sqlite`]: the SQLite backend, the embedded default |
 //! | `postgres` | no    | `postgres`: the PostgreSQL backend, for scale-out |
 //! | `mail`   | no      | `mail`: SMTP and log senders, branded templates for notices |
+//! | `oidc`   | no      | `oidc`: fetching OpenID Connect key sets and discovery documents over HTTPS |
 //!
 //! This is the one crate with a semver promise: depend on it rather than on
 //! the `countersign-*` crates it re-exports.
@@ -19,6 +20,8 @@ pub use countersign_core::*;
 pub use countersign_mail as mail;
 #[cfg(feature = "memory")]
 pub use countersign_memory as memory;
+#[cfg(feature = "oidc")]
+pub use countersign_oidc as oidc;
 #[cfg(feature = "postgres")]
 pub use countersign_postgres as postgres;
 #[cfg(feature = "sqlite")]

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AccountState, AuditEvent, AuditFilter, AuditQuery, AuthMethod, AuthRecord, AuthzVersions,
-    FactorCredential, FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId, FlowRecord,
-    FlowStore, HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, KeyStore,
-    LockoutPolicy, MethodName, MethodRecord, MethodScope, PolicyDocument, PolicyStore, RbacChange,
-    RbacKind, RbacLookup, RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation,
-    SessionId, SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy,
-    TenantProvision, TenantSlug, TokenHash, User, UserId, Versioned,
+    FactorCredential, FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId,
+    FederatedStore, FlowRecord, FlowStore, HistoryEntry, Identifier, IdentityAdmin,
+    IdentityAuthnLog, IdentityLookup, KeyStore, LinkedIdentity, LockoutPolicy, MethodName,
+    MethodRecord, MethodScope, PolicyDocument, PolicyStore, RbacChange, RbacKind, RbacLookup,
+    RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation, SessionId,
+    SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision,
+    TenantSlug, TokenHash, User, UserId, Verification, VerificationPurpose, VerificationStore,
+    Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -591,6 +593,134 @@ impl<S: RbacStore> RbacStore for CountingStore<S> {
     ) -> Result<u64, Self::Error> {
         let call = self.inner.apply_rbac_change(tenant, change, event);
         self.counted(StoreTrait::RbacStore, call).await
+    }
+}
+
+impl<S: VerificationStore> VerificationStore for CountingStore<S> {
+    type Error = <S as VerificationStore>::Error;
+
+    async fn save_verification(
+        &self,
+        v: &Verification,
+        expected_sends: Option<u32>,
+    ) -> Result<bool, Self::Error> {
+        let call = self.inner.save_verification(v, expected_sends);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: VerificationPurpose,
+    ) -> Result<Option<Verification>, Self::Error> {
+        let call = self.inner.verification(tenant, user, purpose);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn find_verification(
+        &self,
+        tenant: TenantId,
+        purpose: VerificationPurpose,
+        secret_hash: &str,
+    ) -> Result<Option<Verification>, Self::Error> {
+        let call = self.inner.find_verification(tenant, purpose, secret_hash);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn record_verification_failure(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: VerificationPurpose,
+    ) -> Result<Option<u32>, Self::Error> {
+        let call = self
+            .inner
+            .record_verification_failure(tenant, user, purpose);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn consume_verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: VerificationPurpose,
+        secret_hash: &str,
+        max_failures: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Verification>, Self::Error> {
+        let call =
+            self.inner
+                .consume_verification(tenant, user, purpose, secret_hash, max_failures, now);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn delete_verifications(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: Option<VerificationPurpose>,
+    ) -> Result<u64, Self::Error> {
+        let call = self.inner.delete_verifications(tenant, user, purpose);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+
+    async fn delete_expired_verifications(&self, now: DateTime<Utc>) -> Result<u64, Self::Error> {
+        let call = self.inner.delete_expired_verifications(now);
+        self.counted(StoreTrait::VerificationStore, call).await
+    }
+}
+
+impl<S: FederatedStore> FederatedStore for CountingStore<S> {
+    type Error = <S as FederatedStore>::Error;
+
+    async fn find_linked_identity(
+        &self,
+        tenant: TenantId,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<LinkedIdentity>, Self::Error> {
+        let call = self.inner.find_linked_identity(tenant, issuer, subject);
+        self.counted(StoreTrait::FederatedStore, call).await
+    }
+
+    async fn linked_identities(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Vec<LinkedIdentity>, Self::Error> {
+        let call = self.inner.linked_identities(tenant, user);
+        self.counted(StoreTrait::FederatedStore, call).await
+    }
+
+    async fn link_identity(
+        &self,
+        identity: &LinkedIdentity,
+        event: &AuditEvent,
+    ) -> Result<(), Self::Error> {
+        let call = self.inner.link_identity(identity, event);
+        self.counted(StoreTrait::FederatedStore, call).await
+    }
+
+    async fn create_linked_user(
+        &self,
+        user: &User,
+        identity: &LinkedIdentity,
+        event: &AuditEvent,
+    ) -> Result<(), Self::Error> {
+        let call = self.inner.create_linked_user(user, identity, event);
+        self.counted(StoreTrait::FederatedStore, call).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, Self::Error> {
+        let call = self.inner.unlink_identity(tenant, user, issuer, subject);
+        self.counted(StoreTrait::FederatedStore, call).await
     }
 }
 

@@ -101,13 +101,17 @@ pub enum StoreTrait {
     RbacLookup,
     /// `RbacStore`: changes to each tenant's RBAC model.
     RbacStore,
+    /// `VerificationStore`: address codes and reset tokens, consumed once.
+    VerificationStore,
+    /// `FederatedStore`: identities at other issuers linked to accounts.
+    FederatedStore,
     /// `AuditQuery`: reading the audit log back.
     AuditQuery,
 }
 
 impl StoreTrait {
     /// Every store trait, from the identity tiers to the audit log.
-    pub const ALL: [StoreTrait; 11] = [
+    pub const ALL: [StoreTrait; 13] = [
         StoreTrait::IdentityLookup,
         StoreTrait::IdentityAuthnLog,
         StoreTrait::IdentityAdmin,
@@ -118,6 +122,8 @@ impl StoreTrait {
         StoreTrait::PolicyStore,
         StoreTrait::RbacLookup,
         StoreTrait::RbacStore,
+        StoreTrait::VerificationStore,
+        StoreTrait::FederatedStore,
         StoreTrait::AuditQuery,
     ];
 
@@ -134,6 +140,8 @@ impl StoreTrait {
             StoreTrait::PolicyStore => "PolicyStore",
             StoreTrait::RbacLookup => "RbacLookup",
             StoreTrait::RbacStore => "RbacStore",
+            StoreTrait::VerificationStore => "VerificationStore",
+            StoreTrait::FederatedStore => "FederatedStore",
             StoreTrait::AuditQuery => "AuditQuery",
         }
     }

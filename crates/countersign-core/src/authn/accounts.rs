@@ -18,6 +18,7 @@ use crate::model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
     parse_display_name,
 };
+use crate::notice::SecurityEvent;
 use crate::provision::TenantProvision;
 
 /// What a new tenant is made of.
@@ -203,7 +204,7 @@ where
     /// Check a new password against the tenant's rules, the user's context
     /// and (for an existing user) their password history. Returns the
     /// normalised password.
-    async fn accept_new_password(
+    pub(super) async fn accept_new_password(
         &self,
         tenant: &Tenant,
         rules: &PasswordRules,
@@ -551,6 +552,19 @@ where
         keep: Option<SessionId>,
         rq: Request<'_>,
     ) -> Result<()> {
+        let prepared = self.prepare_password(tenant, user, new).await?;
+        self.commit_password(tenant, user, prepared, keep, AuditKind::PasswordChanged, rq)
+            .await
+    }
+
+    /// Check a user's new password against the tenant's rules, the user's
+    /// context and history, and hash it: nothing is written yet.
+    pub(super) async fn prepare_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        new: &str,
+    ) -> Result<PreparedPassword> {
         let tenant_row = self.tenant(tenant).await?;
         let account = self.user(tenant, user).await?;
         let rules = self.password_rules(tenant).await?;
@@ -586,8 +600,37 @@ where
         let password = self
             .accept_new_password(&tenant_row, &rules, new, &context, &history)
             .await?;
-        let now = rq.now;
         let phc = self.hasher.hash(&password, &self.env).await?;
+        Ok(PreparedPassword {
+            tenant: tenant_row,
+            account,
+            phc,
+            expected,
+            history: rules.history,
+        })
+    }
+
+    /// Save a prepared password (compare-and-save: a concurrent change
+    /// wins and this fails with [`Error::Concurrent`]), end every session
+    /// and refresh family of the user except `keep`, keep the history,
+    /// audit `kind`, and tell the owner.
+    pub(super) async fn commit_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        prepared: PreparedPassword,
+        keep: Option<SessionId>,
+        kind: AuditKind,
+        rq: Request<'_>,
+    ) -> Result<()> {
+        let now = rq.now;
+        let PreparedPassword {
+            tenant: tenant_row,
+            account,
+            phc,
+            expected,
+            history,
+        } = prepared;
         let saved = self
             .store
             .compare_and_save_user_factor(
@@ -608,16 +651,29 @@ where
             .delete_user_sessions(tenant, user, keep, now)
             .await
             .map_err(store_err)?;
-        if rules.history > 0 {
+        if history > 0 {
             self.store
-                .push_password_history(tenant, user, &phc, now, rules.history)
+                .push_password_history(tenant, user, &phc, now, history)
                 .await
                 .map_err(store_err)?;
         }
         self.audit(
-            self.success(tenant, Some(user), AuditKind::PasswordChanged, rq)
+            self.success(tenant, Some(user), kind, rq)
                 .map(|e| e.with_factor(FactorKind::Password)),
         )
-        .await
+        .await?;
+        self.notify_security(&tenant_row, &account, SecurityEvent::PasswordChanged)
+            .await;
+        Ok(())
     }
+}
+
+/// A new password that passed the rules and history, hashed, and the
+/// version of the credential it replaces.
+pub(super) struct PreparedPassword {
+    tenant: Tenant,
+    account: User,
+    phc: String,
+    expected: Option<u64>,
+    history: u32,
 }

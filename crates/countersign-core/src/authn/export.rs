@@ -12,10 +12,11 @@ use crate::factor::{FactorCredential, FactorKind, MethodRecord, MethodScope, Pas
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::model::User;
 use crate::rbac::{DirectGrant, RoleAssignment};
-use crate::store::{AuditQuery, Store};
+use crate::store::{AuditQuery, LinkedIdentity, Store, VerificationPurpose};
 
 /// Everything countersign stores about one user, without a secret: no
-/// password hash, TOTP secret, recovery-code hash, pending code, passkey
+/// password hash, TOTP secret, recovery-code hash, pending code or
+/// verification (or the password hash a registration carries), passkey
 /// key material or session token hash. Serializes to one JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserExport {
@@ -33,6 +34,11 @@ pub struct UserExport {
     pub role_assignments: Vec<RoleAssignment>,
     /// The permissions granted to the user directly, by service.
     pub direct_grants: Vec<DirectGrant>,
+    /// The user's identities at other issuers (OpenID Connect sign-in).
+    pub linked_identities: Vec<LinkedIdentity>,
+    /// Verifications sent to the user and not yet used (address codes,
+    /// reset tokens), without their secret.
+    pub pending_verifications: Vec<VerificationExport>,
     /// The audit events about the user, newest first (`None` when the
     /// export was made without reading the audit log).
     pub audit_events: Option<Vec<AuditEvent>>,
@@ -120,6 +126,17 @@ impl FactorExport {
     }
 }
 
+/// A pending verification, without its secret or what it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerificationExport {
+    /// What it proves.
+    pub purpose: VerificationPurpose,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// One live session, without its token hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionExport {
@@ -181,6 +198,26 @@ impl<S: Store> AuthnService<S> {
             })
             .collect();
         let rbac = self.store.rbac_snapshot(tenant).await.map_err(store_err)?;
+        let linked_identities = self
+            .store
+            .linked_identities(tenant, user)
+            .await
+            .map_err(store_err)?;
+        let mut pending_verifications = Vec::new();
+        for purpose in VerificationPurpose::ALL {
+            if let Some(v) = self
+                .store
+                .verification(tenant, user, *purpose)
+                .await
+                .map_err(store_err)?
+            {
+                pending_verifications.push(VerificationExport {
+                    purpose: v.purpose,
+                    created_at: v.created_at,
+                    expires_at: v.expires_at,
+                });
+            }
+        }
         Ok(UserExport {
             exported_at: now,
             user: account,
@@ -197,6 +234,8 @@ impl<S: Store> AuthnService<S> {
                 .into_iter()
                 .filter(|g| g.user == user)
                 .collect(),
+            linked_identities,
+            pending_verifications,
             audit_events: None,
         })
     }

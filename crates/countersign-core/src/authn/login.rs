@@ -33,6 +33,9 @@ pub enum FactorResponse<'a> {
     EmailCode(&'a str),
     /// The browser's `PublicKeyCredential`, as JSON.
     Passkey(&'a str),
+    /// An ID token from the issuer a flow begun with
+    /// [`AuthnService::begin_federated_login`] signs in at (a compact JWS).
+    IdToken(&'a str),
 }
 
 impl std::fmt::Debug for FactorResponse<'_> {
@@ -50,6 +53,7 @@ impl FactorResponse<'_> {
             FactorResponse::RecoveryCode(_) => FactorKind::RecoveryCodes,
             FactorResponse::EmailCode(_) => FactorKind::EmailOtp,
             FactorResponse::Passkey(_) => FactorKind::Passkey,
+            FactorResponse::IdToken(_) => FactorKind::OidcIdToken,
         }
     }
 }
@@ -199,7 +203,7 @@ where
     }
 
     /// Store a new login flow awaiting its first factor.
-    async fn start_login(
+    pub(super) async fn start_login(
         &self,
         tenant: TenantId,
         w: Awaiting,
@@ -432,6 +436,13 @@ where
             audit_refusal(AuditReason::OutOfOrder).await?;
             return Ok(unchanged(w, Refusal::NotExpected));
         }
+        if let FactorResponse::IdToken(token) = response {
+            if w.federated.is_none() {
+                audit_refusal(AuditReason::NoChallenge).await?;
+                return Ok(unchanged(w, Refusal::ChallengeMissing));
+            }
+            return self.submit_federated(&tenant, &found, w, token, rq).await;
+        }
         let parsed = match self.parse_response(tenant.id, response).await {
             Ok(p) => p,
             Err(e) => {
@@ -631,6 +642,12 @@ where
             }
             FactorResponse::Passkey(json) => {
                 Parsed::Passkey(Box::new(passkey::parse_assertion(json)?))
+            }
+            // Submitted to federated flows only, before parsing.
+            FactorResponse::IdToken(_) => {
+                return Err(
+                    InvalidInput::new("factor", "an ID token needs a federated flow").into(),
+                );
             }
         })
     }

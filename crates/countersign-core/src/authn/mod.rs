@@ -24,7 +24,7 @@ use crate::flow::{FlowEvent, StepUp};
 use crate::ids::{TenantId, UserId};
 use crate::lockout::FailureRecord;
 use crate::model::{AccountState, Tenant, User};
-use crate::notice::{Notice, NoticeRenderer, PlainText};
+use crate::notice::{Notice, NoticeRenderer, PlainText, SecurityEvent};
 use crate::seal::Sealer;
 
 mod accounts;
@@ -32,14 +32,18 @@ mod admin;
 mod challenge;
 mod enroll;
 mod export;
+mod federated;
 mod import;
+mod lifecycle;
 mod login;
 mod self_service;
 
 pub use accounts::{NewTenant, NewUser, PasswordLogin};
 pub use enroll::{Confirm, Enroll, Enrolled};
-pub use export::{FactorExport, SessionExport, UserExport};
+pub use export::{FactorExport, SessionExport, UserExport, VerificationExport};
+pub use federated::FederatedStart;
 pub use import::{ImportOutcome, ImportUser};
+pub use lifecycle::{RESET_TOKEN, Registration, RegistrationReceipt};
 pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
 pub use self_service::SelfService;
 
@@ -70,6 +74,8 @@ pub struct AuthnService<S> {
     pub(crate) address_limiter: Arc<AddressLimiter>,
     /// Seals TOTP secrets at rest; `None`: stored in the clear.
     pub(crate) sealer: Option<Sealer>,
+    /// Verifiers of the issuers tenants trust for ID tokens.
+    pub(crate) federation: Arc<federated::Federation>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AuthnService<S> {
@@ -106,13 +112,27 @@ pub struct AuthnConfig {
     /// How recent a session's authentication must be for the sensitive
     /// operations of [`SelfService`] (ASVS 3.7.1).
     pub recent_auth: StepUp,
+    /// How long an address confirmation code works.
+    pub address_code_ttl: Duration,
+    /// How long a password reset token works.
+    pub reset_token_ttl: Duration,
+    /// Verifications (codes, reset tokens) one account may be sent for one
+    /// purpose while the last one sent is still live; each send extends
+    /// the window by its lifetime.
+    pub verification_sends: u32,
+    /// The least time between two verifications of one purpose to one account.
+    pub verification_resend_interval: Duration,
+    /// Wrong guesses an address confirmation code tolerates.
+    pub verification_max_failures: u32,
 }
 
 impl Default for AuthnConfig {
     /// Flows live 5 minutes and tolerate 5 wrong factors; a flow is sent
     /// at most 3 email codes, 30 seconds apart; an address at most 10 per
     /// hour; sensitive self-service needs a factor verified in the last 5
-    /// minutes.
+    /// minutes; address codes work 1 hour and tolerate 5 wrong guesses,
+    /// reset tokens 30 minutes; an account is sent at most 5 of each, 60
+    /// seconds apart.
     fn default() -> Self {
         Self {
             flow_ttl: Duration::from_secs(300),
@@ -122,6 +142,11 @@ impl Default for AuthnConfig {
             email_sends_per_address: 10,
             email_address_window: Duration::from_secs(3600),
             recent_auth: StepUp::fresh(Duration::from_secs(300)),
+            address_code_ttl: Duration::from_secs(3600),
+            reset_token_ttl: Duration::from_secs(1800),
+            verification_sends: 5,
+            verification_resend_interval: Duration::from_secs(60),
+            verification_max_failures: 5,
         }
     }
 }
@@ -145,6 +170,7 @@ where
             code_key,
             address_limiter: Arc::new(AddressLimiter::default()),
             sealer: None,
+            federation: Arc::new(federated::Federation::offline()),
         }
     }
 
@@ -210,6 +236,25 @@ where
         };
         let message = self.renderer.render(tenant, to, &notice);
         mailer.send_dyn(&message).await.map_err(Error::Email)
+    }
+
+    /// Tell `user` about a change to their account, if they have an
+    /// address and the service a sender. Best effort: the change it reports
+    /// has happened, so a failed delivery is logged (without the message)
+    /// rather than undoing or failing it.
+    pub(crate) async fn notify_security(&self, tenant: &Tenant, user: &User, event: SecurityEvent) {
+        let (Some(to), Some(_)) = (&user.email, &self.mailer) else {
+            return;
+        };
+        if let Err(e) = self.notify(tenant, to, Notice::Security(event)).await {
+            tracing::warn!(
+                tenant = %tenant.id,
+                user = %user.id,
+                notice = event.code(),
+                error = %e,
+                "security notice not delivered"
+            );
+        }
     }
 
     /// The tunables.

@@ -10,7 +10,8 @@ use crate::store::Store;
 
 /// A signed-in user's sensitive operations on their own account: enrol,
 /// confirm or remove a factor, regenerate recovery codes, delete a
-/// passkey, change the password. Each first checks that the session's
+/// passkey, change the password (which may prove the current password
+/// instead). Each first checks that the session's
 /// authentication is recent enough ([`AuthnConfig::recent_auth`], by
 /// default a factor verified in the last 5 minutes) and otherwise fails
 /// with [`Error::StepUpRequired`] naming what would satisfy it: a step-up
@@ -89,19 +90,33 @@ impl<S: Store> SelfService<'_, S> {
             .await
     }
 
-    /// Change the password, proving the current one, as
-    /// [`AuthnService::change_password`]; every other session of the user
-    /// ends, this one stays.
+    /// Change the password, proving either the current one (as
+    /// [`AuthnService::change_password`]: a wrong one counts toward
+    /// lockout) or, with `current` `None`, a recent authentication of this
+    /// session (else [`Error::StepUpRequired`]). The rules and history
+    /// apply; every other session of the user ends, this one stays; the
+    /// owner is told by mail.
+    ///
+    /// [`Error::StepUpRequired`]: crate::Error::StepUpRequired
     pub async fn change_password(
         &self,
-        current: &str,
+        current: Option<&str>,
         new: &str,
         client: &ClientInfo,
     ) -> Result<()> {
-        self.gate()?;
         let s = self.session;
-        self.svc
-            .change_password(s.tenant_id, s.user_id, current, new, Some(s.id), client)
-            .await
+        match current {
+            Some(current) => {
+                self.svc
+                    .change_password(s.tenant_id, s.user_id, current, new, Some(s.id), client)
+                    .await
+            }
+            None => {
+                self.gate()?;
+                self.svc
+                    .set_password(s.tenant_id, s.user_id, new, Some(s.id), client)
+                    .await
+            }
+        }
     }
 }

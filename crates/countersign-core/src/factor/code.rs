@@ -65,6 +65,21 @@ impl CodeKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// Hex HMAC-SHA256 of a verification code, bound to its tenant, user
+    /// and purpose (a code sent for one cannot be spent on another).
+    pub(crate) fn verification_hash(
+        &self,
+        purpose: &str,
+        tenant: &[u8],
+        user: &[u8],
+        code: &str,
+    ) -> String {
+        hex(&self.tag(
+            "countersign/verification/v1",
+            &[purpose.as_bytes(), tenant, user, code.as_bytes()],
+        ))
+    }
+
     /// Hex HMAC-SHA256 of a short code: how emailed codes are kept at rest.
     pub(crate) fn code_hash(&self, code: &str) -> String {
         hex(&self.tag("countersign/email-code/v1", &[code.as_bytes()]))

@@ -20,6 +20,7 @@ use crate::store::FactorStore;
 
 mod code;
 pub(crate) mod email_code;
+pub mod federated;
 pub(crate) mod passkey;
 mod password;
 pub(crate) mod recovery;
@@ -263,6 +264,8 @@ pub enum FactorSettings {
     EmailOtp(EmailOtpSettings),
     /// WebAuthn passkeys.
     Passkey(PasskeySettings),
+    /// OpenID Connect ID tokens from trusted issuers.
+    OidcIdToken(federated::FederationSettings),
 }
 
 impl FactorSettings {
@@ -274,6 +277,7 @@ impl FactorSettings {
             FactorSettings::RecoveryCodes(_) => FactorKind::RecoveryCodes,
             FactorSettings::EmailOtp(_) => FactorKind::EmailOtp,
             FactorSettings::Passkey(_) => FactorKind::Passkey,
+            FactorSettings::OidcIdToken(_) => FactorKind::OidcIdToken,
         }
     }
 
@@ -285,6 +289,7 @@ impl FactorSettings {
             FactorSettings::RecoveryCodes(r) => r.validate(),
             FactorSettings::EmailOtp(e) => e.validate(),
             FactorSettings::Passkey(p) => p.validate(),
+            FactorSettings::OidcIdToken(f) => f.validate(),
         }
     }
 }

@@ -125,6 +125,8 @@ pub struct Cleanup {
     pub sessions: u64,
     /// Signing keys past their overlap.
     pub keys: u64,
+    /// Expired verifications (address codes, reset tokens).
+    pub verifications: u64,
 }
 
 /// Sessions, refresh tokens, access tokens and revocation.
@@ -650,8 +652,9 @@ where
         Ok(jwt::jwks(&keys, self.env.now()))
     }
 
-    /// Delete expired flows, ended sessions, spent families and keys past
-    /// their overlap. Safe to run on several nodes at once.
+    /// Delete expired flows, ended sessions, spent families, keys past
+    /// their overlap and expired verifications. Safe to run on several
+    /// nodes at once.
     pub async fn cleanup(&self) -> Result<Cleanup> {
         let now = self.env.now();
         Ok(Cleanup {
@@ -668,6 +671,11 @@ where
             keys: self
                 .store
                 .delete_expired_signing_keys(now)
+                .await
+                .map_err(store_err)?,
+            verifications: self
+                .store
+                .delete_expired_verifications(now)
                 .await
                 .map_err(store_err)?,
         })

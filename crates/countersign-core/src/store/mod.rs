@@ -12,6 +12,8 @@
 //! PolicyStore               each tenant's Cedar schema and policies
 //! RbacLookup                read-only: services, roles, permissions, grants
 //!   └ RbacStore             their administration, one change at a time
+//! VerificationStore         address codes and reset tokens, consumed once
+//! FederatedStore            identities at OIDC issuers linked to accounts
 //! AuditQuery                opt-in: reading the audit log back
 //! ```
 //!
@@ -48,11 +50,15 @@ use crate::provision::TenantProvision;
 use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
 
+mod federated;
 mod policies;
 mod rbac;
+mod verification;
 
+pub use federated::{FederatedStore, LinkedIdentity};
 pub use policies::{PolicyDocument, PolicyStore, TemplateLink};
 pub use rbac::{RbacLookup, RbacStore};
+pub use verification::{Verification, VerificationPurpose, VerificationStore};
 
 /// The most users [`IdentityLookup::list_users`] returns at once.
 pub const MAX_PAGE: u32 = 1000;
@@ -228,7 +234,8 @@ pub trait IdentityAdmin: IdentityAuthnLog {
 
     /// Erase a user (GDPR art. 17): the user row, credentials, user-scope
     /// methods, lockout record, password history, flows, sessions,
-    /// refresh families, RBAC role assignments and direct grants go (the
+    /// refresh families, pending verifications, linked identities, RBAC
+    /// role assignments and direct grants go (the
     /// tenant's RBAC version is bumped when any of the latter went, so
     /// authorization caches drop them); audit events keep
     /// their facts but name `pseudonym` instead of the user, with client
@@ -274,7 +281,16 @@ impl<T: IdentityAdmin> IdentityStore for T {}
 /// [`AuditQuery`] is not part of it: querying the audit trail is an opt-in
 /// capability a backend may lack.
 pub trait Store:
-    IdentityStore + FactorStore + FlowStore + SessionStore + KeyStore + PolicyStore + RbacStore + Clone
+    IdentityStore
+    + FactorStore
+    + FlowStore
+    + SessionStore
+    + KeyStore
+    + PolicyStore
+    + RbacStore
+    + VerificationStore
+    + FederatedStore
+    + Clone
 {
 }
 impl<T> Store for T where
@@ -285,6 +301,8 @@ impl<T> Store for T where
         + KeyStore
         + PolicyStore
         + RbacStore
+        + VerificationStore
+        + FederatedStore
         + Clone
 {
 }

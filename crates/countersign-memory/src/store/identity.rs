@@ -292,6 +292,10 @@ impl IdentityAdmin for MemoryStore {
             st.families.remove(f);
         }
         st.refresh_tokens.retain(|_, f| !families.contains(f));
+        st.verifications
+            .retain(|(t, u, _), _| !(*t == tenant && *u == user));
+        st.linked
+            .retain(|_, l| !(l.tenant_id == tenant && l.user_id == user));
         // Its assignments and direct grants go too, as one RBAC change.
         if let Some(rbac) = st.rbac.get_mut(&tenant) {
             rbac.forget_user(user);
@@ -318,7 +322,11 @@ fn push_history(st: &mut State, user: UserId, phc: &str, keep: u32) {
 }
 
 /// Create a user with its credentials; checks everything before writing.
-fn insert_user(st: &mut State, user: &User, credentials: &[FactorCredential]) -> Result<()> {
+pub(crate) fn insert_user(
+    st: &mut State,
+    user: &User,
+    credentials: &[FactorCredential],
+) -> Result<()> {
     if user.tenant_id.is_system() || user.id.is_reserved() {
         return Err(MemoryError::new(StoreErrorKind::Rejected, "reserved id"));
     }

@@ -4,9 +4,11 @@
 
 mod audit;
 mod factors;
+mod federated;
 mod flows;
 mod identity;
 mod keys;
 mod policies;
 mod rbac;
 mod sessions;
+mod verification;

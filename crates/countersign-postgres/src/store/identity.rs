@@ -454,8 +454,9 @@ impl IdentityAdmin for PostgresStore {
                 super::rbac::lock_version(&mut tx, tenant).await?;
                 super::rbac::remove_user(&mut tx, tenant, user).await?;
                 // Credentials, user methods, the failure record, the password
-                // history, flows, sessions and refresh families (with their
-                // tokens) go with the user (ON DELETE CASCADE).
+                // history, flows, sessions, refresh families (with their
+                // tokens), pending verifications and linked identities go
+                // with the user (ON DELETE CASCADE).
                 let erase = sqlx::query("DELETE FROM cs_users WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.as_uuid())
                     .bind(user.as_uuid());
@@ -506,7 +507,7 @@ pub(super) fn event_insert(e: &AuditEvent, idempotent: bool) -> super::Statement
 
 /// Insert a user and its first credentials inside `tx`, holding the tenant
 /// (FOR KEY SHARE, as the foreign key would) so it cannot vanish first.
-async fn insert_user(
+pub(super) async fn insert_user(
     tx: &mut super::Tx,
     user: &User,
     credentials: &[FactorCredential],

@@ -9,12 +9,14 @@
 
 mod audit;
 mod factors;
+mod federated;
 mod flows;
 mod identity;
 mod keys;
 mod policies;
 mod rbac;
 mod sessions;
+mod verification;
 
 use countersign_core::{StoreErrorKind, TenantId};
 use sqlx::pool::PoolConnection;

@@ -3,21 +3,23 @@
 //! each with its own `AuthzService`. A policy or RBAC change made through
 //! one node is seen by the other at its next decision, because every
 //! decision checks the store's versions (one cheap read) before reusing
-//! its compiled model.
+//! its compiled model. First sign-ins with one federated identity racing
+//! on both nodes create one account.
 
 use std::str::FromStr;
 
 use countersign_core::authz::{EntityUid, RBAC_POLICY_ID};
 use countersign_core::{
-    AuthRecord, AuthzService, AuthzVersions, Decision, Env, FactorKind, MethodName, PassedFactor,
-    RbacChange, RbacKind, RbacLookup, RbacName, Resource, RoleAssignment, RoleGrant, TenantId,
-    UserId,
+    AuditKind, AuditStatus, AuthRecord, AuthzService, AuthzVersions, Decision, Env, FactorKind,
+    FederatedStore, IdentityAdmin, IdentityLookup, LinkedIdentity, MethodName, PassedFactor,
+    RbacChange, RbacKind, RbacLookup, RbacName, Resource, RoleAssignment, RoleGrant, StoreError,
+    StoreErrorKind, TenantId, UserId,
 };
 use countersign_postgres::PostgresStore;
 use countersign_postgres::testing::{migrated, new_schema, options};
-use countersign_testkit::fixtures::World;
+use countersign_testkit::fixtures::{Fx, World, at};
 
-use crate::run;
+use crate::{count, run};
 
 /// One action, `read`, an RBAC permission on services.
 const SCHEMA: &str = r#"
@@ -222,5 +224,87 @@ fn a_change_on_one_node_is_seen_by_another_nodes_next_decision() {
         // And B, which saved it, decides the same.
         assert_eq!(read_docs(&node_b, &who).await, d);
         assert_eq!(agreed(&store_a, &store_b, t).await, v4);
+    });
+}
+
+/// Two nodes, two pools, one schema: in each of 8 rounds, 12 first
+/// sign-ins with one identity (each creating its own user) race through
+/// both nodes at once. Exactly one succeeds, every other is `Conflict`,
+/// and exactly one account results, linked, seen alike by both nodes.
+#[test]
+fn concurrent_first_sign_ins_on_two_nodes_create_one_account() {
+    run(async {
+        let schema = new_schema().await;
+        let store_a = node(&schema, "a").await;
+        let store_b = node(&schema, "b").await;
+        let fx = Fx::new(62);
+        let p = fx.tenant("acme");
+        let t = p.tenant().id;
+        store_a.provision_tenant(&p).await.unwrap();
+        const ISSUER: &str = "https://accounts.example.com";
+        let mut accounts = Vec::new();
+        for round in 0..8 {
+            let subject = format!("sub-{round}");
+            let mut tasks = Vec::new();
+            for i in 0..12 {
+                let store = if i % 2 == 0 {
+                    store_a.clone()
+                } else {
+                    store_b.clone()
+                };
+                let u = fx.user(t, &format!("r{round}-user-{i}"));
+                let link = LinkedIdentity {
+                    tenant_id: t,
+                    user_id: u.id,
+                    issuer: ISSUER.to_owned(),
+                    subject: subject.clone(),
+                    email: u.email.clone(),
+                    linked_at: at(round),
+                };
+                let e = fx.event(
+                    t,
+                    Some(u.id),
+                    AuditKind::UserRegistered,
+                    AuditStatus::Success,
+                    at(round),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let r = store.create_linked_user(&u, &link, &e).await;
+                    (r.map_err(|err| err.kind()), u.id)
+                }));
+            }
+            let mut winners = Vec::new();
+            for task in tasks {
+                match task.await.unwrap() {
+                    (Ok(()), id) => winners.push(id),
+                    (Err(k), _) => assert_eq!(k, StoreErrorKind::Conflict, "round {round}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+            for store in [&store_a, &store_b] {
+                let found = store
+                    .find_linked_identity(t, ISSUER, &subject)
+                    .await
+                    .unwrap()
+                    .map(|l| l.user_id);
+                assert_eq!(found, Some(winners[0]), "round {round}");
+            }
+            accounts.push(winners[0]);
+        }
+        // One account per round: every loser's user row was rolled back.
+        for store in [&store_a, &store_b] {
+            let users: Vec<UserId> = store
+                .list_users(t, None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
+            let mut want = accounts.clone();
+            want.sort();
+            assert_eq!(users, want);
+        }
+        let links = count(store_a.pool(), "SELECT count(*) FROM cs_linked_identities").await;
+        assert_eq!(links, 8);
     });
 }

@@ -348,8 +348,8 @@ impl IdentityAdmin for SqliteStore {
                 "DELETE FROM cs_rbac_direct_grants WHERE tenant_id = ?1 AND user_id = ?2",
                 [&t, &u],
             )?;
-            // Credentials, methods, failures, history, flows and sessions
-            // go by cascade.
+            // Credentials, methods, failures, history, flows, sessions,
+            // pending verifications and linked identities go by cascade.
             let n = tx.execute(
                 "DELETE FROM cs_users WHERE tenant_id = ?1 AND id = ?2",
                 [&t, &u],
@@ -394,7 +394,11 @@ pub(super) fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<(
 
 /// Insert a user and its first credentials (inside the caller's
 /// transaction).
-fn insert_user(tx: &rusqlite::Transaction<'_>, u: &User, creds: &[FactorCredential]) -> Result<()> {
+pub(super) fn insert_user(
+    tx: &rusqlite::Transaction<'_>,
+    u: &User,
+    creds: &[FactorCredential],
+) -> Result<()> {
     let (tid, uid) = (id(u.tenant_id.as_uuid()), id(u.id.as_uuid()));
     require_tenant(tx, &tid)?;
     tx.execute(

@@ -3,12 +3,14 @@
 
 mod audit;
 mod factors;
+mod federated;
 mod flows;
 mod identity;
 mod keys;
 mod policies;
 mod rbac;
 mod sessions;
+mod verification;
 
 use rusqlite::{Connection, Params, Row, params};
 

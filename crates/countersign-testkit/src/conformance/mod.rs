@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod factors;
+pub mod federated;
 pub mod flows;
 pub mod identity;
 pub mod keys;
@@ -18,6 +19,7 @@ pub mod policies;
 pub mod rbac;
 pub mod rbac_reads;
 pub mod sessions;
+pub mod verification;
 
 /// The list of every guarantee, by module: the one place a name is
 /// written. Calls `$cb! { $($args)* ; module: [names], ... ; audit: [names] }`
@@ -131,6 +133,39 @@ macro_rules! __conformance_list {
                 erase_user_removes_its_rbac_rows_and_bumps_the_version,
                 concurrent_rbac_changes_get_consecutive_versions,
                 concurrent_creates_of_one_name_have_one_winner,
+            ],
+            verification: [
+                verification_round_trips_exactly,
+                save_expecting_none_refuses_when_one_exists,
+                save_checks_the_expected_send_count,
+                a_resend_replaces_the_secret,
+                concurrent_saves_with_one_expectation_have_one_winner,
+                consume_is_single_use,
+                concurrent_consumes_have_one_winner,
+                consume_refuses_a_wrong_secret_and_keeps_it,
+                consume_refuses_from_expiry_on_and_keeps_it,
+                consume_refuses_after_max_failures_and_keeps_it,
+                verification_failures_are_counted_exactly,
+                verifications_are_tenant_scoped,
+                find_verification_by_its_secret_hash,
+                delete_verifications_by_purpose_or_all,
+                expired_verifications_are_deleted_at_their_time,
+                erase_user_removes_their_verifications,
+                save_verification_for_a_user_of_another_tenant_is_not_found,
+            ],
+            federated: [
+                linked_identity_round_trips,
+                an_identity_links_to_one_account_only,
+                a_link_with_a_taken_event_id_writes_nothing,
+                create_linked_user_creates_the_user_and_its_link,
+                concurrent_linked_user_creations_have_one_winner,
+                a_refused_linked_user_creation_writes_nothing,
+                create_linked_user_in_an_unknown_tenant_is_not_found,
+                links_are_independent_across_issuers_and_tenants,
+                linked_identities_are_oldest_first_and_tenant_scoped,
+                unlink_only_by_its_owner,
+                link_for_a_user_of_another_tenant_is_not_found,
+                erase_user_removes_their_linked_identities,
             ];
             audit: [
                 erase_user_pseudonymises_audit_events,

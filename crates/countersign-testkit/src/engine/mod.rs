@@ -12,10 +12,12 @@
 pub mod audit;
 pub mod authz;
 pub mod factors;
+pub mod federated;
 pub mod import;
 pub mod lifecycle;
 pub mod login;
 pub mod passkeys;
+pub mod registration;
 pub mod sealing;
 pub mod sessions;
 pub mod step_up;
@@ -106,6 +108,23 @@ macro_rules! __engine_list {
             ],
             lifecycle: [
                 a_user_export_holds_everything_but_secrets,
+            ],
+            federated: [
+                an_id_token_signs_in_and_stays_linked_by_issuer_and_subject,
+                a_verified_address_links_the_existing_account,
+                concurrent_first_sign_ins_create_one_account,
+                bad_id_tokens_are_refused_and_create_nothing,
+                tenant_settings_and_account_state_bound_federated_sign_in,
+            ],
+            registration: [
+                registration_mails_a_code_that_activates_the_account,
+                registering_an_existing_address_answers_alike_and_tells_the_owner,
+                a_later_registration_replaces_the_pending_code_and_password,
+                address_codes_expire_cap_guesses_and_limit_resends,
+                password_reset_ends_every_session_and_works_once,
+                concurrent_resets_with_one_token_have_one_winner,
+                reset_tokens_expire_stay_in_their_tenant_and_need_an_active_account,
+                a_password_change_ends_other_sessions_and_tells_the_owner,
             ],
             import: [
                 imported_passwords_sign_in_and_are_rehashed_to_argon2id,

@@ -227,21 +227,34 @@ pub async fn revocation_ends_sessions_at_once<S: ConformanceStore>(s: S) {
     assert!(!valid(g.session_token.expose().into()).await);
 }
 
-/// The cleanup removes expired flows and ended sessions, and is safe to
-/// run again (and concurrently).
+/// The cleanup removes expired flows, ended sessions and expired
+/// verifications, and is safe to run again (and concurrently).
 pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 37).await;
     let auth = sign_in(&w, &alice).await;
     w.sessions.issue(&auth, &w.client).await.unwrap();
     w.begin("alice", None).await;
+    let registration = countersign_core::Registration {
+        email: "zed@example.com",
+        password: "zed's long passphrase 2024",
+        display_name: None,
+    };
+    w.svc
+        .register(w.tenant.id, registration, &w.client)
+        .await
+        .unwrap();
     w.clock.advance(Duration::hours(13));
     let (a, b) = tokio::join!(w.sessions.cleanup(), w.sessions.cleanup());
     let (a, b) = (a.unwrap(), b.unwrap());
     // The sign-in flow was spent by the issue; the begun one expired.
     assert!(a.flows + b.flows >= 1, "the begun flow");
     assert_eq!(a.sessions + b.sessions, 2, "one session, one family");
+    assert_eq!(a.verifications + b.verifications, 1, "the address code");
     let again = w.sessions.cleanup().await.unwrap();
-    assert_eq!((again.flows, again.sessions), (0, 0));
+    assert_eq!(
+        (again.flows, again.sessions, again.verifications),
+        (0, 0, 0)
+    );
 }
 
 /// A proof of login starts one session: a second issue with it, or any

@@ -123,7 +123,7 @@ pub async fn sensitive_self_service_needs_a_recent_authentication<S: Conformance
     assert!(stale(me.enroll(Enroll::RecoveryCodes, &w.client).await));
     assert!(stale(me.remove_factor(FactorKind::Totp, &w.client).await));
     assert!(stale(
-        me.change_password(PASSWORD, "another long passphrase 42", &w.client)
+        me.change_password(None, "another long passphrase 42", &w.client)
             .await
     ));
     assert!(
@@ -141,10 +141,22 @@ pub async fn sensitive_self_service_needs_a_recent_authentication<S: Conformance
     w.sessions.step_up(token, &proof, &w.client).await.unwrap();
     let session = w.sessions.validate(token).await.unwrap();
     let me = w.svc.self_service(&session);
-    me.change_password(PASSWORD, "another long passphrase 42", &w.client)
+    me.change_password(None, "another long passphrase 42", &w.client)
         .await
         .unwrap();
     assert!(me.remove_factor(FactorKind::Totp, &w.client).await.unwrap());
+    // Proving the current password stands in for a recent authentication.
+    w.clock.advance(Duration::minutes(10));
+    let session = w.sessions.validate(token).await.unwrap();
+    let me = w.svc.self_service(&session);
+    assert!(stale(me.remove_factor(FactorKind::Totp, &w.client).await));
+    me.change_password(
+        Some("another long passphrase 42"),
+        "a third long passphrase 43",
+        &w.client,
+    )
+    .await
+    .unwrap();
     // The session making the change survives it.
     assert!(w.sessions.validate(token).await.is_ok());
 }

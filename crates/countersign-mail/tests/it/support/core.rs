@@ -115,6 +115,7 @@ pub fn all_notices(secret: &NoticeSecret) -> Vec<Notice> {
         Notice::Security(SecurityEvent::NewSignIn),
         Notice::Security(SecurityEvent::PasswordChanged),
         Notice::Security(SecurityEvent::AccountDeactivated),
+        Notice::Security(SecurityEvent::RegistrationAttempted),
     ];
     for kind in FactorKind::ALL {
         all.push(Notice::Security(SecurityEvent::FactorAdded(*kind)));
@@ -131,7 +132,8 @@ pub fn all_notices(secret: &NoticeSecret) -> Vec<Notice> {
                 | SecurityEvent::PasswordChanged
                 | SecurityEvent::FactorAdded(_)
                 | SecurityEvent::FactorRemoved(_)
-                | SecurityEvent::AccountDeactivated => {}
+                | SecurityEvent::AccountDeactivated
+                | SecurityEvent::RegistrationAttempted => {}
             },
         }
     }
