@@ -5,6 +5,7 @@
 use countersign_core::{
     AccountState, AuthMethod, Error, FactorKind, FactorResponse, FactorSettings, FederatedStart,
     FederationSettings, LoginStatus, NewUser, Refusal, Registration, Submission, User,
+    VerificationPurpose,
 };
 use serde_json::json;
 
@@ -190,6 +191,14 @@ pub async fn a_verified_address_links_the_existing_account<S: ConformanceStore>(
             .await,
         Err(Error::VerificationFailed)
     ));
+    assert!(
+        w.store
+            .verification(w.tenant.id, bob_user.id, VerificationPurpose::Address)
+            .await
+            .unwrap()
+            .is_none(),
+        "the squatter's code and password hash are gone"
+    );
     assert!(matches!(
         w.login(bob, "a squatter's passphrase 11").await,
         Err(Error::InvalidCredentials)
@@ -200,14 +209,19 @@ pub async fn a_verified_address_links_the_existing_account<S: ConformanceStore>(
 /// every one of them signs in to it.
 pub async fn concurrent_first_sign_ins_create_one_account<S: ConformanceStore>(s: S) {
     let (w, issuer) = world(&s, 82, |_| {}).await;
+    // Every flow and token first, then all submissions at once.
+    let n = 16;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
-    for i in 0..8 {
+    for i in 0..n {
         let start = begin(&w).await;
-        // Half with a verified address, half without one.
-        let email = (i % 2 == 0).then_some((ALICE, true));
+        // A quarter with a verified address, the rest without one.
+        let email = (i % 4 == 0).then_some((ALICE, true));
         let token = issuer.id_token("sub-race", email, &start.nonce, w.svc.env().now());
         let (svc, tenant, client) = (w.svc.clone(), w.tenant.id, w.client.clone());
-        tasks.push(tokio::spawn(async move {
+        let gate = gate.clone();
+        tasks.push(async move {
+            gate.wait().await;
             svc.submit(
                 tenant,
                 start.flow.expose(),
@@ -215,8 +229,9 @@ pub async fn concurrent_first_sign_ins_create_one_account<S: ConformanceStore>(s
                 &client,
             )
             .await
-        }));
+        });
     }
+    let tasks: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
     let mut ids = Vec::new();
     for t in tasks {
         match t.await.unwrap().unwrap().status {
@@ -323,6 +338,25 @@ pub async fn tenant_settings_and_account_state_bound_federated_sign_in<S: Confor
         None
     );
     assert!(users(&w).await.is_empty());
+    // An account linked by its address signs in by its link afterwards,
+    // whatever address the issuer reports then.
+    let new = NewUser {
+        identifier: ALICE,
+        password: Some(PASSWORD),
+        email: Some(ALICE),
+        state: Some(AccountState::Active),
+        ..NewUser::default()
+    };
+    let alice = w
+        .svc
+        .register_user(w.tenant.id, new, &w.client)
+        .await
+        .unwrap();
+    let linked = sign_in_as(&w, &issuer, "sub-n", Some((ALICE, true))).await;
+    assert_eq!(linked, Some(alice.id));
+    let moved = sign_in_as(&w, &issuer, "sub-n", Some(("elsewhere@example.net", true))).await;
+    assert_eq!(moved, Some(alice.id));
+    assert_eq!(users(&w).await.len(), 1);
 
     let (w, issuer) = world(&s, 85, |_| {}).await;
     let id = sign_in_as(&w, &issuer, "sub-s", Some((ALICE, true)))
