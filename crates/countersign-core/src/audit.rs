@@ -97,6 +97,10 @@ str_enum! {
         UserImported => "user.imported",
         /// A user's lifecycle state changed.
         UserStateChanged => "user.state_changed",
+        /// A user's profile (display name, tier, attributes) changed (the
+        /// detail names the fields), or a change was refused (status
+        /// failure, the detail says why).
+        ProfileChanged => "user.profile_changed",
         /// A user and their personal data were erased.
         UserErased => "user.erased",
         /// A password was set or changed.
@@ -189,6 +193,12 @@ str_enum! {
         SendLimit => "send_limit",
         /// A verification was asked for an account it does not apply to.
         NotApplicable => "not_applicable",
+        /// A profile change broke the tenant's profile schema (an
+        /// undeclared or ill-typed attribute, oversized attributes, a tier
+        /// the tenant does not allow) or was malformed.
+        InvalidProfile => "invalid_profile",
+        /// A user tried to change a profile field only administrators may.
+        NotEditable => "not_editable",
     }
 }
 

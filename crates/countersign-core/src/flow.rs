@@ -499,6 +499,7 @@ mod tests {
             email_code: None,
             passkey: None,
             decoy_tag: None,
+            federated: None,
         })
     }
 

@@ -41,6 +41,7 @@ pub mod ids;
 pub mod lockout;
 pub mod model;
 pub mod notice;
+pub mod profile;
 pub mod provision;
 pub mod rbac;
 pub mod seal;
@@ -62,10 +63,10 @@ pub mod otp {
 
 pub use audit::{AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditReason, AuditStatus};
 pub use authn::{
-    AuthnConfig, AuthnService, Confirm, Enroll, Enrolled, FactorExport, FactorResponse,
-    FederatedStart, ImportOutcome, ImportUser, LoginStatus, NewTenant, NewUser, PasswordLogin,
-    RESET_TOKEN, Refusal, Registration, RegistrationReceipt, SelfService, SessionExport,
-    Submission, UserExport, VerificationExport,
+    AuthnConfig, AuthnService, Confirm, DEACTIVATED_BY_USER, Enroll, Enrolled, FactorExport,
+    FactorResponse, FederatedStart, ImportOutcome, ImportUser, LoginStatus, NewTenant, NewUser,
+    PasswordLogin, RESET_TOKEN, Refusal, Registration, RegistrationReceipt, SelfService,
+    SessionExport, Submission, UserExport, VerificationExport,
 };
 #[cfg(feature = "authz")]
 pub use authz::{
@@ -96,6 +97,10 @@ pub use model::{
     AccountState, ClientInfo, EmailAddress, Identifier, Tenant, TenantPolicy, TenantSlug, User,
 };
 pub use notice::{Notice, NoticeRenderer, NoticeSecret, PlainText, SecurityEvent};
+pub use profile::{
+    AttributeDecl, AttributeKind, Attributes, Profile, ProfileChange, ProfileSchema, Tier,
+    UserQuery,
+};
 pub use provision::TenantProvision;
 pub use rbac::{
     AuthzVersions, DirectGrant, RbacChange, RbacKind, RbacName, RbacSnapshot, RoleAssignment,

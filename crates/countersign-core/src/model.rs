@@ -266,16 +266,22 @@ pub struct TenantPolicy {
     /// How long sessions and tokens live.
     #[serde(default)]
     pub sessions: crate::session::SessionPolicy,
+    /// The shape of its users' profiles: tiers and attributes.
+    #[serde(default)]
+    pub profile: crate::profile::ProfileSchema,
 }
 
 impl TenantPolicy {
-    /// Check the whole policy: the lockout policy and the session policy
-    /// (with its access-token policy). A policy out of bounds is refused,
+    /// Check the whole policy: the lockout policy, the session policy
+    /// (with its access-token policy) and the profile schema
+    /// ([`ProfileSchema::validate`](crate::profile::ProfileSchema::validate)).
+    /// A policy out of bounds is refused,
     /// never replaced by a default. (Password rules are the password
     /// factor's settings, checked with the factor.)
     pub fn validate(&self) -> Result<(), InvalidInput> {
         self.lockout.validate()?;
-        self.sessions.validate()
+        self.sessions.validate()?;
+        self.profile.validate()
     }
 }
 
@@ -396,6 +402,13 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// When it last signed in successfully.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Its tier, if it has one (one its tenant's
+    /// [`ProfileSchema`](crate::profile::ProfileSchema) allows).
+    #[serde(default)]
+    pub tier: Option<crate::profile::Tier>,
+    /// Its attributes, of the shape its tenant declares.
+    #[serde(default)]
+    pub attributes: crate::profile::Attributes,
 }
 
 /// What is known of the client making a request, recorded on audit events.

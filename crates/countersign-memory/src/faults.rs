@@ -46,6 +46,7 @@ store_methods! {
     GetUser => "get_user",
     GetUserCrossTenant => "get_user_cross_tenant",
     ListUsers => "list_users",
+    SearchUsers => "search_users",
     FailureRecord => "failure_record",
     // IdentityAuthnLog
     RecordEvent => "record_event",
@@ -58,6 +59,7 @@ store_methods! {
     CreateUser => "create_user",
     RegisterUser => "register_user",
     SetUserState => "set_user_state",
+    UpdateProfile => "update_profile",
     PushPasswordHistory => "push_password_history",
     PasswordHistory => "password_history",
     EraseUser => "erase_user",

@@ -11,11 +11,11 @@ use countersign_core::rbac::{
     AuthzVersions, DirectGrant, RbacName, RbacSnapshot, RoleAssignment, RoleGrant,
 };
 use countersign_core::{
-    AccountState, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod, EmailAddress,
-    EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId, FlowRecord,
-    Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RefreshFamily, SessionId,
+    AccountState, Attributes, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod,
+    EmailAddress, EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId,
+    FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RefreshFamily, SessionId,
     SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug,
-    TokenHash, User, UserId, Verification, VerificationPurpose, Versioned,
+    Tier, TokenHash, User, UserId, Verification, VerificationPurpose, Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -28,7 +28,7 @@ use crate::error::PgError;
 macro_rules! user_cols {
     () => {
         "id, tenant_id, identifier, display_name, email, state, state_reason, \
-         created_at, updated_at, last_login_at"
+         created_at, updated_at, last_login_at, tier, attributes"
     };
 }
 pub(crate) use user_cols;
@@ -150,11 +150,27 @@ pub(crate) fn tenant(row: &PgRow) -> Result<Tenant, PgError> {
     })
 }
 
+/// An `ILIKE` pattern matching `text` anywhere, literally: `%`, `_` and
+/// `\` in it are escaped (with `ESCAPE '\'`).
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 pub(crate) fn user(row: &PgRow) -> Result<User, PgError> {
     const T: &str = "cs_users";
     let identifier: String = get(row, T, "identifier")?;
     let email: Option<String> = get(row, T, "email")?;
     let state: String = get(row, T, "state")?;
+    let tier: Option<String> = get(row, T, "tier")?;
     Ok(User {
         id: UserId::from_uuid(get(row, T, "id")?),
         tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
@@ -169,6 +185,8 @@ pub(crate) fn user(row: &PgRow) -> Result<User, PgError> {
         created_at: get(row, T, "created_at")?,
         updated_at: get(row, T, "updated_at")?,
         last_login_at: get(row, T, "last_login_at")?,
+        tier: tier.map(|t| parse::<Tier>(T, "tier", &t)).transpose()?,
+        attributes: get::<Json<Attributes>>(row, T, "attributes")?.0,
     })
 }
 

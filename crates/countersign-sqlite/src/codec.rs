@@ -56,6 +56,22 @@ pub(crate) fn json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| SqliteError::Corrupt(e.to_string()))
 }
 
+/// A `LIKE` pattern matching `text` anywhere, literally: `%`, `_` and
+/// `\` in it are escaped (with `ESCAPE '\'`), and ASCII letters lowered
+/// (compare it with `lower(column)`).
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c.to_ascii_lowercase());
+    }
+    p.push('%');
+    p
+}
+
 /// Parse JSON text.
 pub(crate) fn from_json<T: DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| SqliteError::Corrupt(e.to_string()))
@@ -176,7 +192,8 @@ pub(crate) fn read_tenant(r: &Row<'_>) -> Result<Tenant> {
 }
 
 pub(crate) const USER_COLS: &str = "id, tenant_id, identifier, display_name, email, state, \
-                                    state_reason, created_at, updated_at, last_login_at";
+                                    state_reason, created_at, updated_at, last_login_at, tier, \
+                                    attributes";
 
 pub(crate) fn read_user(r: &Row<'_>) -> Result<User> {
     let corrupt = |e: countersign_core::InvalidInput| SqliteError::Corrupt(e.to_string());
@@ -195,6 +212,8 @@ pub(crate) fn read_user(r: &Row<'_>) -> Result<User> {
         created_at: r.time_col(7)?,
         updated_at: r.time_col(8)?,
         last_login_at: r.opt_time_col(9)?,
+        tier: r.opt_code_col(10)?,
+        attributes: r.json_col(11)?,
     })
 }
 

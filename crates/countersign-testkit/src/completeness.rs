@@ -5,6 +5,7 @@
 /// Each suite module's source, by its name in `ALL`.
 const CONFORMANCE: &[(&str, &str)] = &[
     ("identity", include_str!("conformance/identity.rs")),
+    ("profiles", include_str!("conformance/profiles.rs")),
     ("factors", include_str!("conformance/factors.rs")),
     ("flows", include_str!("conformance/flows.rs")),
     ("sessions", include_str!("conformance/sessions.rs")),
@@ -32,6 +33,7 @@ const ENGINE: &[(&str, &str)] = &[
     ("import", include_str!("engine/import.rs")),
     ("registration", include_str!("engine/registration.rs")),
     ("federated", include_str!("engine/federated.rs")),
+    ("profiles", include_str!("engine/profiles.rs")),
     ("", include_str!("engine/mod.rs")),
 ];
 

@@ -45,6 +45,7 @@ pub mod prelude {
         AdminAction, AuthzService, Decision, DirectGrant, RbacChange, RbacKind, RbacName, Resource,
         RoleAssignment, RoleGrant,
     };
+    pub use countersign_core::{Attributes, ProfileChange, ProfileSchema, Tier, UserQuery};
     pub use countersign_core::{ImportOutcome, ImportUser, LegacyHash, UserExport};
 
     #[cfg(feature = "memory")]

@@ -9,11 +9,11 @@ use countersign_core::{
     FactorCredential, FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId,
     FederatedStore, FlowRecord, FlowStore, HistoryEntry, Identifier, IdentityAdmin,
     IdentityAuthnLog, IdentityLookup, KeyStore, LinkedIdentity, LockoutPolicy, MethodName,
-    MethodRecord, MethodScope, PolicyDocument, PolicyStore, RbacChange, RbacKind, RbacLookup,
-    RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation, SessionId,
+    MethodRecord, MethodScope, PolicyDocument, PolicyStore, Profile, RbacChange, RbacKind,
+    RbacLookup, RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation, SessionId,
     SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision,
-    TenantSlug, TokenHash, User, UserId, Verification, VerificationPurpose, VerificationStore,
-    Versioned,
+    TenantSlug, TokenHash, User, UserId, UserQuery, Verification, VerificationPurpose,
+    VerificationStore, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -57,6 +57,15 @@ impl<S: IdentityLookup> IdentityLookup for CountingStore<S> {
         limit: u32,
     ) -> Result<Vec<User>, Self::Error> {
         let call = self.inner.list_users(tenant, after, limit);
+        self.counted(StoreTrait::IdentityLookup, call).await
+    }
+
+    async fn search_users(
+        &self,
+        tenant: TenantId,
+        query: &UserQuery,
+    ) -> Result<Vec<User>, Self::Error> {
+        let call = self.inner.search_users(tenant, query);
         self.counted(StoreTrait::IdentityLookup, call).await
     }
 
@@ -154,6 +163,20 @@ impl<S: IdentityAdmin> IdentityAdmin for CountingStore<S> {
         let call = self
             .inner
             .set_user_state(tenant, user, from, to, reason, at);
+        self.counted(StoreTrait::IdentityAdmin, call).await
+    }
+
+    async fn update_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+        expected_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Self::Error> {
+        let call = self
+            .inner
+            .update_profile(tenant, user, profile, expected_updated_at, at);
         self.counted(StoreTrait::IdentityAdmin, call).await
     }
 

@@ -285,6 +285,8 @@ where
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            tier: tenant.policy.profile.default_tier.clone(),
+            attributes: Default::default(),
         };
         let history = phc
             .filter(|(_, keep)| *keep > 0)

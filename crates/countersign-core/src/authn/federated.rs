@@ -371,6 +371,8 @@ where
             created_at: rq.now,
             updated_at: rq.now,
             last_login_at: None,
+            tier: tenant.policy.profile.default_tier.clone(),
+            attributes: Default::default(),
         };
         let event = self
             .success(tenant.id, Some(user.id), AuditKind::UserRegistered, rq)?

@@ -181,6 +181,8 @@ where
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            tier: tenant.policy.profile.default_tier.clone(),
+            attributes: Default::default(),
         };
         let event = self.success(tenant.id, Some(user.id), AuditKind::UserImported, rq)?;
         match self

@@ -112,17 +112,18 @@ where
             return Err(Error::NoEmailSender);
         }
         let tenant = self.tenant(tenant).await?;
-        let email = EmailAddress::parse(reg.email)?;
-        let identifier = Identifier::parse(email.as_str())?;
-        let display_name = reg.display_name.map(parse_display_name).transpose()?;
-        let rules = self.password_rules(tenant.id).await?;
-        let mut context = vec![identifier.as_str(), email.as_str()];
-        if let Some(d) = &display_name {
-            context.push(d);
-        }
-        let password = self
-            .accept_new_password(&tenant, &rules, reg.password, &context, &[])
-            .await?;
+        let checked = self.check_registration(&tenant, &reg).await;
+        let (email, identifier, display_name, password) = match checked {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Refused input is audited (no account named) and writes
+                // nothing else.
+                let event = self.failure(tenant.id, None, AuditKind::UserRegistered, rq);
+                self.audit(event.map(|e| e.with_detail(AuditReason::Malformed)))
+                    .await?;
+                return Err(e);
+            }
+        };
         // Hashed on every path: the answer takes the same time whether or
         // not the address has an account.
         let phc = self.hasher.hash(&password, &self.env).await?;
@@ -148,6 +149,8 @@ where
                     created_at: rq.now,
                     updated_at: rq.now,
                     last_login_at: None,
+                    tier: tenant.policy.profile.default_tier.clone(),
+                    attributes: Default::default(),
                 };
                 let event =
                     self.success(tenant.id, Some(user.id), AuditKind::UserRegistered, rq)?;
@@ -193,6 +196,27 @@ where
             }
         }
         Ok(receipt)
+    }
+
+    /// The parts of a registration, checked: the address, the identifier
+    /// it is, the display name and the password (the tenant's rules).
+    async fn check_registration(
+        &self,
+        tenant: &Tenant,
+        reg: &Registration<'_>,
+    ) -> Result<(EmailAddress, Identifier, Option<String>, String)> {
+        let email = EmailAddress::parse(reg.email)?;
+        let identifier = Identifier::parse(email.as_str())?;
+        let display_name = reg.display_name.map(parse_display_name).transpose()?;
+        let rules = self.password_rules(tenant.id).await?;
+        let mut context = vec![identifier.as_str(), email.as_str()];
+        if let Some(d) = &display_name {
+            context.push(d);
+        }
+        let password = self
+            .accept_new_password(tenant, &rules, reg.password, &context, &[])
+            .await?;
+        Ok((email, identifier, display_name, password))
     }
 
     /// Send a new address confirmation code to a pending account, as a

@@ -36,6 +36,7 @@ mod federated;
 mod import;
 mod lifecycle;
 mod login;
+mod profiles;
 mod self_service;
 
 pub use accounts::{NewTenant, NewUser, PasswordLogin};
@@ -45,7 +46,7 @@ pub use federated::FederatedStart;
 pub use import::{ImportOutcome, ImportUser};
 pub use lifecycle::{RESET_TOKEN, Registration, RegistrationReceipt};
 pub use login::{FactorResponse, LoginStatus, Refusal, Submission};
-pub use self_service::SelfService;
+pub use self_service::{DEACTIVATED_BY_USER, SelfService};
 
 /// Provisioning, registration, lifecycle and password authentication.
 ///

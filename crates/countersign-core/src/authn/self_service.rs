@@ -1,17 +1,21 @@
 //! What a signed-in user does to their own account, behind a recent
 //! authentication (ASVS 3.7.1).
 
+use crate::authn::profiles::Editor;
 use crate::authn::{AuthnService, Confirm, Enroll, Enrolled};
 use crate::error::Result;
 use crate::factor::{FactorKind, PasskeyInfo};
-use crate::model::ClientInfo;
+use crate::model::{AccountState, ClientInfo, User};
+use crate::notice::SecurityEvent;
+use crate::profile::{Attributes, ProfileChange};
 use crate::session::{SessionRecord, require_recent_at};
 use crate::store::Store;
 
-/// A signed-in user's sensitive operations on their own account: enrol,
+/// A signed-in user's operations on their own account: enrol,
 /// confirm or remove a factor, regenerate recovery codes, delete a
 /// passkey, change the password (which may prove the current password
-/// instead). Each first checks that the session's
+/// instead), deactivate the account; and, with no recent authentication
+/// needed, change their profile. Each sensitive one first checks that the session's
 /// authentication is recent enough ([`AuthnConfig::recent_auth`], by
 /// default a factor verified in the last 5 minutes) and otherwise fails
 /// with [`Error::StepUpRequired`] naming what would satisfy it: a step-up
@@ -119,4 +123,58 @@ impl<S: Store> SelfService<'_, S> {
             }
         }
     }
+
+    /// Change the user's own profile: the display name (`Some(None)`
+    /// clears it) and the attributes (all replaced), as
+    /// [`AuthnService::update_profile`] but only the attributes the
+    /// tenant's schema marks `user_editable` may differ from their stored
+    /// values; the tier never changes. Anything else is
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput), audited, with
+    /// nothing written. Needs no recent authentication.
+    pub async fn update_profile(
+        &self,
+        display_name: Option<Option<&str>>,
+        attributes: Option<Attributes>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let s = self.session;
+        let rq = self.svc.env().request(client);
+        let change = ProfileChange {
+            display_name,
+            tier: None,
+            attributes,
+        };
+        self.svc
+            .change_profile(s.tenant_id, s.user_id, &change, Editor::User, rq)
+            .await
+    }
+
+    /// Deactivate the account: a soft delete (state
+    /// [`Deleted`](AccountState::Deleted), reason "deactivated by the
+    /// user", the row kept for audit; an administrator may still erase
+    /// it). Every session of the user ends, this one included; the owner
+    /// is told by mail; the change is audited. Needs a recent
+    /// authentication, as the other sensitive operations.
+    pub async fn deactivate(&self, client: &ClientInfo) -> Result<()> {
+        self.gate()?;
+        let s = self.session;
+        let user = self
+            .svc
+            .transition(
+                s.tenant_id,
+                s.user_id,
+                AccountState::Deleted,
+                Some(DEACTIVATED_BY_USER),
+                client,
+            )
+            .await?;
+        let tenant = self.svc.tenant(s.tenant_id).await?;
+        self.svc
+            .notify_security(&tenant, &user, SecurityEvent::AccountDeactivated)
+            .await;
+        Ok(())
+    }
 }
+
+/// The state reason of an account its user deactivated.
+pub const DEACTIVATED_BY_USER: &str = "deactivated by the user";

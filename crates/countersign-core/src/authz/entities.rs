@@ -57,8 +57,12 @@ impl From<&User> for UserFacts {
             id: user.id,
             tenant: user.tenant_id,
             state: user.state,
-            tier: None,
-            attributes: BTreeMap::new(),
+            tier: user.tier.as_ref().map(|t| t.as_str().to_owned()),
+            attributes: user
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::profile::attribute_text(v)))
+                .collect(),
         }
     }
 }

@@ -143,6 +143,11 @@ pub struct AccessClaims {
     /// as they were when the token was minted; absent when it names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    /// The user's tier when the token was minted, when the tenant's policy
+    /// asks for it ([`AccessTokenClaims::tier`](super::AccessTokenClaims::tier))
+    /// and the user has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// Why an access token was refused.
@@ -614,6 +619,7 @@ pub fn claims_for(
         auth_time: auth.at.timestamp(),
         tenant: None,
         roles: None,
+        tier: None,
     })
 }
 

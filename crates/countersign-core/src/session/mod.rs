@@ -177,9 +177,8 @@ impl AccessTokenPolicy {
 ///
 /// Claims are read when a token is minted (at login and at each refresh),
 /// so a change (a role revoked) reaches tokens within one token lifetime.
-/// Issuing costs no store call for `tenant` and one for `roles_in`.
-// TODO(tiers): a `tier` claim, once users have a tier (part of the
-// "Account lifecycle" issue not done yet); `User` has no tier to read.
+/// Issuing costs no store call for `tenant` and one each for `roles_in`
+/// and `tier`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AccessTokenClaims {
@@ -188,6 +187,9 @@ pub struct AccessTokenClaims {
     /// Add `roles`: the roles the user holds in this RBAC service (an
     /// empty list when none), read from the store at each mint.
     pub roles_in: Option<RbacName>,
+    /// Add `tier`: the user's tier, read from the store at each mint
+    /// (omitted when the user has none).
+    pub tier: bool,
 }
 
 /// How a tenant's access tokens are signed: the JWS `alg` of its keys.
@@ -573,6 +575,7 @@ mod tests {
             claims: AccessTokenClaims {
                 tenant: true,
                 roles_in: Some(RbacName::new("docs").unwrap()),
+                tier: true,
             },
             ..old
         };
@@ -580,7 +583,7 @@ mod tests {
         assert_eq!(json["algorithm"], "RS256");
         assert_eq!(
             json["claims"],
-            serde_json::json!({"tenant": true, "roles_in": "docs"})
+            serde_json::json!({"tenant": true, "roles_in": "docs", "tier": true})
         );
         assert_eq!(
             serde_json::from_value::<AccessTokenPolicy>(json).unwrap(),

@@ -388,6 +388,14 @@ where
                 .map_err(store_err)?;
             claims.roles = Some(roles.iter().map(|r| r.as_str().to_owned()).collect());
         }
+        if policy.claims.tier {
+            let user = self
+                .store
+                .get_user(tenant.id, auth.user_id)
+                .await
+                .map_err(store_err)?;
+            claims.tier = user.and_then(|u| u.tier).map(String::from);
+        }
         Ok(Some(jwt::sign(&key, self.sealer.as_ref(), &claims)?))
     }
 

@@ -46,6 +46,7 @@ use crate::flow::{AuthRecord, FlowRecord};
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
 use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
+use crate::profile::{Profile, UserQuery};
 use crate::provision::TenantProvision;
 use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
@@ -110,6 +111,24 @@ pub trait IdentityLookup: Send + Sync + 'static {
         tenant: TenantId,
         after: Option<UserId>,
         limit: u32,
+    ) -> impl Future<Output = Result<Vec<User>, Self::Error>> + Send;
+
+    /// Users of `tenant` that match `query`, ordered by id, only those
+    /// with an id greater than `query.after`, at most `query.limit`
+    /// (capped at [`MAX_PAGE`]): paging with the last id of each page as
+    /// the next `after` visits every match exactly once. Every given filter
+    /// narrows the result ([`UserQuery::matches`] is the reference):
+    /// - `text`: a substring of the identifier, the email or the display
+    ///   name, ASCII letters matching regardless of case (other letters as
+    ///   the backend folds them); `%`, `_` and `\` in it match themselves,
+    ///   never as wildcards;
+    /// - `state`, `tier`: equal.
+    ///
+    /// Never a user of another tenant.
+    fn search_users(
+        &self,
+        tenant: TenantId,
+        query: &UserQuery,
     ) -> impl Future<Output = Result<Vec<User>, Self::Error>> + Send;
 
     /// The failed-attempt record of a user in `tenant`, if any.
@@ -211,6 +230,23 @@ pub trait IdentityAdmin: IdentityAuthnLog {
         from: AccountState,
         to: AccountState,
         reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Replace a user's display name, tier and attributes with `profile`
+    /// and set its `updated_at` to `at`, only if its `updated_at` is
+    /// `expected_updated_at` now (compare-and-set: of concurrent updates
+    /// made from one read, exactly one wins; callers pass an `at` later
+    /// than `expected_updated_at`, so every write changes the version).
+    /// Returns whether it was written (`false`: nothing was); `NotFound`
+    /// if the user is not in `tenant`. The profile is checked against the
+    /// tenant's schema by the caller.
+    fn update_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+        expected_updated_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 

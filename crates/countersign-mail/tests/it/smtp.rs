@@ -383,3 +383,70 @@ async fn the_pool_bounds_concurrent_sends_and_reuses_connections() {
     .await
     .expect("bounded");
 }
+
+/// The reset token in a text body (alone, or inside a link).
+fn reset_token_in(text: &str) -> String {
+    let at = text.find("cspr_").expect("a reset token");
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+#[tokio::test]
+async fn registration_and_reset_complete_with_what_arrives_over_smtp() {
+    timeout(BOUND, async {
+        let mut server = Server::start(Behaviour::Accept).await;
+        let sender = SmtpSender::new(plain(&server)).unwrap();
+        let core = Core::new("Acme Inc", sender, Templates::new()).await;
+        let tenant = core.tenant.id;
+        let address = "dave@example.com";
+
+        // Registration: the code that activates the account comes by mail.
+        let registration = countersign_core::Registration {
+            email: address,
+            password: PASSWORD,
+            display_name: Some("Dave"),
+        };
+        core.svc
+            .register(tenant, registration, &core.client)
+            .await
+            .unwrap();
+        let mail = mime::parse(&server.next().await.data);
+        assert_eq!(
+            mail.header("Subject"),
+            Some("Confirm your email address for Acme Inc")
+        );
+        let code = code_in(mail.text.as_deref().unwrap());
+        let dave = core
+            .svc
+            .verify_address(tenant, address, &code, &core.client)
+            .await
+            .unwrap();
+        assert_eq!(dave.state, countersign_core::AccountState::Active);
+
+        // Reset: the token comes by mail and sets a new password.
+        core.svc
+            .request_password_reset(tenant, address, &core.client)
+            .await
+            .unwrap();
+        let mail = mime::parse(&server.next().await.data);
+        let token = reset_token_in(mail.text.as_deref().unwrap());
+        core.svc
+            .reset_password(
+                tenant,
+                &token,
+                "dave's brand new passphrase 9",
+                &core.client,
+            )
+            .await
+            .unwrap();
+        let notice = mime::parse(&server.next().await.data);
+        assert!(
+            notice.text.as_deref().unwrap().contains("password"),
+            "a password-changed notice follows"
+        );
+    })
+    .await
+    .expect("bounded");
+}

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccountState, AuditEvent, FactorCredential, FailureRecord, FamilyId, HistoryEntry, Identifier,
-    IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodRecord, StoreErrorKind,
-    Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId,
-    Versioned,
+    IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodRecord, Profile,
+    StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
+    UserId, UserQuery, Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found, unique_violation};
@@ -73,6 +73,23 @@ impl IdentityLookup for MemoryStore {
         Ok(users
             .into_iter()
             .take(limit.min(MAX_PAGE) as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn search_users(&self, tenant: TenantId, query: &UserQuery) -> Result<Vec<User>> {
+        let st = self.begin(StoreMethod::SearchUsers)?;
+        let mut users: Vec<&User> = st
+            .users
+            .values()
+            .filter(|u| {
+                u.tenant_id == tenant && query.after.is_none_or(|a| u.id > a) && query.matches(u)
+            })
+            .collect();
+        users.sort_by_key(|u| u.id);
+        Ok(users
+            .into_iter()
+            .take(query.limit.min(MAX_PAGE) as usize)
             .cloned()
             .collect())
     }
@@ -225,6 +242,29 @@ impl IdentityAdmin for MemoryStore {
         }
         u.state = to;
         u.state_reason = reason.map(str::to_owned);
+        u.updated_at = at;
+        Ok(true)
+    }
+
+    async fn update_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+        expected_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut st = self.begin(StoreMethod::UpdateProfile)?;
+        st.require_user(tenant, user)?;
+        let Some(u) = st.users.get_mut(&user) else {
+            return Err(not_found("user"));
+        };
+        if u.updated_at != expected_updated_at {
+            return Ok(false);
+        }
+        u.display_name.clone_from(&profile.display_name);
+        u.tier.clone_from(&profile.tier);
+        u.attributes.clone_from(&profile.attributes);
         u.updated_at = at;
         Ok(true)
     }

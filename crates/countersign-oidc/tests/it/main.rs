@@ -16,6 +16,7 @@
 
 mod fetch;
 mod issuer;
+mod sign_in;
 mod verify;
 
 use std::sync::OnceLock;

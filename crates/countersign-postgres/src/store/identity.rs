@@ -1,15 +1,17 @@
 //! `IdentityLookup`, `IdentityAuthnLog` and `IdentityAdmin` in SQL.
 //!
-//! Every read but [`list_users`](IdentityLookup::list_users) goes to the
-//! main pool (users, tenants and failure records decide logins); the
-//! listing may be served by the read pool.
+//! Every read but [`list_users`](IdentityLookup::list_users) and
+//! [`search_users`](IdentityLookup::search_users) goes to the main pool
+//! (users, tenants and failure records decide logins); the listings may be
+//! served by the read pool.
 
 use chrono::{DateTime, Utc};
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, FactorCredential, FactorKind, FailureRecord,
     HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy,
-    StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
+    Profile, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, Tier,
+    User, UserId, UserQuery,
 };
 use sqlx::types::Json;
 
@@ -114,6 +116,34 @@ impl IdentityLookup for PostgresStore {
             .bind(n),
         };
         self.replica_lookup_all("list_users", "listing users", stmt, codec::user)
+            .await
+    }
+
+    async fn search_users(&self, tenant: TenantId, query: &UserQuery) -> Result<Vec<User>> {
+        let n = limit(query.limit.min(MAX_PAGE));
+        // The nil id sorts before every user id (and is never one), so a
+        // missing cursor keeps the id range usable by the index.
+        let after = query.after.map_or(uuid::Uuid::nil(), |a| *a.as_uuid());
+        let text = query.text.as_deref().map(codec::like_pattern);
+        let stmt = || {
+            sqlx::query(concat!(
+                "SELECT ",
+                user_cols!(),
+                " FROM cs_users WHERE tenant_id = $1 AND id > $2
+                   AND ($3::text IS NULL OR identifier ILIKE $3 ESCAPE '\\'
+                        OR email ILIKE $3 ESCAPE '\\' OR display_name ILIKE $3 ESCAPE '\\')
+                   AND ($4::text IS NULL OR state = $4)
+                   AND ($5::text IS NULL OR tier = $5)
+                 ORDER BY id LIMIT $6"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(after)
+            .bind(text.clone())
+            .bind(query.state.map(AccountState::as_str))
+            .bind(query.tier.as_ref().map(Tier::as_str))
+            .bind(n)
+        };
+        self.replica_lookup_all("search_users", "searching users", stmt, codec::user)
             .await
     }
 
@@ -400,6 +430,46 @@ impl IdentityAdmin for PostgresStore {
             .await
     }
 
+    async fn update_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+        expected_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        // Compare-and-set in one statement: under concurrent updates the
+        // UPDATE re-checks `updated_at = $6` on the newest row version, so
+        // of several updates made from one read exactly one writes.
+        let stmt = || {
+            sqlx::query(
+                "WITH target AS (
+                     SELECT 1 FROM cs_users WHERE tenant_id = $1 AND id = $2
+                 ), saved AS (
+                     UPDATE cs_users
+                        SET display_name = $3, tier = $4, attributes = $5, updated_at = $7
+                      WHERE tenant_id = $1 AND id = $2 AND updated_at = $6
+                     RETURNING 1
+                 )
+                 SELECT EXISTS (SELECT 1 FROM target) AS found,
+                        EXISTS (SELECT 1 FROM saved) AS saved",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(profile.display_name.as_deref())
+            .bind(profile.tier.as_ref().map(Tier::as_str))
+            .bind(Json(&profile.attributes))
+            .bind(expected_updated_at)
+            .bind(at)
+        };
+        self.retry
+            .run("update_profile", Once, || async {
+                let mut conn = self.conn().await?;
+                compare_and_save(stmt(), &mut *conn, "updating a profile", "user").await
+            })
+            .await
+    }
+
     async fn push_password_history(
         &self,
         tenant: TenantId,
@@ -522,8 +592,9 @@ pub(super) async fn insert_user(
     }
     let insert = sqlx::query(
         "INSERT INTO cs_users (id, tenant_id, identifier, display_name, email, state,
-                               state_reason, created_at, updated_at, last_login_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                               state_reason, created_at, updated_at, last_login_at,
+                               tier, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(*user.id.as_uuid())
     .bind(*user.tenant_id.as_uuid())
@@ -534,7 +605,9 @@ pub(super) async fn insert_user(
     .bind(user.state_reason.clone())
     .bind(user.created_at)
     .bind(user.updated_at)
-    .bind(user.last_login_at);
+    .bind(user.last_login_at)
+    .bind(user.tier.as_ref().map(|t| t.as_str().to_owned()))
+    .bind(Json(user.attributes.clone()));
     let refused = unique_violation(Phase::Uncommitted, "creating a user", "user already exists");
     execute(insert, &mut **tx, refused).await?;
     let mut kinds: Vec<&str> = credentials.iter().map(|c| c.kind().as_str()).collect();

@@ -5,14 +5,15 @@ use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccountState, AuditDetail, AuditEvent, EmailAddress, FactorCredential, FactorKind,
     FailureRecord, HistoryEntry, Identifier, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    LockoutPolicy, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, User, UserId,
+    LockoutPolicy, Profile, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, Tier,
+    User, UserId, UserQuery,
 };
 use rusqlite::{TransactionBehavior, params};
 
 use super::{require_tenant, require_user};
 use crate::codec::{
-    EVENT_COLS, FAILURE_COLS, TENANT_COLS, USER_COLS, duration_micros, id, json, micros,
-    read_failure, read_tenant, read_user,
+    EVENT_COLS, FAILURE_COLS, TENANT_COLS, USER_COLS, duration_micros, id, json, like_pattern,
+    micros, read_failure, read_tenant, read_user,
 };
 use crate::{Result, SqliteError, SqliteStore};
 
@@ -78,6 +79,27 @@ impl IdentityLookup for SqliteStore {
                  ORDER BY id LIMIT ?3"
             ),
             (id(tenant.as_uuid()), after, limit),
+            read_user,
+        )
+        .await
+    }
+
+    async fn search_users(&self, tenant: TenantId, query: &UserQuery) -> Result<Vec<User>> {
+        let after = query.after.map(|a| id(a.as_uuid()));
+        let text = query.text.as_deref().map(like_pattern);
+        let state = query.state.map(|s| s.as_str().to_owned());
+        let tier = query.tier.as_ref().map(|t| t.as_str().to_owned());
+        let limit = i64::from(query.limit.min(MAX_PAGE));
+        self.fetch_all(
+            format!(
+                "SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2) \
+                 AND (?3 IS NULL OR lower(identifier) LIKE ?3 ESCAPE '\\' \
+                      OR lower(email) LIKE ?3 ESCAPE '\\' \
+                      OR lower(display_name) LIKE ?3 ESCAPE '\\') \
+                 AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR tier = ?5) \
+                 ORDER BY id LIMIT ?6"
+            ),
+            (id(tenant.as_uuid()), after, text, state, tier, limit),
             read_user,
         )
         .await
@@ -298,6 +320,43 @@ impl IdentityAdmin for SqliteStore {
         .await
     }
 
+    async fn update_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+        expected_updated_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        let name = profile.display_name.clone();
+        let tier = profile.tier.as_ref().map(Tier::as_str).map(str::to_owned);
+        let attributes = json(&profile.attributes)?;
+        self.call(move |c| {
+            // One statement: the compare and the set cannot be split.
+            let n = c
+                .prepare_cached(
+                    "UPDATE cs_users SET display_name = ?3, tier = ?4, attributes = ?5,
+                            updated_at = ?7
+                     WHERE tenant_id = ?1 AND id = ?2 AND updated_at = ?6",
+                )?
+                .execute(params![
+                    t,
+                    u,
+                    name,
+                    tier,
+                    attributes,
+                    micros(expected_updated_at),
+                    micros(at)
+                ])?;
+            if n == 0 {
+                require_user(c, &t, &u)?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn push_password_history(
         &self,
         tenant: TenantId,
@@ -403,7 +462,8 @@ pub(super) fn insert_user(
     require_tenant(tx, &tid)?;
     tx.execute(
         &format!(
-            "INSERT INTO cs_users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO cs_users ({USER_COLS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ),
         params![
             uid,
@@ -416,6 +476,8 @@ pub(super) fn insert_user(
             micros(u.created_at),
             micros(u.updated_at),
             u.last_login_at.map(micros),
+            u.tier.as_ref().map(Tier::as_str),
+            json(&u.attributes)?,
         ],
     )?;
     for f in creds {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use countersign_core::{
     AuthzVersions, FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
     KeyStore, LockoutPolicy, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore,
-    RoleAssignment, SigningAlgorithm, StoreError, StoreErrorKind,
+    RoleAssignment, SigningAlgorithm, StoreError, StoreErrorKind, User,
 };
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use countersign_testkit::fixtures::{Fx, at, password, signing_key, signing_key_of};
@@ -265,11 +265,25 @@ async fn a_schema_4_database_with_rows_migrates_to_rbac() {
         let s = SqliteStore::open_unmigrated(&db.0).await.unwrap();
         assert_eq!(s.schema_version().await.unwrap(), 4);
         s.provision_tenant(&p).await.unwrap();
-        s.create_user(&u, &[password("v1")]).await.unwrap();
     }
     {
-        // A policy document as schema 4 stores it (no links column yet).
+        // A user as schema 4 stores it (no tier or attributes yet).
         let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute(
+            "INSERT INTO cs_users (id, tenant_id, identifier, display_name, email, state,
+                                   state_reason, created_at, updated_at, last_login_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'active', NULL, ?6, ?6, NULL)",
+            rusqlite::params![
+                u.id.to_string(),
+                t.to_string(),
+                u.identifier.as_str(),
+                u.display_name,
+                u.email.as_ref().map(|e| e.as_str()),
+                u.created_at.timestamp_micros(),
+            ],
+        )
+        .unwrap();
+        // A policy document as schema 4 stores it (no links column yet).
         conn.execute(
             "INSERT INTO cs_policy_documents (tenant_id, schema, policies, version, updated_at)
              VALUES (?1, '', '', 1, 0)",
@@ -279,6 +293,12 @@ async fn a_schema_4_database_with_rows_migrates_to_rbac() {
     }
     let s = SqliteStore::open(&db.0).await.unwrap();
     assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    // Users written before profiles have no tier and no attributes.
+    let u = User {
+        tier: None,
+        attributes: Default::default(),
+        ..u
+    };
     assert_eq!(s.get_user(t, u.id).await.unwrap().as_ref(), Some(&u));
     let doc = s.policy_document(t).await.unwrap().unwrap();
     assert!(doc.links.is_empty() && doc.version == 1, "{doc:?}");

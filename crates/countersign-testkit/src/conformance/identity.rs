@@ -111,9 +111,16 @@ pub async fn update_tenant_policy_persists_and_unknown_tenant_is_not_found<S: Co
                 claims: countersign_core::AccessTokenClaims {
                     tenant: true,
                     roles_in: Some(countersign_core::RbacName::new("docs").unwrap()),
+                    tier: true,
                 },
                 ..countersign_core::AccessTokenPolicy::new("api", StdDuration::from_secs(300))
             }),
+            ..Default::default()
+        },
+        // The profile schema is part of the policy (a whole schema
+        // round-trips in `profiles`).
+        profile: countersign_core::ProfileSchema {
+            default_tier: Some(countersign_core::Tier::premium()),
             ..Default::default()
         },
     };

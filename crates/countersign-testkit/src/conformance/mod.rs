@@ -16,6 +16,7 @@ pub mod flows;
 pub mod identity;
 pub mod keys;
 pub mod policies;
+pub mod profiles;
 pub mod rbac;
 pub mod rbac_reads;
 pub mod sessions;
@@ -57,6 +58,19 @@ macro_rules! __conformance_list {
                 password_history_is_tenant_scoped,
                 erase_user_removes_every_personal_row,
                 erase_user_in_other_tenant_changes_nothing,
+            ],
+            profiles: [
+                profile_schemas_round_trip_in_the_tenant_policy,
+                profile_updates_round_trip,
+                update_profile_is_compare_and_set,
+                concurrent_profile_updates_from_one_read_have_one_winner,
+                update_profile_of_another_tenants_user_is_not_found,
+                search_text_matches_identifier_email_or_display_name,
+                search_text_wildcards_match_literally,
+                search_filters_by_state_and_tier,
+                search_pages_visit_every_match_once_in_id_order,
+                search_is_tenant_scoped,
+                search_limit_is_capped,
             ],
             factors: [
                 tenant_factor_settings_save_and_replace,

@@ -2,7 +2,10 @@
 //! made: opt-in (`engine_suite!(fresh, audit)`), as they need `AuditQuery`.
 //! Each is its namesake in another module, plus the audit check.
 
-use super::{WithAudit, authz, factors, import, lifecycle, login, sessions};
+use super::{
+    WithAudit, authz, factors, federated, import, lifecycle, login, profiles, registration,
+    sessions,
+};
 use crate::AuditedStore;
 
 /// `login::password_then_totp_completes_the_mfa_method`, and the one successful login is audited.
@@ -69,4 +72,19 @@ pub async fn importing_an_identifier_again_changes_nothing<S: AuditedStore>(s: S
 /// `import::unknown_identifiers_are_refused_like_wrong_imported_passwords`, and the refusals are audited as unknown identifier and wrong secret.
 pub async fn unknown_identifiers_are_refused_like_wrong_imported_passwords<S: AuditedStore>(s: S) {
     import::unknown_like_wrong(s, WithAudit).await;
+}
+
+/// `registration::registration_mails_a_code_that_activates_the_account`, and refused registrations and codes are audited.
+pub async fn registration_mails_a_code_that_activates_the_account<S: AuditedStore>(s: S) {
+    registration::register_and_verify(s, WithAudit).await;
+}
+
+/// `federated::bad_id_tokens_are_refused_and_create_nothing`, and every refused token is audited.
+pub async fn bad_id_tokens_are_refused_and_create_nothing<S: AuditedStore>(s: S) {
+    federated::bad_id_tokens(s, WithAudit).await;
+}
+
+/// `profiles::bad_profile_changes_are_typed_audited_and_write_nothing`, and each refusal is audited as a failure, the one valid change as a success.
+pub async fn bad_profile_changes_are_typed_audited_and_write_nothing<S: AuditedStore>(s: S) {
+    profiles::profile_refusals(s, WithAudit).await;
 }

@@ -3,12 +3,13 @@
 //! concurrent first sign-ins, and every refusal.
 
 use countersign_core::{
-    AccountState, AuthMethod, Error, FactorKind, FactorResponse, FactorSettings, FederatedStart,
-    FederationSettings, LoginStatus, NewUser, Refusal, Registration, Submission, User,
-    VerificationPurpose,
+    AccountState, AuditDetail, AuditKind, AuditReason, AuthMethod, Error, FactorKind,
+    FactorResponse, FactorSettings, FederatedStart, FederationSettings, LoginStatus, NewUser,
+    Refusal, Registration, Submission, User, VerificationPurpose,
 };
 use serde_json::json;
 
+use super::{AuditLog, NoAudit};
 use crate::ConformanceStore;
 use crate::fixtures::{LocalIssuer, PASSWORD, World, mfa_tenant};
 
@@ -251,6 +252,12 @@ pub async fn concurrent_first_sign_ins_create_one_account<S: ConformanceStore>(s
 /// incorrect; an ID token sent to a flow that awaits none is refused;
 /// nothing is created.
 pub async fn bad_id_tokens_are_refused_and_create_nothing<S: ConformanceStore>(s: S) {
+    bad_id_tokens(s, NoAudit).await;
+}
+
+/// [`bad_id_tokens_are_refused_and_create_nothing`], its audit checks made
+/// through `audit`.
+pub(crate) async fn bad_id_tokens<S: ConformanceStore>(s: S, audit: impl AuditLog<S>) {
     let (w, issuer) = world(&s, 83, |_| {}).await;
     let stranger = LocalIssuer::new(ISSUER, 10);
     let now = w.svc.env().now();
@@ -320,6 +327,13 @@ pub async fn bad_id_tokens_are_refused_and_create_nothing<S: ConformanceStore>(s
         .unwrap();
     assert_eq!(s.refused, Some(Refusal::ChallengeMissing));
     assert_eq!(users(&w).await, created, "nothing more created");
+    if let Some(events) = audit.of_kind(&w, AuditKind::Authentication).await {
+        let bad = events
+            .iter()
+            .filter(|e| e.detail == Some(AuditDetail::Reason(AuditReason::BadIdToken)))
+            .count();
+        assert_eq!(bad, forged.len(), "every refused token is audited");
+    }
     // An issuer the tenant does not trust cannot begin.
     assert!(matches!(
         w.svc

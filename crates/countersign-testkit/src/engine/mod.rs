@@ -17,6 +17,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod login;
 pub mod passkeys;
+pub mod profiles;
 pub mod registration;
 pub mod sealing;
 pub mod sessions;
@@ -109,6 +110,15 @@ macro_rules! __engine_list {
             lifecycle: [
                 a_user_export_holds_everything_but_secrets,
             ],
+            profiles: [
+                bad_profile_changes_are_typed_audited_and_write_nothing,
+                users_change_only_their_editable_fields,
+                deactivation_ends_sessions_refuses_logins_and_tells_the_owner,
+                administrators_search_page_and_manage_users,
+                the_tier_reaches_access_tokens_and_decisions,
+                new_users_get_the_default_tier,
+                concurrent_profile_changes_each_move_the_version,
+            ],
             federated: [
                 an_id_token_signs_in_and_stays_linked_by_issuer_and_subject,
                 a_verified_address_links_the_existing_account,
@@ -144,6 +154,9 @@ macro_rules! __engine_list {
                 imported_passwords_sign_in_and_are_rehashed_to_argon2id,
                 importing_an_identifier_again_changes_nothing,
                 unknown_identifiers_are_refused_like_wrong_imported_passwords,
+                registration_mails_a_code_that_activates_the_account,
+                bad_id_tokens_are_refused_and_create_nothing,
+                bad_profile_changes_are_typed_audited_and_write_nothing,
             ]
         }
     };

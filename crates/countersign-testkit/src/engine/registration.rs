@@ -3,10 +3,11 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AccountState, AuthnConfig, Error, NewUser, Notice, Registration, SecurityEvent, User,
-    VerificationPurpose,
+    AccountState, AuditKind, AuditStatus, AuthnConfig, Error, NewUser, Notice, Registration,
+    SecurityEvent, User, VerificationPurpose,
 };
 
+use super::{AuditLog, NoAudit};
 use crate::ConformanceStore;
 use crate::fixtures::{PASSWORD, World, sign_in};
 
@@ -67,6 +68,12 @@ async fn alice<S: ConformanceStore>(w: &World<S>) -> User {
 /// an 8-digit code (stored only as a keyed hash), and the code activates
 /// the account with the password chosen, once.
 pub async fn registration_mails_a_code_that_activates_the_account<S: ConformanceStore>(s: S) {
+    register_and_verify(s, NoAudit).await;
+}
+
+/// [`registration_mails_a_code_that_activates_the_account`], its audit
+/// checks made through `audit`.
+pub(crate) async fn register_and_verify<S: ConformanceStore>(s: S, audit: impl AuditLog<S>) {
     let w = World::mfa(s.clone(), 60).await;
     let receipt = w
         .svc
@@ -157,6 +164,23 @@ pub async fn registration_mails_a_code_that_activates_the_account<S: Conformance
         Err(Error::PasswordRejected(_))
     ));
     assert!(w.user_opt("bob@example.com").await.is_none());
+    let failures = |events: Vec<countersign_core::AuditEvent>| {
+        events
+            .iter()
+            .filter(|e| e.status == AuditStatus::Failure)
+            .count()
+    };
+    if let Some(events) = audit.of_kind(&w, AuditKind::UserRegistered).await {
+        assert_eq!(failures(events), 2, "each refused registration is audited");
+    }
+    if let Some(events) = audit.of_kind(&w, AuditKind::AddressVerified).await {
+        assert_eq!(
+            events.len() - failures(events.clone()),
+            1,
+            "one verification"
+        );
+        assert_eq!(failures(events), 2, "the wrong code and the replay");
+    }
 }
 
 /// Registering an address that has an account answers exactly as for a

@@ -290,6 +290,7 @@ pub async fn access_tokens_carry_the_claims_the_tenant_configures<S: Conformance
         a.claims = AccessTokenClaims {
             tenant: true,
             roles_in: Some(name("docs")),
+            tier: false,
         };
     }
     set_sessions(&w, policy).await;

@@ -47,6 +47,7 @@ async fn the_roles_claim_reads_the_store_only_when_configured() {
         AccessTokenClaims {
             tenant: true,
             roles_in: None,
+            tier: false,
         },
     )
     .await;
@@ -68,6 +69,7 @@ async fn the_roles_claim_reads_the_store_only_when_configured() {
         AccessTokenClaims {
             tenant: false,
             roles_in: Some(docs.clone()),
+            tier: false,
         },
     )
     .await;
