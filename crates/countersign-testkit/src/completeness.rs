@@ -13,6 +13,10 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ("policies", include_str!("conformance/policies.rs")),
     ("rbac", include_str!("conformance/rbac.rs")),
     ("rbac_reads", include_str!("conformance/rbac_reads.rs")),
+    (
+        "rbac_cascades",
+        include_str!("conformance/rbac_cascades.rs"),
+    ),
     ("verification", include_str!("conformance/verification.rs")),
     ("federated", include_str!("conformance/federated.rs")),
     ("audit", include_str!("conformance/audit.rs")),

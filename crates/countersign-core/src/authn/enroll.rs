@@ -17,7 +17,7 @@ use crate::factor::{
 use crate::flow::{FlowState, PasskeyRegistrationState};
 use crate::ids::{TenantId, UserId};
 use crate::model::{ClientInfo, EmailAddress, User};
-use crate::notice::{Notice, NoticeSecret};
+use crate::notice::{Notice, NoticeSecret, SecurityEvent};
 use crate::token::{SecretToken, TokenKind};
 
 /// What to enrol.
@@ -131,7 +131,21 @@ where
         rq: Request<'_>,
     ) -> Result<()> {
         let event = self.success(tenant, Some(user), kind, rq);
-        self.audit(event.map(|e| e.with_factor(factor))).await
+        self.audit(event.map(|e| e.with_factor(factor))).await?;
+        // The owner hears of every factor added or removed (best effort).
+        let notice = match kind {
+            AuditKind::FactorEnrolled => SecurityEvent::FactorAdded(factor),
+            AuditKind::FactorRemoved => SecurityEvent::FactorRemoved(factor),
+            _ => return Ok(()),
+        };
+        if self.mailer.is_some() {
+            let account = self.user(tenant, user).await?;
+            if account.email.is_some() {
+                let tenant = self.tenant(tenant).await?;
+                self.notify_security(&tenant, &account, notice).await;
+            }
+        }
+        Ok(())
     }
 
     /// `user`'s credential of kind `C` and its version; none is

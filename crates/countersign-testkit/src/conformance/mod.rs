@@ -18,6 +18,7 @@ pub mod keys;
 pub mod policies;
 pub mod profiles;
 pub mod rbac;
+pub mod rbac_cascades;
 pub mod rbac_reads;
 pub mod sessions;
 pub mod verification;
@@ -126,6 +127,11 @@ macro_rules! __conformance_list {
                 policy_documents_are_tenant_scoped,
                 policy_save_for_unknown_tenant_is_not_found,
             ],
+            rbac_cascades: [
+                deleting_a_role_cascades_to_its_grants_and_assignments,
+                deleting_a_service_cascades_to_its_grants_assignments_and_direct_grants,
+                deleting_a_permission_cascades_to_its_role_and_direct_grants,
+            ],
             rbac_reads: [
                 rbac_listings_agree_with_the_model,
                 rbac_snapshot_holds_the_whole_model_sorted,
@@ -139,9 +145,6 @@ macro_rules! __conformance_list {
                 grants_and_assignments_refuse_another_tenants_names_and_users,
                 duplicate_grants_and_assignments_conflict,
                 removing_what_is_absent_is_not_found,
-                deleting_a_role_cascades_to_its_grants_and_assignments,
-                deleting_a_service_cascades_to_its_grants_assignments_and_direct_grants,
-                deleting_a_permission_cascades_to_its_role_and_direct_grants,
                 rbac_change_for_unknown_tenant_is_not_found,
                 rbac_change_with_a_taken_event_id_writes_nothing,
                 erase_user_removes_its_rbac_rows_and_bumps_the_version,

@@ -135,6 +135,7 @@ macro_rules! __engine_list {
                 concurrent_resets_with_one_token_have_one_winner,
                 reset_tokens_expire_stay_in_their_tenant_and_need_an_active_account,
                 a_password_change_ends_other_sessions_and_tells_the_owner,
+                factor_changes_are_told_to_the_owner,
             ],
             import: [
                 imported_passwords_sign_in_and_are_rehashed_to_argon2id,

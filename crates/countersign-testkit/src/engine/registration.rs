@@ -213,12 +213,12 @@ pub async fn registering_an_existing_address_answers_alike_and_tells_the_owner<
     assert_eq!(again, fresh, "the same answer");
     let after = w.user_by(ALICE).await;
     assert_eq!(after, existing, "the account is unchanged");
-    sign_in(&w, &after).await; // still the old password
     let mail = w.outbox.last_to(ALICE).expect("the owner is told");
     assert_eq!(
         mail.notice,
         Notice::Security(SecurityEvent::RegistrationAttempted)
     );
+    sign_in(&w, &after).await; // still the old password
     assert!(
         s.verification(w.tenant.id, existing.id, VerificationPurpose::Address)
             .await
@@ -566,5 +566,39 @@ pub async fn a_password_change_ends_other_sessions_and_tells_the_owner<S: Confor
     assert_eq!(
         w.outbox.last_to(ALICE).unwrap().notice,
         Notice::Security(SecurityEvent::PasswordChanged)
+    );
+}
+
+/// Every factor added to or removed from an account with an address is
+/// told to its owner by mail.
+pub async fn factor_changes_are_told_to_the_owner<S: ConformanceStore>(s: S) {
+    let w = World::mfa(s.clone(), 69).await;
+    let user = alice(&w).await;
+    let notice = |w: &World<S>| w.outbox.last_to(ALICE).map(|m| m.notice);
+    w.enroll(&user, countersign_core::Enroll::RecoveryCodes)
+        .await
+        .unwrap();
+    assert_eq!(
+        notice(&w),
+        Some(Notice::Security(SecurityEvent::FactorAdded(
+            countersign_core::FactorKind::RecoveryCodes
+        )))
+    );
+    assert!(
+        w.svc
+            .remove_factor(
+                w.tenant.id,
+                user.id,
+                countersign_core::FactorKind::RecoveryCodes,
+                &w.client
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        notice(&w),
+        Some(Notice::Security(SecurityEvent::FactorRemoved(
+            countersign_core::FactorKind::RecoveryCodes
+        )))
     );
 }
