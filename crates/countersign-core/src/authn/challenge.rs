@@ -19,7 +19,7 @@ use crate::factor::{
 };
 use crate::flow::{Awaiting, FlowEvent, FlowRecord, LoginState, PasskeyChallenge};
 use crate::ids::UserId;
-use crate::model::{ClientInfo, Identifier, Tenant};
+use crate::model::{ClientInfo, Identifier, Tenant, User};
 use crate::notice::{Notice, NoticeSecret};
 use crate::store::Store;
 use crate::{Submission, TenantId};
@@ -187,31 +187,53 @@ where
                 .await;
         }
         // Verified: the handle is the account's. Only now look at it.
-        if let Some(event) = self.account_block(tenant, &named, rq.now).await? {
+        self.pass_naming_factor(tenant, found, w, &named, kind, rq)
+            .await
+    }
+
+    /// A username-less flow's first factor verified and named `user`:
+    /// pass it if the account may sign in and has a method starting with
+    /// `kind` (the flow's candidates become those methods), else fail it
+    /// as for nobody (why is audited).
+    pub(super) async fn pass_naming_factor(
+        &self,
+        tenant: &Tenant,
+        found: &Versioned<FlowRecord>,
+        mut w: Awaiting,
+        user: &User,
+        kind: FactorKind,
+        rq: Request<'_>,
+    ) -> Result<Submission> {
+        let failed = |why: AuditReason| Outcome {
+            event: FlowEvent::Failed,
+            kind,
+            refusal: Some(why),
+            audit_user: Some(user.id),
+        };
+        if let Some(event) = self.account_block(tenant, user, rq.now).await? {
             let why = match event {
                 FlowEvent::Locked { .. } => AuditReason::Locked,
                 _ => AuditReason::Inactive,
             };
-            let done = failed(why, Some(named.id));
-            return self.finish_submit(tenant, found, w, done, rq).await;
+            return self.finish_submit(tenant, found, w, failed(why), rq).await;
         }
         let mut methods = self
             .store
-            .available_methods(tenant.id, named.id)
+            .available_methods(tenant.id, user.id)
             .await
             .map_err(store_err)?;
         methods.retain(|m| m.steps.first().is_some_and(|s| s.admits(kind)));
         if methods.is_empty() {
-            let done = failed(AuditReason::OutOfOrder, Some(named.id));
+            let done = failed(AuditReason::OutOfOrder);
             return self.finish_submit(tenant, found, w, done, rq).await;
         }
-        w.user = Some(named.id);
+        w.user = Some(user.id);
         w.candidates = methods;
         let done = Outcome {
             event: FlowEvent::Passed { kind, at: rq.now },
             kind,
             refusal: None,
-            audit_user: Some(named.id),
+            audit_user: Some(user.id),
         };
         self.finish_submit(tenant, found, w, done, rq).await
     }

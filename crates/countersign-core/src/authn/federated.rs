@@ -268,36 +268,11 @@ where
             let done = failed(AuditReason::UnknownIdentifier, None);
             return self.finish_submit(tenant, found, w, done, rq).await;
         };
-        // Verified and named: only now look at the account.
-        if let Some(event) = self.account_block(tenant, &user, rq.now).await? {
-            let why = match event {
-                FlowEvent::Locked { .. } => AuditReason::Locked,
-                _ => AuditReason::Inactive,
-            };
-            let done = failed(why, Some(user.id));
-            return self.finish_submit(tenant, found, w, done, rq).await;
-        }
-        let mut methods = self
-            .store
-            .available_methods(tenant.id, user.id)
-            .await
-            .map_err(store_err)?;
-        methods.retain(|m| m.steps.first().is_some_and(|s| s.admits(kind)));
-        if methods.is_empty() {
-            let done = failed(AuditReason::OutOfOrder, Some(user.id));
-            return self.finish_submit(tenant, found, w, done, rq).await;
-        }
-        // The nonce is spent with the step: the token works in no other flow.
+        // Verified and named: only now look at the account. The nonce is
+        // spent with the step: the token works in no other flow.
         w.federated = None;
-        w.user = Some(user.id);
-        w.candidates = methods;
-        let done = Outcome {
-            event: FlowEvent::Passed { kind, at: rq.now },
-            kind,
-            refusal: None,
-            audit_user: Some(user.id),
-        };
-        self.finish_submit(tenant, found, w, done, rq).await
+        self.pass_naming_factor(tenant, found, w, &user, kind, rq)
+            .await
     }
 
     /// The account a verified identity signs in: linked, linked now by a

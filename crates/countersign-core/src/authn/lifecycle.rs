@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 
 use super::AuthnService;
 use super::accounts::PreparedPassword;
-use crate::audit::{AuditEvent, AuditKind, AuditReason, AuditStatus};
+use crate::audit::{AuditKind, AuditReason};
 use crate::env::Request;
 use crate::error::{Error, Result, StoreErrorKind, store_err};
 use crate::factor::{FactorCredential, FactorKind, PasswordCredential};
@@ -73,6 +73,15 @@ impl std::fmt::Debug for Registration<'_> {
 pub struct RegistrationReceipt {
     /// When a code sent for this registration stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+/// Why nothing was sent for `user`: nobody by that identifier, or an
+/// account the request does not apply to.
+fn not_applicable(user: Option<UserId>) -> AuditReason {
+    match user {
+        None => AuditReason::UnknownIdentifier,
+        Some(_) => AuditReason::NotApplicable,
+    }
 }
 
 fn add(now: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
@@ -241,9 +250,7 @@ where
             Some(u) if u.state == AccountState::Pending => u,
             _ => {
                 let id = user.map(|u| u.id);
-                return self
-                    .verification_refused(&tenant, id, AuditKind::VerificationSent, rq)
-                    .await;
+                return self.nothing_sent(&tenant, id, not_applicable(id), rq).await;
             }
         };
         let current = self
@@ -255,7 +262,7 @@ where
         // to resend (the account must register again).
         let (Some(phc), Some(to)) = (current.and_then(|v| v.payload), pending.email.clone()) else {
             return self
-                .verification_refused(&tenant, Some(pending.id), AuditKind::VerificationSent, rq)
+                .nothing_sent(&tenant, Some(pending.id), AuditReason::NotApplicable, rq)
                 .await;
         };
         self.send_address_code(&tenant, pending, &to, phc, rq).await
@@ -288,16 +295,17 @@ where
             .map_err(store_err)?;
         let Some(user) = user.filter(|u| u.state == AccountState::Pending) else {
             return self
-                .verification_failed(&tenant, None, AuditReason::NotApplicable, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::AddressVerified,
+                    None,
+                    AuditReason::NotApplicable,
+                    rq,
+                )
                 .await;
         };
         let purpose = VerificationPurpose::Address;
-        let hash = self.code_key()?.verification_hash(
-            purpose.as_str(),
-            tenant.id.as_uuid().as_bytes(),
-            user.id.as_uuid().as_bytes(),
-            code,
-        );
+        let hash = self.address_code_hash(&tenant, &user, code)?;
         let pending = self
             .store
             .verification(tenant.id, user.id, purpose)
@@ -305,7 +313,13 @@ where
             .map_err(store_err)?;
         let Some(pending) = pending else {
             return self
-                .verification_failed(&tenant, Some(user.id), AuditReason::NoCode, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::AddressVerified,
+                    Some(user.id),
+                    AuditReason::NoCode,
+                    rq,
+                )
                 .await;
         };
         if !hashes_match(&pending.secret_hash, &hash) {
@@ -314,7 +328,13 @@ where
                 .await
                 .map_err(store_err)?;
             return self
-                .verification_failed(&tenant, Some(user.id), AuditReason::WrongCode, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::AddressVerified,
+                    Some(user.id),
+                    AuditReason::WrongCode,
+                    rq,
+                )
                 .await;
         }
         let consumed = self
@@ -332,7 +352,13 @@ where
         let Some(consumed) = consumed else {
             // Expired, out of guesses, or spent by a concurrent call.
             return self
-                .verification_failed(&tenant, Some(user.id), AuditReason::ExpiredCode, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::AddressVerified,
+                    Some(user.id),
+                    AuditReason::ExpiredCode,
+                    rq,
+                )
                 .await;
         };
         // The password bound to this code, then the account: a crash in
@@ -391,9 +417,7 @@ where
             }
             other => {
                 let id = other.map(|u| u.id);
-                return self
-                    .verification_refused(&tenant, id, AuditKind::VerificationSent, rq)
-                    .await;
+                return self.nothing_sent(&tenant, id, not_applicable(id), rq).await;
             }
         };
         let (token, hash) = RESET_TOKEN.issue(&self.env)?;
@@ -446,13 +470,25 @@ where
             .map_err(store_err)?;
         let Some(found) = found.filter(|v| rq.now < v.expires_at) else {
             return self
-                .reset_failed(&tenant, None, AuditReason::ExpiredCode, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::PasswordReset,
+                    None,
+                    AuditReason::ExpiredCode,
+                    rq,
+                )
                 .await;
         };
         let user = self.user(tenant.id, found.user_id).await?;
         if user.state != AccountState::Active {
             return self
-                .reset_failed(&tenant, Some(user.id), AuditReason::Inactive, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::PasswordReset,
+                    Some(user.id),
+                    AuditReason::Inactive,
+                    rq,
+                )
                 .await;
         }
         let prepared: PreparedPassword = self
@@ -465,7 +501,13 @@ where
             .map_err(store_err)?;
         if spent.is_none() {
             return self
-                .reset_failed(&tenant, Some(user.id), AuditReason::ReplayedCode, rq)
+                .proof_refused(
+                    &tenant,
+                    AuditKind::PasswordReset,
+                    Some(user.id),
+                    AuditReason::ReplayedCode,
+                    rq,
+                )
                 .await;
         }
         self.commit_password(
@@ -496,12 +538,7 @@ where
     ) -> Result<()> {
         let purpose = VerificationPurpose::Address;
         let code = numeric_code(&self.env, ADDRESS_CODE_DIGITS)?;
-        let hash = self.code_key()?.verification_hash(
-            purpose.as_str(),
-            tenant.id.as_uuid().as_bytes(),
-            user.id.as_uuid().as_bytes(),
-            &code,
-        );
+        let hash = self.address_code_hash(tenant, user, &code)?;
         let expires_at = add(rq.now, self.config.address_code_ttl)?;
         let notice = Notice::AddressConfirmation {
             code: NoticeSecret::new(code),
@@ -548,12 +585,7 @@ where
                     add(c.created_at, self.config.verification_resend_interval)? > rq.now;
                 if c.sends >= self.config.verification_sends || too_soon {
                     return self
-                        .verification_refused(
-                            tenant,
-                            Some(user.id),
-                            AuditKind::VerificationSent,
-                            rq,
-                        )
+                        .nothing_sent(tenant, Some(user.id), AuditReason::SendLimit, rq)
                         .await;
                 }
                 (Some(c.sends), c.sends.saturating_add(1))
@@ -566,7 +598,7 @@ where
             .map_err(store_err)?;
         if !saved {
             return self
-                .verification_refused(tenant, Some(user.id), AuditKind::VerificationSent, rq)
+                .nothing_sent(tenant, Some(user.id), AuditReason::SendLimit, rq)
                 .await;
         }
         self.notify(tenant, to, notice).await?;
@@ -609,72 +641,41 @@ where
         Ok(())
     }
 
-    /// Record a request that sends nothing; the caller's answer is `Ok`.
-    async fn verification_refused(
+    /// Record a request that sends nothing (`why`); the caller's answer
+    /// is `Ok`.
+    async fn nothing_sent(
         &self,
         tenant: &Tenant,
         user: Option<UserId>,
-        kind: AuditKind,
+        why: AuditReason,
         rq: Request<'_>,
     ) -> Result<()> {
-        let why = if user.is_some() {
-            AuditReason::SendLimit
-        } else {
-            AuditReason::UnknownIdentifier
-        };
-        self.audit(
-            self.failure(tenant.id, user, kind, rq)
-                .map(|e| e.with_detail(why)),
-        )
-        .await
+        let event = self.failure(tenant.id, user, AuditKind::VerificationSent, rq);
+        self.audit(event.map(|e| e.with_detail(why))).await
     }
 
-    async fn verification_failed<T>(
+    /// Record a refused proof (`kind`: an address code or a reset token)
+    /// and answer [`Error::VerificationFailed`], whatever `why` was.
+    async fn proof_refused<T>(
         &self,
         tenant: &Tenant,
-        user: Option<UserId>,
-        why: AuditReason,
-        rq: Request<'_>,
-    ) -> Result<T> {
-        self.audit(
-            self.failure(tenant.id, user, AuditKind::AddressVerified, rq)
-                .map(|e| e.with_detail(why)),
-        )
-        .await?;
-        Err(Error::VerificationFailed)
-    }
-
-    async fn reset_failed<T>(
-        &self,
-        tenant: &Tenant,
-        user: Option<UserId>,
-        why: AuditReason,
-        rq: Request<'_>,
-    ) -> Result<T> {
-        self.audit(
-            self.failure(tenant.id, user, AuditKind::PasswordReset, rq)
-                .map(|e| e.with_detail(why)),
-        )
-        .await?;
-        Err(Error::VerificationFailed)
-    }
-
-    /// A failure event of `kind`, stamped with the request's time.
-    fn failure(
-        &self,
-        tenant: TenantId,
-        user: Option<UserId>,
         kind: AuditKind,
+        user: Option<UserId>,
+        why: AuditReason,
         rq: Request<'_>,
-    ) -> Result<AuditEvent> {
-        AuditEvent::new(
-            &self.env,
-            rq.now,
-            tenant,
-            user,
-            kind,
-            AuditStatus::Failure,
-            rq.client,
-        )
+    ) -> Result<T> {
+        let event = self.failure(tenant.id, user, kind, rq);
+        self.audit(event.map(|e| e.with_detail(why))).await?;
+        Err(Error::VerificationFailed)
+    }
+
+    /// The stored form of an address code sent to `user`.
+    fn address_code_hash(&self, tenant: &Tenant, user: &User, code: &str) -> Result<String> {
+        Ok(self.code_key()?.verification_hash(
+            VerificationPurpose::Address.as_str(),
+            tenant.id.as_uuid().as_bytes(),
+            user.id.as_uuid().as_bytes(),
+            code,
+        ))
     }
 }

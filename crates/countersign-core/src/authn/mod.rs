@@ -295,6 +295,18 @@ where
         AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)
     }
 
+    /// A failure event of `kind`, stamped with the request's time.
+    pub(crate) fn failure(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        kind: AuditKind,
+        rq: Request<'_>,
+    ) -> Result<AuditEvent> {
+        let status = AuditStatus::Failure;
+        AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)
+    }
+
     /// A failed authentication (a refused flow or factor), stamped with the
     /// request's time.
     pub(crate) fn auth_failure(
@@ -303,8 +315,7 @@ where
         user: Option<UserId>,
         rq: Request<'_>,
     ) -> Result<AuditEvent> {
-        let (kind, status) = (AuditKind::Authentication, AuditStatus::Failure);
-        AuditEvent::new(&self.env, rq.now, tenant, user, kind, status, rq.client)
+        self.failure(tenant, user, AuditKind::Authentication, rq)
     }
 
     pub(crate) async fn tenant(&self, tenant: TenantId) -> Result<Tenant> {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::AuthnService;
-use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
+use crate::audit::{AuditDetail, AuditKind, AuditReason};
 use crate::env::Request;
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::ids::{TenantId, UserId};
@@ -101,20 +101,8 @@ impl<S: Store> AuthnService<S> {
         why: AuditReason,
         rq: Request<'_>,
     ) -> Result<User> {
-        let (kind, status) = (AuditKind::ProfileChanged, AuditStatus::Failure);
-        self.audit(
-            AuditEvent::new(
-                &self.env,
-                rq.now,
-                tenant,
-                Some(user),
-                kind,
-                status,
-                rq.client,
-            )
-            .map(|e| e.with_detail(why)),
-        )
-        .await?;
+        let event = self.failure(tenant, Some(user), AuditKind::ProfileChanged, rq);
+        self.audit(event.map(|e| e.with_detail(why))).await?;
         Err(error.into())
     }
 

@@ -9,7 +9,7 @@ use super::{SESSION_TOKEN, SessionRecord, SessionService};
 use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::flow::{Authentication, FlowState, LoginState, ProofOrigin, StepUp};
 use crate::ids::UserId;
-use crate::model::{AccountState, ClientInfo, Tenant};
+use crate::model::{AccountState, ClientInfo, Tenant, User};
 use crate::store::Store;
 
 /// A sensitive operation refused because the session's authentication is
@@ -90,13 +90,13 @@ where
     }
 
     /// Refuse a user who may not sign in at `now`: not in the tenant, not
-    /// active, or locked out.
+    /// active, or locked out. Returns the user as read.
     pub(super) async fn check_account(
         &self,
         tenant: &Tenant,
         user: UserId,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<User> {
         let u = self
             .store
             .get_user(tenant.id, user)
@@ -113,7 +113,7 @@ where
             .map_err(store_err)?;
         match record.and_then(|r| r.locked_at(now)) {
             Some(until) => Err(Error::AccountLocked { until }),
-            None => Ok(()),
+            None => Ok(u),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::env::{Env, Request};
 use crate::error::{Error, InvalidInput, RefreshRefusal, Result, store_err};
 use crate::flow::{AuthRecord, Authentication};
 use crate::ids::{FamilyId, SessionId, TenantId, UserId};
-use crate::model::{ClientInfo, Tenant};
+use crate::model::{ClientInfo, Tenant, User};
 use crate::seal::Sealer;
 use crate::token::SecretToken;
 
@@ -261,7 +261,7 @@ where
         let idle_end = policy_after(now, policy.idle_timeout, "idle timeout")?;
         let absolute_end = policy_after(now, policy.absolute_lifetime, "absolute lifetime")?;
         self.spend(proof, now).await?;
-        self.check_account(&tenant, auth.user_id, now).await?;
+        let user = self.check_account(&tenant, auth.user_id, now).await?;
         let (session_token, key) = SESSION_TOKEN.issue(&self.env)?;
         let session = SessionRecord {
             id: SessionId::generate(&self.env)?,
@@ -301,7 +301,9 @@ where
         };
         // Signed before anything is stored: a signing failure (a missing or
         // wrong sealing key) leaves no unusable session behind.
-        let access_token = self.access_token(&tenant, auth, session.id, rq).await?;
+        let access_token = self
+            .access_token(&tenant, auth, session.id, Some(&user), rq)
+            .await?;
         // The session, its family and the audit event of its start commit
         // together: a crash cannot leave a session with no trace.
         let started = AuditEvent::new(
@@ -344,11 +346,15 @@ where
         })
     }
 
+    /// A signed access token for the session, if the tenant issues them.
+    /// `user` is the account when the caller has just read it (the `tier`
+    /// claim then costs no store call).
     async fn access_token(
         &self,
         tenant: &Tenant,
         auth: &AuthRecord,
         session: SessionId,
+        user: Option<&User>,
         rq: Request<'_>,
     ) -> Result<Option<String>> {
         let Some(policy) = &tenant.policy.sessions.access_tokens else {
@@ -389,12 +395,16 @@ where
             claims.roles = Some(roles.iter().map(|r| r.as_str().to_owned()).collect());
         }
         if policy.claims.tier {
-            let user = self
-                .store
-                .get_user(tenant.id, auth.user_id)
-                .await
-                .map_err(store_err)?;
-            claims.tier = user.and_then(|u| u.tier).map(String::from);
+            claims.tier = match user {
+                Some(u) => u.tier.clone(),
+                None => self
+                    .store
+                    .get_user(tenant.id, auth.user_id)
+                    .await
+                    .map_err(store_err)?
+                    .and_then(|u| u.tier),
+            }
+            .map(String::from);
         }
         Ok(Some(jwt::sign(&key, self.sealer.as_ref(), &claims)?))
     }
@@ -545,7 +555,7 @@ where
                 }
                 let tenant = self.tenant(family.tenant_id).await?;
                 let access_token = match session {
-                    Some(s) => self.access_token(&tenant, &s.auth, s.id, rq).await?,
+                    Some(s) => self.access_token(&tenant, &s.auth, s.id, None, rq).await?,
                     None => None,
                 };
                 self.audit(

@@ -81,7 +81,9 @@ pub trait VerificationStore: Send + Sync + 'static {
     /// purpose), replacing the current one, only if the current one's
     /// `sends` is `expected_sends` (`None`: only if there is none, expired
     /// or not). Of concurrent saves naming the same expectation exactly one
-    /// returns `true`. A replaced secret stops working at once. `NotFound`
+    /// returns `true`, provided each saves a count other than the one it
+    /// expects (a send saves one more: the count is what makes the
+    /// expectation stale for the others). A replaced secret stops working at once. `NotFound`
     /// if the user is not in the tenant.
     fn save_verification(
         &self,

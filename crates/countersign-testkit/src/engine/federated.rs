@@ -4,14 +4,14 @@
 
 use countersign_core::{
     AccountState, AuditDetail, AuditKind, AuditReason, AuthMethod, Error, FactorKind,
-    FactorResponse, FactorSettings, FederatedStart, FederationSettings, LoginStatus, NewUser,
-    Refusal, Registration, Submission, User, VerificationPurpose,
+    FactorResponse, FactorSettings, FederatedStart, FederationSettings, LoginStatus, Refusal,
+    Registration, Submission, User, VerificationPurpose,
 };
 use serde_json::json;
 
 use super::{AuditLog, NoAudit};
 use crate::ConformanceStore;
-use crate::fixtures::{LocalIssuer, PASSWORD, World, mfa_tenant};
+use crate::fixtures::{LocalIssuer, World, mfa_tenant};
 
 const ISSUER: &str = "https://id.example.org";
 const ALICE: &str = "alice@example.com";
@@ -127,18 +127,7 @@ pub async fn an_id_token_signs_in_and_stays_linked_by_issuer_and_subject<S: Conf
 /// code); an unverified address links nothing and is refused.
 pub async fn a_verified_address_links_the_existing_account<S: ConformanceStore>(s: S) {
     let (w, issuer) = world(&s, 81, |_| {}).await;
-    let new = NewUser {
-        identifier: ALICE,
-        password: Some(PASSWORD),
-        email: Some(ALICE),
-        state: Some(AccountState::Active),
-        ..NewUser::default()
-    };
-    let alice = w
-        .svc
-        .register_user(w.tenant.id, new, &w.client)
-        .await
-        .unwrap();
+    let alice = w.user_with_address(ALICE, ALICE).await;
     assert_eq!(
         sign_in_as(&w, &issuer, "sub-a", Some((ALICE, false))).await,
         None,
@@ -354,18 +343,7 @@ pub async fn tenant_settings_and_account_state_bound_federated_sign_in<S: Confor
     assert!(users(&w).await.is_empty());
     // An account linked by its address signs in by its link afterwards,
     // whatever address the issuer reports then.
-    let new = NewUser {
-        identifier: ALICE,
-        password: Some(PASSWORD),
-        email: Some(ALICE),
-        state: Some(AccountState::Active),
-        ..NewUser::default()
-    };
-    let alice = w
-        .svc
-        .register_user(w.tenant.id, new, &w.client)
-        .await
-        .unwrap();
+    let alice = w.user_with_address(ALICE, ALICE).await;
     let linked = sign_in_as(&w, &issuer, "sub-n", Some((ALICE, true))).await;
     assert_eq!(linked, Some(alice.id));
     let moved = sign_in_as(&w, &issuer, "sub-n", Some(("elsewhere@example.net", true))).await;

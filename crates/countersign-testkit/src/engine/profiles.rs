@@ -8,8 +8,8 @@ use countersign_core::authz::EntityUid;
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccessTokenClaims, AccountState, AttributeDecl, AttributeKind, Attributes, AuditKind,
-    AuditStatus, AuthzService, DEACTIVATED_BY_USER, Error, NewUser, Notice, ProfileChange,
-    ProfileSchema, Resource, SecurityEvent, SessionRecord, TenantPolicy, Tier, User, UserQuery,
+    AuditStatus, AuthzService, DEACTIVATED_BY_USER, Error, Notice, ProfileChange, ProfileSchema,
+    Resource, SecurityEvent, SessionRecord, TenantPolicy, Tier, User, UserQuery,
 };
 use serde_json::json;
 
@@ -71,18 +71,7 @@ async fn world<S: ConformanceStore>(s: &S, seed: u64) -> (World<S>, User) {
         .update_tenant_policy(w.tenant.id, policy)
         .await
         .unwrap();
-    let new = NewUser {
-        identifier: "alice",
-        password: Some(PASSWORD),
-        email: Some(ALICE),
-        state: Some(AccountState::Active),
-        ..NewUser::default()
-    };
-    let alice = w
-        .svc
-        .register_user(w.tenant.id, new, &w.client)
-        .await
-        .unwrap();
+    let alice = w.user_with_address("alice", ALICE).await;
     (w, alice)
 }
 

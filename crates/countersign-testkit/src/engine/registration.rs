@@ -3,8 +3,8 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AccountState, AuditKind, AuditStatus, AuthnConfig, Error, NewUser, Notice, Registration,
-    SecurityEvent, User, VerificationPurpose,
+    AccountState, AuditKind, AuditStatus, AuthnConfig, Error, Notice, Registration, SecurityEvent,
+    User, VerificationPurpose,
 };
 
 use super::{AuditLog, NoAudit};
@@ -51,17 +51,7 @@ fn other_code(code: &str) -> String {
 
 /// An active user with an address and [`PASSWORD`].
 async fn alice<S: ConformanceStore>(w: &World<S>) -> User {
-    let new = NewUser {
-        identifier: ALICE,
-        password: Some(PASSWORD),
-        email: Some(ALICE),
-        state: Some(AccountState::Active),
-        ..NewUser::default()
-    };
-    w.svc
-        .register_user(w.tenant.id, new, &w.client)
-        .await
-        .unwrap()
+    w.user_with_address(ALICE, ALICE).await
 }
 
 /// A registration creates a pending account that cannot sign in, mails
