@@ -6,9 +6,15 @@
 //!   with warnings denied, every test, and `cargo deny` (installing
 //!   cargo-deny when missing). `.ci/run` is exactly this command.
 //! - `cargo xtask bench [FILTER]`: the benchmarks, release build.
+//! - `cargo xtask fuzz [SECONDS]`: schemathesis over the OpenAPI document
+//!   against a live `countersign serve` (part of `ci`, bounded in time).
 
 use std::env;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+mod fuzz;
+mod server;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -17,8 +23,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
         Some("deny") => deny(),
+        Some("fuzz") => fuzz::fuzz(args.get(1..).unwrap_or_default()),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [filter]|deny>");
+            eprintln!("usage: cargo xtask <test|ci|bench [filter]|deny|fuzz [seconds]>");
             Err("unknown command".into())
         }
     };
@@ -32,6 +39,12 @@ fn main() -> ExitCode {
 }
 
 type Result = std::result::Result<(), String>;
+
+/// The workspace root.
+fn root() -> PathBuf {
+    let xtask = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().map(PathBuf::from).unwrap_or(xtask)
+}
 
 fn run(program: &str, args: &[&str]) -> Result {
     eprintln!("$ {program} {}", args.join(" "));
@@ -123,6 +136,7 @@ fn ci() -> Result {
     ])?;
     docs()?;
     test()?;
+    fuzz::fuzz(&["180".to_owned()])?;
     deny()
 }
 

@@ -114,8 +114,9 @@ pub use session::{
 };
 pub use store::{
     AuditQuery, FactorStore, FederatedStore, FlowStore, HistoryEntry, IdentityAdmin,
-    IdentityAuthnLog, IdentityLookup, IdentityStore, KeyStore, LinkedIdentity, PolicyDocument,
-    PolicyStore, RbacLookup, RbacStore, SessionStore, Store, TemplateLink, Verification,
-    VerificationPurpose, VerificationStore,
+    IdentityAuthnLog, IdentityLookup, IdentityStore, KeyStore, LinkedIdentity, MAX_RATE_LIMIT_KEY,
+    PolicyDocument, PolicyStore, RateLimitDecision, RateLimitStore, RateLimitWindow, RbacLookup,
+    RbacStore, SessionStore, Store, TemplateLink, Verification, VerificationPurpose,
+    VerificationStore, check_rate_limit_key,
 };
 pub use token::{SecretToken, TokenHash, TokenKind};

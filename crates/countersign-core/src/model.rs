@@ -269,6 +269,14 @@ pub struct TenantPolicy {
     /// The shape of its users' profiles: tiers and attributes.
     #[serde(default)]
     pub profile: crate::profile::ProfileSchema,
+    /// Keep the tenant's password-only methods usable by users who have a
+    /// second factor. Off by default: confirming a TOTP app or an
+    /// email-code address, or registering a passkey, disables every
+    /// method that asks only for a password for that user (until the last
+    /// such factor is removed), so enrolling a second factor protects the
+    /// account.
+    #[serde(default)]
+    pub keep_password_only_after_mfa: bool,
 }
 
 impl TenantPolicy {

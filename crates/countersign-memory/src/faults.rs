@@ -128,6 +128,10 @@ store_methods! {
     LinkIdentity => "link_identity",
     CreateLinkedUser => "create_linked_user",
     UnlinkIdentity => "unlink_identity",
+    // RateLimitStore
+    Hit => "hit",
+    ResetRateLimit => "reset_rate_limit",
+    DeleteExpiredRateLimits => "delete_expired_rate_limits",
     // AuditQuery
     QueryEvents => "query_events",
 }

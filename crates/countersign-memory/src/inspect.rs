@@ -37,6 +37,8 @@ pub struct MemorySnapshot {
     pub verifications: usize,
     /// Linked identities.
     pub linked_identities: usize,
+    /// Rate-limit windows (ended or not, until deleted).
+    pub rate_limits: usize,
 }
 
 impl MemoryStore {
@@ -67,6 +69,7 @@ impl MemoryStore {
                 .sum(),
             verifications: st.verifications.len(),
             linked_identities: st.linked.len(),
+            rate_limits: st.rate_limits.len(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! In-memory backend for countersign: implements every store trait of
 //! countersign-core with one lock around the whole state, so every method
-//! is atomic and every compare-and-save is exact under any concurrency.
+//! is atomic and every compare-and-save is exact under any concurrency
+//! (as is every rate-limit hit: `N` concurrent hits on one key count `N`).
 //! That includes each tenant's RBAC model: a change, the grants and
 //! assignments its delete cascades to, its audit event and the bump of the
 //! tenant's RBAC version happen in one step (so `N` concurrent changes

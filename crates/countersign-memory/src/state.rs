@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, DirectGrant, EventId, FactorCredential, FactorSettings, FailureRecord, FamilyId,
     FlowRecord, Identifier, LinkedIdentity, MethodName, MethodRecord, MethodScope, PolicyDocument,
-    RbacKind, RbacName, RbacSnapshot, RefreshFamily, RoleAssignment, RoleGrant, SessionId,
-    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug, TokenHash, User,
-    UserId, Verification, VerificationPurpose, Versioned,
+    RateLimitWindow, RbacKind, RbacName, RbacSnapshot, RefreshFamily, RoleAssignment, RoleGrant,
+    SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantSlug,
+    TokenHash, User, UserId, Verification, VerificationPurpose, Versioned,
 };
 
 use crate::error::{MemoryError, Result, not_found};
@@ -57,6 +57,8 @@ pub(crate) struct State {
     pub(crate) verifications: HashMap<VerificationKey, Verification>,
     /// Linked identities, at most one per (tenant, issuer, subject).
     pub(crate) linked: BTreeMap<LinkKey, LinkedIdentity>,
+    /// Rate-limit windows by key (global, not per tenant).
+    pub(crate) rate_limits: HashMap<String, RateLimitWindow>,
 }
 
 /// One tenant's RBAC model. Sets, so every listing comes out sorted (by

@@ -13,9 +13,10 @@ use countersign_core::rbac::{
 use countersign_core::{
     AccountState, Attributes, AuditDetail, AuditEvent, AuditKind, AuditStatus, AuthMethod,
     EmailAddress, EventId, FactorCredential, FactorKind, FactorSettings, FailureRecord, FamilyId,
-    FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RefreshFamily, SessionId,
-    SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId, TenantPolicy, TenantSlug,
-    Tier, TokenHash, User, UserId, Verification, VerificationPurpose, Versioned,
+    FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RateLimitWindow,
+    RefreshFamily, SessionId, SessionRecord, SigningKeyRecord, StoreErrorKind, Tenant, TenantId,
+    TenantPolicy, TenantSlug, Tier, TokenHash, User, UserId, Verification, VerificationPurpose,
+    Versioned,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -107,6 +108,14 @@ macro_rules! link_cols {
     };
 }
 pub(crate) use link_cols;
+
+/// The columns [`rate_limit`] reads.
+macro_rules! rate_limit_cols {
+    () => {
+        "window_start, window_end, hits"
+    };
+}
+pub(crate) use rate_limit_cols;
 
 pub(crate) fn get<'r, T>(
     row: &'r PgRow,
@@ -491,4 +500,13 @@ pub(crate) fn micros(what: &'static str, d: Duration) -> Result<i64, PgError> {
 /// be stored, so it becomes -1, which matches nothing.
 pub(crate) fn version(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(-1)
+}
+
+pub(crate) fn rate_limit(row: &PgRow) -> Result<RateLimitWindow, PgError> {
+    const T: &str = "cs_rate_limits";
+    Ok(RateLimitWindow {
+        start: get(row, T, "window_start")?,
+        end: get(row, T, "window_end")?,
+        count: unsigned(T, "hits", get::<i64>(row, T, "hits")?)?,
+    })
 }

@@ -6,7 +6,7 @@
 //! ([`IdentityLookup`], [`IdentityAuthnLog`], [`IdentityAdmin`],
 //! [`FactorStore`], [`FlowStore`], [`SessionStore`], [`KeyStore`],
 //! [`PolicyStore`], [`RbacLookup`], [`RbacStore`], [`VerificationStore`],
-//! [`FederatedStore`], [`AuditQuery`]) and passes the whole conformance
+//! [`FederatedStore`], [`RateLimitStore`], [`AuditQuery`]) and passes the whole conformance
 //! suite of `countersign-testkit`. Guarantees:
 //!
 //! - **No database at build time.** Every query is checked at run time
@@ -26,7 +26,10 @@
 //!   the revocation of their refresh families) and refresh-token rotation
 //!   (the whole reuse decision, under a row lock on the family), and a
 //!   verification's compare-and-save on its send count, its failure count
-//!   and its single-use consumption (`DELETE ... RETURNING`);
+//!   and its single-use consumption (`DELETE ... RETURNING`), and a
+//!   rate-limit hit (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`,
+//!   never a read then a write: nodes sharing the database share the
+//!   counters, and `N` concurrent hits on one key count `N`);
 //!   provisioning, user creation, erasure and the
 //!   invariant checks ("a tenant keeps a factor and an enabled method")
 //!   are one transaction each, the checks serialised per tenant by a row
@@ -68,7 +71,7 @@
 //!   failure (lockout) records, tenant factors, credentials, methods,
 //!   password history, flows, sessions, refresh families, signing keys,
 //!   policy documents, the RBAC model (every [`RbacLookup`] read),
-//!   pending verifications and linked identities.
+//!   pending verifications, linked identities and rate limits.
 //!   An optional read pool ([`PostgresStore::with_read_pool`]), e.g. on a
 //!   replica, serves only what may be stale: the user listing
 //!   ([`IdentityLookup::list_users`]) and audit queries
@@ -99,6 +102,7 @@
 //! [`RbacStore::apply_rbac_change`]: countersign_core::RbacStore::apply_rbac_change
 //! [`VerificationStore`]: countersign_core::VerificationStore
 //! [`FederatedStore`]: countersign_core::FederatedStore
+//! [`RateLimitStore`]: countersign_core::RateLimitStore
 //! [`FederatedStore::create_linked_user`]: countersign_core::FederatedStore::create_linked_user
 //! [`AuditQuery`]: countersign_core::AuditQuery
 //! [`LockoutPolicy::next_failure`]: countersign_core::LockoutPolicy::next_failure

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_key_algorithms.sql"),
     include_str!("../migrations/0008_verification_federated.sql"),
     include_str!("../migrations/0009_profiles.sql"),
+    include_str!("../migrations/0010_rate_limits.sql"),
 ];
 
 /// The schema version this build writes and reads.

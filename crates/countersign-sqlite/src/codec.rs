@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use countersign_core::{
     AuditEvent, AuthzVersions, DirectGrant, EmailAddress, EventId, FactorCredential, FailureRecord,
-    FamilyId, FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument, RbacName,
-    RefreshFamily, RoleAssignment, RoleGrant, SessionId, SessionRecord, SigningAlgorithm,
-    SigningKeyRecord, Tenant, TenantId, TenantSlug, TokenHash, User, UserId, Verification,
-    Versioned,
+    FamilyId, FlowRecord, Identifier, LinkedIdentity, MethodRecord, PolicyDocument,
+    RateLimitWindow, RbacName, RefreshFamily, RoleAssignment, RoleGrant, SessionId, SessionRecord,
+    SigningAlgorithm, SigningKeyRecord, Tenant, TenantId, TenantSlug, TokenHash, User, UserId,
+    Verification, Versioned,
 };
 use rusqlite::Row;
 use rusqlite::types::FromSql;
@@ -83,9 +83,51 @@ pub(crate) fn code<T: FromStr>(s: &str) -> Result<T> {
         .map_err(|_| SqliteError::Corrupt(format!("unknown code `{s}`")))
 }
 
-/// Parse a stored token hash.
+/// A token hash as stored: lowercase hex, 64 characters (what
+/// [`TokenHash::to_hex`] writes, without its allocation per byte: this is
+/// on the session check's path).
+pub(crate) fn hex(h: &TokenHash) -> String {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(h.as_bytes()) {
+        if let [hi, lo] = pair {
+            *hi = digit(b >> 4);
+            *lo = digit(b & 0x0f);
+        }
+    }
+    // Every byte is an ASCII digit or letter, so this never falls back.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
+}
+
+/// The value of a hex digit (either case, as [`TokenHash::from_hex`]
+/// accepts), or `0xff`; written to compile without a branch per digit.
+fn hex_value(c: u8) -> u8 {
+    let digit = c.wrapping_sub(b'0');
+    let letter = (c | 0x20).wrapping_sub(b'a');
+    if digit < 10 {
+        digit
+    } else if letter < 6 {
+        letter + 10
+    } else {
+        0xff
+    }
+}
+
+/// Parse a stored token hash (64 hex digits).
 fn hash(s: &str) -> Result<TokenHash> {
-    TokenHash::from_hex(s).ok_or_else(|| SqliteError::Corrupt("bad token hash".into()))
+    let digits = s.as_bytes();
+    let mut out = [0u8; 32];
+    let mut bad = digits.len() != 64;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let value = |i: usize| pair.get(i).copied().map_or(0xff, hex_value);
+        let (hi, lo) = (value(0), value(1));
+        bad |= (hi | lo) > 0x0f;
+        *byte = (hi << 4) | (lo & 0x0f);
+    }
+    if bad {
+        return Err(SqliteError::Corrupt("bad token hash".into()));
+    }
+    Ok(TokenHash::from_bytes(out))
 }
 
 /// Column readers shared by every decoder: one column, one stored shape.
@@ -93,16 +135,20 @@ trait Col {
     /// The column as stored.
     fn col<T: FromSql>(&self, i: usize) -> Result<T>;
 
+    /// A text column, borrowed from the row (no allocation).
+    fn text(&self, i: usize) -> Result<&str>;
+
+    /// A nullable text column, borrowed from the row.
+    fn opt_text(&self, i: usize) -> Result<Option<&str>>;
+
     /// A UUID column as a typed id.
     fn id_col<T>(&self, i: usize, to: fn(Uuid) -> T) -> Result<T> {
-        Ok(to(uuid(&self.col::<String>(i)?)?))
+        Ok(to(uuid(self.text(i)?)?))
     }
 
     /// A nullable UUID column as a typed id.
     fn opt_id_col<T>(&self, i: usize, to: fn(Uuid) -> T) -> Result<Option<T>> {
-        self.col::<Option<String>>(i)?
-            .map(|s| uuid(&s).map(to))
-            .transpose()
+        self.opt_text(i)?.map(|s| uuid(s).map(to)).transpose()
     }
 
     /// A time column.
@@ -117,22 +163,22 @@ trait Col {
 
     /// A JSON column.
     fn json_col<T: DeserializeOwned>(&self, i: usize) -> Result<T> {
-        from_json(&self.col::<String>(i)?)
+        from_json(self.text(i)?)
     }
 
     /// A code column (`active`, `authn.factor`, an IP address, ...).
     fn code_col<T: FromStr>(&self, i: usize) -> Result<T> {
-        code(&self.col::<String>(i)?)
+        code(self.text(i)?)
     }
 
     /// A nullable code column.
     fn opt_code_col<T: FromStr>(&self, i: usize) -> Result<Option<T>> {
-        self.col::<Option<String>>(i)?.map(|s| code(&s)).transpose()
+        self.opt_text(i)?.map(code).transpose()
     }
 
     /// A token hash column.
     fn hash_col(&self, i: usize) -> Result<TokenHash> {
-        hash(&self.col::<String>(i)?)
+        hash(self.text(i)?)
     }
 
     /// A service, role or permission name column.
@@ -175,6 +221,18 @@ trait Col {
 impl Col for Row<'_> {
     fn col<T: FromSql>(&self, i: usize) -> Result<T> {
         Ok(self.get(i)?)
+    }
+
+    fn text(&self, i: usize) -> Result<&str> {
+        self.get_ref(i)?
+            .as_str()
+            .map_err(|e| SqliteError::Corrupt(format!("column {i}: {e}")))
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<&str>> {
+        self.get_ref(i)?
+            .as_str_or_null()
+            .map_err(|e| SqliteError::Corrupt(format!("column {i}: {e}")))
     }
 }
 
@@ -464,4 +522,44 @@ pub(crate) fn read_linked_identity(r: &Row<'_>) -> Result<LinkedIdentity> {
         email: r.opt_email_col(4)?,
         linked_at: r.time_col(5)?,
     })
+}
+
+/// Columns of `cs_rate_limits` that [`read_rate_limit`] decodes.
+pub(crate) const RATE_LIMIT_COLS: &str = "window_start, window_end, hits";
+
+pub(crate) fn read_rate_limit(r: &Row<'_>) -> Result<RateLimitWindow> {
+    Ok(RateLimitWindow {
+        start: r.time_col(0)?,
+        end: r.time_col(1)?,
+        count: r.u32_col(2, "rate limit hits")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use countersign_core::TokenHash;
+
+    use super::{hash, hex};
+
+    /// The fast hex codec agrees with `TokenHash`'s own, both ways, and
+    /// refuses what `from_hex` refuses.
+    #[test]
+    fn hex_agrees_with_token_hash() {
+        for seed in 0..=255u8 {
+            let mut bytes = [0u8; 32];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = seed
+                    .wrapping_mul(31)
+                    .wrapping_add(u8::try_from(i).unwrap_or(0) * 7);
+            }
+            let h = TokenHash::from_bytes(bytes);
+            assert_eq!(hex(&h), h.to_hex());
+            assert_eq!(hash(&h.to_hex()).ok(), Some(h));
+            assert_eq!(hash(&h.to_hex().to_uppercase()).ok(), Some(h));
+        }
+        for bad in ["", "0", &"g".repeat(64), &"0".repeat(63), &"0".repeat(65)] {
+            assert!(hash(bad).is_err(), "{bad}");
+            assert!(TokenHash::from_hex(bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -5,14 +5,36 @@
 //! [`SqliteStore`] implements every store trait of countersign-core on a
 //! single database file (or an in-memory database). Guarantees:
 //!
-//! - **No blocking on async threads.** Every SQLite call runs on the
-//!   store's own worker thread, which owns the connection; async callers
-//!   wait on a channel. The queue to the worker is bounded
+//! - **No blocking on async threads.** Every write, and every read but
+//!   the pooled point reads below, runs on the store's own worker thread,
+//!   which owns the writing connection; async callers wait on a channel.
+//!   The queue to the worker is bounded
 //!   ([`QUEUE_CAPACITY`] calls): beyond it a caller waits asynchronously
 //!   for a slot (in order; never blocking its thread), and a caller
 //!   cancelled while waiting queues nothing. A call that panics on the
 //!   worker answers [`SqliteError::Panicked`]; the worker rolls back any
-//!   transaction it left open and keeps serving later calls.
+//!   transaction it left open and keeps serving later calls. A pooled
+//!   read runs on the caller's thread, but never waits for a lock: its
+//!   cost is one indexed lookup (from SQLite's page cache, or the file).
+//! - **Pooled reads.** A store opened on a file in WAL mode also holds
+//!   [`SqliteOptions::readers`] read-only connections. Session validation
+//!   ([`SessionStore::validate_session`](countersign_core::SessionStore::validate_session))
+//!   and the session lookup by id
+//!   ([`SessionStore::session`](countersign_core::SessionStore::session))
+//!   read on one of them, without the hop to the worker: one indexed
+//!   SELECT in a read transaction of its own (none outlives its call), so
+//!   it sees every write committed before the call began, by this store
+//!   or another process (read-your-writes: a session ended through the
+//!   store is refused by the next validation). A validation answers from
+//!   a reader only a live session whose renewal is not due; anything else
+//!   (unknown, ended, due for renewal) is decided on the worker exactly
+//!   as without readers, so the renewal stays one atomic write. Every
+//!   other call, read or write, goes to the worker. A reader never waits:
+//!   with every reader busy, or on any error (a lock held, a panic), the
+//!   call takes the worker path. An in-memory database, the empty path,
+//!   `:memory:` and `file:` URIs have no readers (their connections
+//!   cannot share the database), and neither has a file SQLite could not
+//!   put in WAL mode.
 //! - **Private files.** [`SqliteStore::open`] and
 //!   [`SqliteStore::open_unmigrated`] create a new database file readable
 //!   and writable by its owner only (mode `0600`, on Unix); SQLite gives
@@ -24,7 +46,9 @@
 //!   transaction; compare-and-save, failed-attempt counting and state
 //!   changes are single statements, and so are a verification's
 //!   compare-and-save on its send count, its failure count and its
-//!   single-use consumption (`DELETE ... RETURNING`). A linked identity is
+//!   single-use consumption (`DELETE ... RETURNING`), and a rate-limit
+//!   hit (one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` that opens
+//!   or counts in the key's window). A linked identity is
 //!   unique by its primary key (tenant, issuer, subject); a link, the user
 //!   it may create and its audit event commit in one transaction. Erasing
 //!   a user removes its verifications and links by foreign-key cascade.
@@ -46,11 +70,12 @@
 //! The modules follow the shape every backend shares: `error` (the error
 //! and its kind), `codec` (column lists and row decoders), `migrate`,
 //! `store/` (one file per store trait), plus `worker` (the connection's
-//! thread).
+//! thread) and `readers` (the pool of read-only connections).
 
 mod codec;
 mod error;
 mod migrate;
+mod readers;
 mod store;
 mod worker;
 
@@ -58,6 +83,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
+
+use readers::Readers;
 
 pub use error::SqliteError;
 pub use migrate::SCHEMA_VERSION;
@@ -96,23 +123,96 @@ fn create_private(_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The SQLite store. Clones share the connection and its worker thread.
+/// How [`SqliteStore::open_with`] opens a database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How many read-only connections serve pooled reads (see the crate
+    /// docs). Default: one per available core (as the standard library
+    /// counts them), at most [`MAX_DEFAULT_READERS`]; 2 if it cannot tell.
+    /// `0` sends every call to the worker thread, as before the pool.
+    pub readers: usize,
+    /// Apply pending migrations on opening. Default `true`. Off, the store
+    /// still refuses a schema newer than this build (as
+    /// [`SqliteStore::open_unmigrated`]).
+    pub migrate: bool,
+}
+
+/// The most read-only connections [`SqliteOptions::default`] opens, however
+/// many cores the machine has (each holds its own page cache).
+pub const MAX_DEFAULT_READERS: usize = 8;
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            readers: cores.clamp(1, MAX_DEFAULT_READERS),
+            migrate: true,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The defaults (see each field).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With `n` read-only connections (`0`: none, every call on the
+    /// worker).
+    #[must_use]
+    pub fn readers(mut self, n: usize) -> Self {
+        self.readers = n;
+        self
+    }
+
+    /// With migrations applied on opening, or not.
+    #[must_use]
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+}
+
+/// Whether `path` names a database file other connections can open: not
+/// the empty path (a private temporary database), not `:memory:`, not a
+/// `file:` URI (which may name either, or carry a mode a read-only
+/// connection cannot take).
+fn shareable_file(path: &Path) -> bool {
+    let name = path.as_os_str().as_encoded_bytes();
+    !(name.is_empty() || name == b":memory:" || name.starts_with(b"file:"))
+}
+
+/// The SQLite store. Clones share the connection, its worker thread and
+/// the pool of read-only connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     worker: Arc<Worker>,
+    readers: Option<Arc<Readers>>,
 }
 
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path`, in WAL mode,
-    /// and apply pending migrations. Refuses a newer schema. A file it
+    /// and apply pending migrations, with the default [`SqliteOptions`]
+    /// (a pool of read-only connections). Refuses a newer schema. A file it
     /// creates is readable by its owner only (mode `0600` on Unix; see the
     /// crate docs).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// [`open`](Self::open) with `options`: how many read-only connections
+    /// serve pooled reads, and whether to migrate. The readers are opened
+    /// after the migrations (if any), so they see the current schema; they
+    /// are opened only for a plain file path in WAL mode (see the crate
+    /// docs).
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        let store = Self::start(move || {
-            create_private(&path)?;
+        let writer_path = path.clone();
+        let mut store = Self::start(move || {
+            create_private(&writer_path)?;
             let conn = Connection::open_with_flags(
-                &path,
+                &writer_path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE
                     | OpenFlags::SQLITE_OPEN_CREATE
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -123,7 +223,25 @@ impl SqliteStore {
             Ok(conn)
         })
         .await?;
-        store.migrate().await?;
+        if options.migrate {
+            store.migrate().await?;
+        } else {
+            store.schema_version().await?;
+        }
+        if options.readers > 0 && shareable_file(&path) {
+            let n = options.readers;
+            // Opened on the worker thread: opening files is blocking I/O.
+            let readers = store
+                .call(move |c| {
+                    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                    if !mode.eq_ignore_ascii_case("wal") {
+                        return Ok(None);
+                    }
+                    Readers::open(&path, n).map(Some)
+                })
+                .await?;
+            store.readers = readers.map(Arc::new);
+        }
         Ok(store)
     }
 
@@ -136,19 +254,23 @@ impl SqliteStore {
     }
 
     /// Open the file at `path` without applying migrations (to inspect or
-    /// migrate explicitly). Still refuses a schema newer than this build.
-    /// Creates a missing file as [`open`](Self::open) does (owner only).
+    /// migrate explicitly, or to serve a database migrated by someone
+    /// else). Still refuses a schema newer than this build. Creates a
+    /// missing file as [`open`](Self::open) does (owner only). The same as
+    /// [`open_with`](Self::open_with) with
+    /// `SqliteOptions::default().migrate(false)`: the read-only connections
+    /// are opened too (reads of tables not yet created fail on them and
+    /// fall back to the worker, which answers SQLite's error).
     pub async fn open_unmigrated(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_owned();
-        let store = Self::start(move || {
-            create_private(&path)?;
-            let conn = Connection::open(&path)?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            Ok(conn)
-        })
-        .await?;
-        store.schema_version().await?;
-        Ok(store)
+        Self::open_with(path, SqliteOptions::default().migrate(false)).await
+    }
+
+    /// How many read-only connections this store was opened with (`0` for
+    /// an in-memory database, one opened without them, or one SQLite could
+    /// not put in WAL mode). A connection a panic interrupted is dropped
+    /// rather than reused, so fewer may be in service.
+    pub fn readers(&self) -> usize {
+        self.readers.as_ref().map_or(0, |r| r.size())
     }
 
     async fn start(open: impl FnOnce() -> Result<Connection> + Send + 'static) -> Result<Self> {
@@ -161,6 +283,7 @@ impl SqliteStore {
         .await?;
         Ok(Self {
             worker: Arc::new(worker),
+            readers: None,
         })
     }
 
@@ -176,6 +299,14 @@ impl SqliteStore {
         self.worker
             .call(move |c| f(c).map_err(SqliteError::from))
             .await
+    }
+
+    /// Run the pure read `f` on an idle read-only connection, on the
+    /// calling thread; `None` when the store has no readers, none is idle,
+    /// or the read failed: the caller then reads through the worker. Only
+    /// for single-statement reads (each sees the latest commit).
+    pub(crate) fn try_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<T> {
+        self.readers.as_ref()?.try_read(f)
     }
 
     /// Run `f` on the worker thread with the connection.

@@ -19,6 +19,7 @@ const CONFORMANCE: &[(&str, &str)] = &[
     ),
     ("verification", include_str!("conformance/verification.rs")),
     ("federated", include_str!("conformance/federated.rs")),
+    ("ratelimit", include_str!("conformance/ratelimit.rs")),
     ("audit", include_str!("conformance/audit.rs")),
     ("", include_str!("conformance/mod.rs")),
 ];

@@ -9,6 +9,7 @@
 //! | `postgres` | no    | `postgres`: the PostgreSQL backend, for scale-out |
 //! | `mail`   | no      | `mail`: SMTP and log senders, branded templates for notices |
 //! | `oidc`   | no      | `oidc`: fetching OpenID Connect key sets and discovery documents over HTTPS |
+//! | `axum`   | no      | `axum`: the HTTP API as an axum router, extractors, the permission guard, OpenAPI |
 //!
 //! This is the one crate with a semver promise: depend on it rather than on
 //! the `countersign-*` crates it re-exports.
@@ -16,6 +17,8 @@
 pub use countersign_core as core;
 pub use countersign_core::*;
 
+#[cfg(feature = "axum")]
+pub use countersign_axum as axum;
 #[cfg(feature = "mail")]
 pub use countersign_mail as mail;
 #[cfg(feature = "memory")]

@@ -9,11 +9,11 @@ use countersign_core::{
     FactorCredential, FactorKind, FactorSettings, FactorStore, FailureRecord, FamilyId,
     FederatedStore, FlowRecord, FlowStore, HistoryEntry, Identifier, IdentityAdmin,
     IdentityAuthnLog, IdentityLookup, KeyStore, LinkedIdentity, LockoutPolicy, MethodName,
-    MethodRecord, MethodScope, PolicyDocument, PolicyStore, Profile, RbacChange, RbacKind,
-    RbacLookup, RbacName, RbacSnapshot, RbacStore, RefreshFamily, RoleGrant, Rotation, SessionId,
-    SessionRecord, SessionStore, SigningKeyRecord, Tenant, TenantId, TenantPolicy, TenantProvision,
-    TenantSlug, TokenHash, User, UserId, UserQuery, Verification, VerificationPurpose,
-    VerificationStore, Versioned,
+    MethodRecord, MethodScope, PolicyDocument, PolicyStore, Profile, RateLimitDecision,
+    RateLimitStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacSnapshot, RbacStore,
+    RefreshFamily, RoleGrant, Rotation, SessionId, SessionRecord, SessionStore, SigningKeyRecord,
+    Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId,
+    UserQuery, Verification, VerificationPurpose, VerificationStore, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -744,6 +744,31 @@ impl<S: FederatedStore> FederatedStore for CountingStore<S> {
     ) -> Result<bool, Self::Error> {
         let call = self.inner.unlink_identity(tenant, user, issuer, subject);
         self.counted(StoreTrait::FederatedStore, call).await
+    }
+}
+
+impl<S: RateLimitStore> RateLimitStore for CountingStore<S> {
+    type Error = <S as RateLimitStore>::Error;
+
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<RateLimitDecision, Self::Error> {
+        let call = self.inner.hit(key, limit, window, now);
+        self.counted(StoreTrait::RateLimitStore, call).await
+    }
+
+    async fn reset_rate_limit(&self, key: &str) -> Result<bool, Self::Error> {
+        let call = self.inner.reset_rate_limit(key);
+        self.counted(StoreTrait::RateLimitStore, call).await
+    }
+
+    async fn delete_expired_rate_limits(&self, before: DateTime<Utc>) -> Result<u64, Self::Error> {
+        let call = self.inner.delete_expired_rate_limits(before);
+        self.counted(StoreTrait::RateLimitStore, call).await
     }
 }
 

@@ -41,7 +41,8 @@
 //!   by exactly N, of concurrent presentations of one refresh token at
 //!   most one rotates, and N concurrent RBAC changes of a tenant get its
 //!   versions one to N, each once (a delete with its cascade, and the
-//!   change's audit event, in the same step);
+//!   change's audit event, in the same step), as N concurrent hits on one
+//!   rate-limit key get the counts one to N;
 //! - never read a clock (time is the `now` the caller passes) and keep
 //!   timestamps to at least microsecond precision;
 //! - report failures through [`StoreError::kind`]: `NotFound`, `Conflict`,
@@ -105,13 +106,15 @@ pub enum StoreTrait {
     VerificationStore,
     /// `FederatedStore`: identities at other issuers linked to accounts.
     FederatedStore,
+    /// `RateLimitStore`: fixed-window hit counters by key.
+    RateLimitStore,
     /// `AuditQuery`: reading the audit log back.
     AuditQuery,
 }
 
 impl StoreTrait {
     /// Every store trait, from the identity tiers to the audit log.
-    pub const ALL: [StoreTrait; 13] = [
+    pub const ALL: [StoreTrait; 14] = [
         StoreTrait::IdentityLookup,
         StoreTrait::IdentityAuthnLog,
         StoreTrait::IdentityAdmin,
@@ -124,6 +127,7 @@ impl StoreTrait {
         StoreTrait::RbacStore,
         StoreTrait::VerificationStore,
         StoreTrait::FederatedStore,
+        StoreTrait::RateLimitStore,
         StoreTrait::AuditQuery,
     ];
 
@@ -142,6 +146,7 @@ impl StoreTrait {
             StoreTrait::RbacStore => "RbacStore",
             StoreTrait::VerificationStore => "VerificationStore",
             StoreTrait::FederatedStore => "FederatedStore",
+            StoreTrait::RateLimitStore => "RateLimitStore",
             StoreTrait::AuditQuery => "AuditQuery",
         }
     }

@@ -130,6 +130,9 @@ where
         factor: FactorKind,
         rq: Request<'_>,
     ) -> Result<()> {
+        // Every enrolment and removal passes here: the password-only
+        // methods follow the user's second factors first.
+        self.sync_password_only(tenant, user).await?;
         let event = self.success(tenant, Some(user), kind, rq);
         self.audit(event.map(|e| e.with_factor(factor))).await?;
         // The owner hears of every factor added or removed (best effort).

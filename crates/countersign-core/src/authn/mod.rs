@@ -36,6 +36,7 @@ mod federated;
 mod import;
 mod lifecycle;
 mod login;
+mod mfa;
 mod profiles;
 mod self_service;
 

@@ -127,6 +127,8 @@ pub struct Cleanup {
     pub keys: u64,
     /// Expired verifications (address codes, reset tokens).
     pub verifications: u64,
+    /// Rate-limit windows that have ended.
+    pub rate_limits: u64,
 }
 
 /// Sessions, refresh tokens, access tokens and revocation.
@@ -671,8 +673,8 @@ where
     }
 
     /// Delete expired flows, ended sessions, spent families, keys past
-    /// their overlap and expired verifications. Safe to run on several
-    /// nodes at once.
+    /// their overlap, expired verifications and ended rate-limit windows.
+    /// Safe to run on several nodes at once.
     pub async fn cleanup(&self) -> Result<Cleanup> {
         let now = self.env.now();
         Ok(Cleanup {
@@ -694,6 +696,11 @@ where
             verifications: self
                 .store
                 .delete_expired_verifications(now)
+                .await
+                .map_err(store_err)?,
+            rate_limits: self
+                .store
+                .delete_expired_rate_limits(now)
                 .await
                 .map_err(store_err)?,
         })

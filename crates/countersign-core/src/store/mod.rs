@@ -14,6 +14,7 @@
 //!   └ RbacStore             their administration, one change at a time
 //! VerificationStore         address codes and reset tokens, consumed once
 //! FederatedStore            identities at OIDC issuers linked to accounts
+//! RateLimitStore            fixed-window hit counters by key (global)
 //! AuditQuery                opt-in: reading the audit log back
 //! ```
 //!
@@ -21,13 +22,15 @@
 //! - **Tenant scoping.** Every method that names a user also names the
 //!   tenant, and treats a user of another tenant exactly as a user that
 //!   does not exist. The only exception says so in its name
-//!   ([`IdentityLookup::get_user_cross_tenant`]).
+//!   ([`IdentityLookup::get_user_cross_tenant`]). [`RateLimitStore`] names
+//!   no user: its keys are global (the caller puts the tenant in the key).
 //! - **Time is a parameter.** Stores never read a clock; callers pass `now`.
 //! - **Atomicity.** A method either does all it says or nothing.
 //! - **Errors carry a kind** ([`StoreErrorKind`](crate::StoreErrorKind)):
 //!   `NotFound` when a named row does not exist in the tenant, `Conflict`
-//!   for uniqueness and invariant refusals, `Rejected` for reserved ids,
-//!   `Transient` for retryable failures.
+//!   for uniqueness and invariant refusals, `Rejected` for reserved ids
+//!   and refused input (a rate-limit key too long), `Transient` for
+//!   retryable failures.
 //!
 //! Every guarantee stated here is a test in `countersign-testkit`'s
 //! conformance suite, which every backend runs.
@@ -53,11 +56,15 @@ use crate::token::TokenHash;
 
 mod federated;
 mod policies;
+mod ratelimit;
 mod rbac;
 mod verification;
 
 pub use federated::{FederatedStore, LinkedIdentity};
 pub use policies::{PolicyDocument, PolicyStore, TemplateLink};
+pub use ratelimit::{
+    MAX_RATE_LIMIT_KEY, RateLimitDecision, RateLimitStore, RateLimitWindow, check_rate_limit_key,
+};
 pub use rbac::{RbacLookup, RbacStore};
 pub use verification::{Verification, VerificationPurpose, VerificationStore};
 
@@ -326,6 +333,7 @@ pub trait Store:
     + RbacStore
     + VerificationStore
     + FederatedStore
+    + RateLimitStore
     + Clone
 {
 }
@@ -339,6 +347,7 @@ impl<T> Store for T where
         + RbacStore
         + VerificationStore
         + FederatedStore
+        + RateLimitStore
         + Clone
 {
 }

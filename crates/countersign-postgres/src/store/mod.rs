@@ -14,6 +14,7 @@ mod flows;
 mod identity;
 mod keys;
 mod policies;
+mod ratelimit;
 mod rbac;
 mod sessions;
 mod verification;

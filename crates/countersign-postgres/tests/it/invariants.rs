@@ -1,10 +1,11 @@
 //! Invariants under concurrency, and the session statements' economy.
 
 use countersign_core::{
-    FactorStore, IdentityAdmin, MethodName, MethodScope, SessionStore, StoreError, StoreErrorKind,
+    FactorStore, IdentityAdmin, MethodName, MethodScope, RateLimitStore, SessionStore, StoreError,
+    StoreErrorKind,
 };
 use countersign_postgres::testing::fresh;
-use countersign_testkit::fixtures::Fx;
+use countersign_testkit::fixtures::{Fx, at};
 use sqlx::postgres::PgPool;
 
 use crate::{count, run};
@@ -214,5 +215,38 @@ fn assignments_racing_an_erasure_neither_deadlock_nor_survive() {
             applied.iter().all(|v| (18..=want).contains(v)),
             "{applied:?}"
         );
+    });
+}
+
+/// A rate-limit count saturates at `u32::MAX` (seeded: the trait cannot
+/// get there in a test's time), and the table refuses a count beyond it
+/// or a key longer than 256 bytes even from outside the store.
+#[test]
+fn rate_limit_counts_saturate() {
+    run(async {
+        let store = fresh().await;
+        let minute = std::time::Duration::from_secs(60);
+        assert_eq!(store.hit("k", 5, minute, at(0)).await.unwrap().count, 1);
+        let max = i64::from(u32::MAX);
+        sqlx::query("UPDATE cs_rate_limits SET hits = $1 - 1")
+            .bind(max)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let d = store.hit("k", u32::MAX, minute, at(1)).await.unwrap();
+            assert_eq!((d.count, d.allowed, d.remaining), (u32::MAX, true, 0));
+        }
+        assert!(!store.hit("k", 5, minute, at(2)).await.unwrap().allowed);
+        let over = sqlx::query("UPDATE cs_rate_limits SET hits = $1 + 1")
+            .bind(max)
+            .execute(store.pool())
+            .await;
+        assert!(over.is_err(), "{over:?}");
+        let long = sqlx::query("INSERT INTO cs_rate_limits VALUES ($1, now(), now(), 1)")
+            .bind("é".repeat(129))
+            .execute(store.pool())
+            .await;
+        assert!(long.is_err(), "{long:?}");
     });
 }

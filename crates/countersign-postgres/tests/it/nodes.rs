@@ -4,20 +4,23 @@
 //! one node is seen by the other at its next decision, because every
 //! decision checks the store's versions (one cheap read) before reusing
 //! its compiled model. First sign-ins with one federated identity racing
-//! on both nodes create one account.
+//! on both nodes create one account; rate-limit hits through both nodes
+//! are counted as one counter.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use countersign_core::authz::{EntityUid, RBAC_POLICY_ID};
 use countersign_core::{
     AuditKind, AuditStatus, AuthRecord, AuthzService, AuthzVersions, Decision, Env, FactorKind,
     FederatedStore, IdentityAdmin, IdentityLookup, LinkedIdentity, MethodName, PassedFactor,
-    RbacChange, RbacKind, RbacLookup, RbacName, Resource, RoleAssignment, RoleGrant, StoreError,
-    StoreErrorKind, TenantId, UserId,
+    RateLimitStore, RbacChange, RbacKind, RbacLookup, RbacName, Resource, RoleAssignment,
+    RoleGrant, StoreError, StoreErrorKind, TenantId, UserId,
 };
 use countersign_postgres::PostgresStore;
 use countersign_postgres::testing::{migrated, new_schema, options};
 use countersign_testkit::fixtures::{Fx, World, at};
+use tokio::sync::Barrier;
 
 use crate::{count, run};
 
@@ -306,5 +309,50 @@ fn concurrent_first_sign_ins_on_two_nodes_create_one_account() {
         }
         let links = count(store_a.pool(), "SELECT count(*) FROM cs_linked_identities").await;
         assert_eq!(links, 8);
+    });
+}
+
+/// Two nodes counting one rate limit: in each of 12 rounds, 16 hits on
+/// one key race through both nodes at once (released by a barrier), on a
+/// new key or one whose window just ended. They get the counts `1..=16`,
+/// each once, exactly `limit` allowed, one window end for all.
+#[test]
+fn rate_limit_hits_on_two_nodes_are_counted_exactly() {
+    run(async {
+        let schema = new_schema().await;
+        let store_a = node(&schema, "a").await;
+        let store_b = node(&schema, "b").await;
+        const RACERS: u32 = 16;
+        let window = std::time::Duration::from_secs(60);
+        for round in 0..12i64 {
+            let key = format!("login:ip:198.51.100.{}", round % 3);
+            let now = at(round * 60);
+            let gate = Arc::new(Barrier::new(RACERS as usize));
+            let mut tasks = Vec::new();
+            for i in 0..RACERS {
+                let store = if i % 2 == 0 {
+                    store_a.clone()
+                } else {
+                    store_b.clone()
+                };
+                let (key, gate) = (key.clone(), Arc::clone(&gate));
+                tasks.push(tokio::spawn(async move {
+                    gate.wait().await;
+                    store.hit(&key, 5, window, now).await.unwrap()
+                }));
+            }
+            let mut decisions = Vec::new();
+            for task in tasks {
+                decisions.push(task.await.unwrap());
+            }
+            let mut counts: Vec<u32> = decisions.iter().map(|d| d.count).collect();
+            counts.sort_unstable();
+            assert_eq!(counts, (1..=RACERS).collect::<Vec<_>>(), "round {round}");
+            assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 5);
+            let end = at(round * 60 + 60);
+            assert!(decisions.iter().all(|d| d.reset_at == end), "round {round}");
+        }
+        let rows = count(store_a.pool(), "SELECT count(*) FROM cs_rate_limits").await;
+        assert_eq!(rows, 3);
     });
 }

@@ -1,6 +1,8 @@
 //! `SessionStore` in SQLite: sessions, refresh-token families and their
 //! rotation (one `IMMEDIATE` transaction per decision).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
@@ -11,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{first, require_user, rows};
 use crate::codec::{
-    FAMILY_COLS, SESSION_COLS, duration_micros, id, json, micros, read_family, read_session,
+    FAMILY_COLS, SESSION_COLS, duration_micros, hex, id, json, micros, read_family, read_session,
 };
 use crate::{Result, SqliteError, SqliteStore};
 
@@ -38,6 +40,29 @@ fn end_sessions(
     Ok(ended)
 }
 
+/// The statement of [`read_live`], built once (it runs on every check).
+static READ_LIVE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SESSION_COLS} FROM cs_sessions
+         WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
+    )
+});
+
+/// The statement of [`session_by_id`], built once.
+static SESSION_BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {SESSION_COLS} FROM cs_sessions WHERE tenant_id = ?1 AND id = ?2")
+});
+
+/// The session with key `k` (hex) if it is live at `now` (micros).
+fn read_live(c: &Connection, k: &str, now: i64) -> Result<Option<SessionRecord>> {
+    first(c, &READ_LIVE, params![k, now], read_session)
+}
+
+/// The session `s` of tenant `t` (ids as stored), live or not.
+fn session_by_id(c: &Connection, t: &str, s: &str) -> Result<Option<SessionRecord>> {
+    first(c, &SESSION_BY_ID, params![t, s], read_session)
+}
+
 impl SessionStore for SqliteStore {
     type Error = SqliteError;
 
@@ -58,7 +83,7 @@ impl SessionStore for SqliteStore {
             tx.execute(
                 &format!("INSERT INTO cs_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
-                    s.key.to_hex(),
+                    hex(&s.key),
                     id(s.id.as_uuid()),
                     t,
                     u,
@@ -81,8 +106,8 @@ impl SessionStore for SqliteStore {
                         id(f.tenant_id.as_uuid()),
                         id(f.user_id.as_uuid()),
                         id(f.session_id.as_uuid()),
-                        f.current.to_hex(),
-                        f.previous.map(|p| p.to_hex()),
+                        hex(&f.current),
+                        f.previous.map(|p| hex(&p)),
                         i64::try_from(f.generation).unwrap_or(i64::MAX),
                         f.rotated_at.map(micros),
                         micros(f.created_at),
@@ -93,7 +118,7 @@ impl SessionStore for SqliteStore {
                 )?;
                 tx.execute(
                     "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
-                    params![f.current.to_hex(), id(f.id.as_uuid())],
+                    params![hex(&f.current), id(f.id.as_uuid())],
                 )?;
             }
             // The audit event of the start commits with the session.
@@ -111,25 +136,22 @@ impl SessionStore for SqliteStore {
         key: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<std::sync::Arc<SessionRecord>>> {
-        let (k, now_t) = (key.to_hex(), now);
+        let (k, now_t) = (hex(key), now);
+        let now = micros(now_t);
+        // The common case, a live session far from its idle deadline, is
+        // one indexed read on a read-only connection (a read transaction
+        // of its own: it sees every commit made before this call). Anything
+        // else (unknown, ended, renewal due) is decided on the worker.
+        if let Some(Some(session)) = self.try_read(|c| read_live(c, &k, now))
+            && !session.renewal_due(now_t)
+        {
+            return Ok(Some(std::sync::Arc::new(session)));
+        }
         self.call(move |c| {
-            let now = micros(now_t);
-            // The common case is one indexed read. Only a session due for
-            // renewal is written, by a statement that re-checks liveness and
+            // Again on the writer: only a session due for renewal is
+            // written, by a statement that re-checks liveness and
             // due-ness, so a concurrent revocation (another process) wins.
-            let read_live = |c: &Connection| {
-                first(
-                    c,
-                    &format!(
-                        "SELECT {SESSION_COLS} FROM cs_sessions
-                         WHERE key = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2"
-                    ),
-                    params![k, now],
-                    read_session,
-                )
-            };
-            let live = read_live(c)?;
-            let Some(session) = live else {
+            let Some(session) = read_live(c, &k, now)? else {
                 return Ok(None);
             };
             if !session.renewal_due(now_t) {
@@ -150,7 +172,7 @@ impl SessionStore for SqliteStore {
             match renewed {
                 Some(r) => Ok(Some(r)),
                 // Renewed or ended by someone else meanwhile: read again.
-                None => read_live(c),
+                None => read_live(c, &k, now),
             }
         })
         .await
@@ -158,12 +180,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session(&self, tenant: TenantId, sid: SessionId) -> Result<Option<SessionRecord>> {
-        self.fetch_optional(
-            format!("SELECT {SESSION_COLS} FROM cs_sessions WHERE tenant_id = ?1 AND id = ?2"),
-            [id(tenant.as_uuid()), id(sid.as_uuid())],
-            read_session,
-        )
-        .await
+        let (t, s) = (id(tenant.as_uuid()), id(sid.as_uuid()));
+        // A pure read: on a reader when one is idle (it sees every commit
+        // made before this call), else on the worker.
+        if let Some(found) = self.try_read(|c| session_by_id(c, &t, &s)) {
+            return Ok(found);
+        }
+        self.call(move |c| session_by_id(c, &t, &s)).await
     }
 
     async fn set_session_auth(
@@ -223,7 +246,7 @@ impl SessionStore for SqliteStore {
         key: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionRecord>> {
-        let (k, now) = (key.to_hex(), micros(now));
+        let (k, now) = (hex(key), micros(now));
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let ended = end_sessions(&tx, "key = ?1", &[&k], now)?;
@@ -262,7 +285,7 @@ impl SessionStore for SqliteStore {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Rotation> {
-        let (p, n, now_t) = (presented.to_hex(), new.to_hex(), now);
+        let (p, n, now_t) = (hex(presented), hex(new), now);
         let presented = *presented;
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;

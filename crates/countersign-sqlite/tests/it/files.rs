@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use countersign_core::{
     AuthzVersions, FactorKind, FactorStore, IdentityAdmin, IdentityAuthnLog, IdentityLookup,
-    KeyStore, LockoutPolicy, PolicyStore, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore,
-    RoleAssignment, SigningAlgorithm, StoreError, StoreErrorKind, User,
+    KeyStore, LockoutPolicy, PolicyStore, RateLimitStore, RbacChange, RbacKind, RbacLookup,
+    RbacName, RbacStore, RoleAssignment, SigningAlgorithm, StoreError, StoreErrorKind, User,
 };
 use countersign_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use countersign_testkit::fixtures::{Fx, at, password, signing_key, signing_key_of};
@@ -422,4 +422,31 @@ async fn a_schema_6_database_with_signing_keys_migrates_to_key_algorithms() {
         [&es.kid],
     );
     assert!(refused.is_err(), "{refused:?}");
+}
+
+/// A rate-limit count saturates at `u32::MAX` (seeded: the trait cannot
+/// get there in a test's time), and the table refuses a count beyond it
+/// or a key longer than 256 bytes even from outside the store.
+#[tokio::test]
+async fn rate_limit_counts_saturate() {
+    let db = TempDb::new("ratelimit-saturate");
+    let s = SqliteStore::open(&db.0).await.unwrap();
+    let minute = std::time::Duration::from_secs(60);
+    assert_eq!(s.hit("k", 5, minute, at(0)).await.unwrap().count, 1);
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let max = i64::from(u32::MAX);
+    conn.execute("UPDATE cs_rate_limits SET hits = ?1 - 1", [max])
+        .unwrap();
+    for _ in 0..2 {
+        let d = s.hit("k", u32::MAX, minute, at(1)).await.unwrap();
+        assert_eq!((d.count, d.allowed, d.remaining), (u32::MAX, true, 0));
+    }
+    assert!(!s.hit("k", 5, minute, at(2)).await.unwrap().allowed);
+    let over = conn.execute("UPDATE cs_rate_limits SET hits = ?1 + 1", [max]);
+    assert!(over.is_err(), "{over:?}");
+    let long = conn.execute(
+        "INSERT INTO cs_rate_limits VALUES (?1, 0, 0, 1)",
+        ["é".repeat(129)],
+    );
+    assert!(long.is_err(), "{long:?}");
 }

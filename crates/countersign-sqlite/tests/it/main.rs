@@ -1,7 +1,9 @@
 //! Integration tests of the SQLite backend: the whole conformance suite on
 //! in-memory databases, the suite's concurrency guarantees on a shared
 //! file (one connection per store, so the races are real), migrations,
-//! file modes and the worker thread.
+//! file modes, the worker thread and the pool of read-only connections
+//! (with the whole conformance and engine suites again on file stores
+//! that have one, in `pooled`).
 
 #![allow(
     clippy::unwrap_used,
@@ -14,7 +16,9 @@
 
 mod crash;
 mod files;
+mod pooled;
 mod races;
+mod readers;
 mod worker;
 
 use countersign_sqlite::SqliteStore;

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use countersign_core::{
-    FlowStore, IdentityAdmin, RbacChange, RbacKind, RbacLookup, RbacName, RbacStore, RefreshFamily,
-    Rotation, SessionRecord, SessionStore, StoreError, StoreErrorKind, TenantId, UserId,
+    FlowStore, IdentityAdmin, RateLimitStore, RbacChange, RbacKind, RbacLookup, RbacName,
+    RbacStore, RefreshFamily, Rotation, SessionRecord, SessionStore, StoreError, StoreErrorKind,
+    TenantId, UserId,
 };
 use countersign_sqlite::SqliteStore;
 use countersign_testkit::fixtures::{Fx, at, family, flow, session, token_hash};
@@ -310,5 +311,42 @@ async fn rbac_snapshots_are_consistent_across_connections() {
                 "round {round}: {snap:?}"
             );
         }
+    }
+}
+
+/// Hits on one rate-limit key through several connections at once are
+/// counted exactly: each round's racers (16 hits each, back to back, so
+/// the connections keep interleaving) get the counts `1..=N`, each once,
+/// on a new key and on one whose window ended (where the statement must
+/// open one new window, not several).
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn rate_limit_hits_are_counted_exactly_across_connections() {
+    const HITS: u32 = 16;
+    const LIMIT: u32 = 20;
+    let (_db, stores, _fx, _t, _u) = shared("race-ratelimit", 27).await;
+    let window = std::time::Duration::from_secs(60);
+    for round in 0..ROUNDS {
+        let key = format!("login:ip:192.0.2.{}", round % 4);
+        let now = at(i64::try_from(round).unwrap() * 60);
+        let decisions = race(&stores, |_, s| {
+            let key = key.clone();
+            async move {
+                let mut out = Vec::new();
+                for _ in 0..HITS {
+                    out.push(s.hit(&key, LIMIT, window, now).await.unwrap());
+                }
+                out
+            }
+        })
+        .await;
+        let decisions: Vec<_> = decisions.into_iter().flatten().collect();
+        let mut counts: Vec<u32> = decisions.iter().map(|d| d.count).collect();
+        counts.sort_unstable();
+        let total = RACERS as u32 * HITS;
+        assert_eq!(counts, (1..=total).collect::<Vec<_>>(), "round {round}");
+        let allowed = decisions.iter().filter(|d| d.allowed).count();
+        assert_eq!(allowed, LIMIT as usize, "round {round}");
+        let end = now + chrono::Duration::seconds(60);
+        assert!(decisions.iter().all(|d| d.reset_at == end), "round {round}");
     }
 }

@@ -123,6 +123,8 @@ pub async fn update_tenant_policy_persists_and_unknown_tenant_is_not_found<S: Co
             default_tier: Some(countersign_core::Tier::premium()),
             ..Default::default()
         },
+        // Not the default either.
+        keep_password_only_after_mfa: true,
     };
     s.update_tenant_policy(t.id, &policy).await.unwrap();
     assert_eq!(s.get_tenant(t.id).await.unwrap().unwrap().policy, policy);

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod keys;
 pub mod policies;
 pub mod profiles;
+pub mod ratelimit;
 pub mod rbac;
 pub mod rbac_cascades;
 pub mod rbac_reads;
@@ -183,6 +184,17 @@ macro_rules! __conformance_list {
                 unlink_only_by_its_owner,
                 link_for_a_user_of_another_tenant_is_not_found,
                 erase_user_removes_their_linked_identities,
+            ],
+            ratelimit: [
+                hits_are_counted_within_a_window,
+                hits_past_the_limit_are_refused_and_counted,
+                a_new_window_starts_when_the_last_one_ends,
+                rate_limit_keys_are_independent,
+                reset_forgets_one_key,
+                expired_rate_limits_are_deleted_at_their_end,
+                an_overlong_rate_limit_key_is_rejected,
+                extreme_limits_and_windows_are_answered,
+                concurrent_hits_are_counted_exactly,
             ];
             audit: [
                 erase_user_pseudonymises_audit_events,

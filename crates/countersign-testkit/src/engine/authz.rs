@@ -45,6 +45,9 @@ pub async fn a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up<S: Conformanc
     let mut spec = mfa_tenant(LockoutPolicy::default());
     spec.methods
         .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
+    // The password alone must still sign alice in once she has TOTP: the
+    // point is a weak login that a step-up strengthens.
+    spec.policy.keep_password_only_after_mfa = true;
     let w = World::with_tenant(s.clone(), 50, spec).await;
     let alice = w.user("alice").await;
     enroll_totp(&w, &alice).await;

@@ -515,3 +515,57 @@ pub(crate) async fn administration<S: ConformanceStore>(s: S, audit: impl AuditL
         }
     }
 }
+
+/// A second factor protects the account: once a TOTP app is confirmed,
+/// the tenant's password-only method no longer signs the user in (the
+/// password is only the first step of `mfa`); removing the app restores
+/// it; a tenant that keeps password-only methods is not changed.
+pub async fn a_second_factor_retires_password_only_methods_until_removed<S: ConformanceStore>(
+    s: S,
+) {
+    for keep in [false, true] {
+        let mut spec = crate::fixtures::mfa_tenant(countersign_core::LockoutPolicy::default());
+        if keep {
+            spec.slug = "keeps".into();
+            spec.name = "Keeps Inc".into();
+        }
+        spec.policy.keep_password_only_after_mfa = keep;
+        spec.methods.push(
+            countersign_core::AuthMethod::sequence("password", &[FactorKind::Password]).unwrap(),
+        );
+        let w = World::with_tenant(s.clone(), 41 + u64::from(keep), spec).await;
+        let alice = w.user("alice").await;
+        let password_alone = || {
+            let w = &w;
+            async move {
+                let (flow, _) = w.begin("alice", None).await;
+                let s = w
+                    .submit(&flow, FactorResponse::Password(PASSWORD))
+                    .await
+                    .unwrap();
+                matches!(s.status, LoginStatus::Authenticated(_))
+            }
+        };
+        assert!(password_alone().await, "no second factor yet");
+        enroll_totp(&w, &alice).await;
+        assert_eq!(password_alone().await, keep, "keep = {keep}");
+        // The method's name still exists for the tenant; only alice lost it.
+        let bob = w.user("bob").await;
+        let (flow, _) = w.begin("bob", None).await;
+        let s = w
+            .submit(&flow, FactorResponse::Password(PASSWORD))
+            .await
+            .unwrap();
+        assert!(matches!(s.status, LoginStatus::Authenticated(_)), "{bob:?}");
+        assert!(
+            w.svc
+                .remove_factor(w.tenant.id, alice.id, FactorKind::Totp, &w.client)
+                .await
+                .unwrap()
+        );
+        assert!(
+            password_alone().await,
+            "the app removed, the password alone works again"
+        );
+    }
+}

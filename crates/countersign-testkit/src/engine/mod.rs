@@ -59,6 +59,7 @@ macro_rules! __engine_list {
                 tenant_factors_and_methods_change_only_through_checked_audited_calls,
                 factors_are_removed_and_enrolment_needs_the_tenant_to_offer_them,
                 erasure_ends_flows_and_credentials,
+                a_second_factor_retires_password_only_methods_until_removed,
             ],
             passkeys: [
                 passkeys_register_sign_in_and_are_managed,

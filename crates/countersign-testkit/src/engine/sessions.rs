@@ -227,10 +227,17 @@ pub async fn revocation_ends_sessions_at_once<S: ConformanceStore>(s: S) {
     assert!(!valid(g.session_token.expose().into()).await);
 }
 
-/// The cleanup removes expired flows, ended sessions and expired
-/// verifications, and is safe to run again (and concurrently).
+/// The cleanup removes expired flows, ended sessions, expired
+/// verifications and ended rate-limit windows, and is safe to run again
+/// (and concurrently).
 pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
     let (w, alice) = mfa_alice(&s, 37).await;
+    let hour = std::time::Duration::from_secs(3600);
+    let now = w.svc.env().now();
+    s.hit("login:ip:192.0.2.1", 5, hour, now).await.unwrap();
+    s.hit("login:ip:192.0.2.2", 5, hour * 24, now)
+        .await
+        .unwrap();
     let auth = sign_in(&w, &alice).await;
     w.sessions.issue(&auth, &w.client).await.unwrap();
     w.begin("alice", None).await;
@@ -250,10 +257,16 @@ pub async fn cleanup_removes_expired_state<S: ConformanceStore>(s: S) {
     assert!(a.flows + b.flows >= 1, "the begun flow");
     assert_eq!(a.sessions + b.sessions, 2, "one session, one family");
     assert_eq!(a.verifications + b.verifications, 1, "the address code");
+    assert_eq!(a.rate_limits + b.rate_limits, 1, "the hour's window");
     let again = w.sessions.cleanup().await.unwrap();
     assert_eq!(
-        (again.flows, again.sessions, again.verifications),
-        (0, 0, 0)
+        (
+            again.flows,
+            again.sessions,
+            again.verifications,
+            again.rate_limits
+        ),
+        (0, 0, 0, 0)
     );
 }
 

@@ -37,6 +37,9 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
     let mut spec = mfa_tenant(LockoutPolicy::default());
     spec.methods
         .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
+    // The password alone must still sign alice in once she has TOTP: the
+    // point is a weak login that a step-up strengthens.
+    spec.policy.keep_password_only_after_mfa = true;
     let w = World::with_tenant(s.clone(), 15, spec).await;
     set_sessions(&w, api_tokens()).await;
     let alice = w.user("alice").await;
