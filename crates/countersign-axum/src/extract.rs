@@ -254,7 +254,7 @@ impl<S: ApiStore> Validate for Api<S> {
 }
 
 impl<S: ApiStore> Api<S> {
-    /// The extension that lets [`Principal`], [`MaybePrincipal`] and
+    /// The extension that lets [`Principal`] and
     /// [`Client`] work on an application's own routes:
     /// `Router::new().route(..).layer(api.layer())`.
     pub fn layer(&self) -> axum::Extension<Authenticator> {
@@ -364,31 +364,6 @@ impl<St: Send + Sync> FromRequestParts<St> for Principal {
             token,
             via,
         })
-    }
-}
-
-/// A principal when the request carries credentials, `None` when it
-/// carries none (invalid credentials are still a 401).
-#[derive(Debug, Clone)]
-pub struct MaybePrincipal(pub Option<Principal>);
-
-impl<St: Send + Sync> FromRequestParts<St> for MaybePrincipal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, st: &St) -> Result<Self, Self::Rejection> {
-        let has_cookie = authenticator(parts)?
-            .0
-            .config()
-            .cookies
-            .as_ref()
-            .is_some_and(|c| cookie_value(&parts.headers, &c.session_name).is_some());
-        if parts.headers.contains_key(header::AUTHORIZATION) || has_cookie {
-            Principal::from_request_parts(parts, st)
-                .await
-                .map(|p| MaybePrincipal(Some(p)))
-        } else {
-            Ok(MaybePrincipal(None))
-        }
     }
 }
 

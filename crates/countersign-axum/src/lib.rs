@@ -62,9 +62,7 @@ mod routes;
 
 pub use config::{ApiConfig, CookieConfig};
 pub use error::{ApiError, ApiResult, Problem};
-pub use extract::{
-    ApiJson, ApiPath, ApiQuery, Authenticator, Client, Credential, MaybePrincipal, Principal,
-};
+pub use extract::{ApiJson, ApiPath, ApiQuery, Authenticator, Client, Credential, Principal};
 pub use guard::{Permission, require};
 pub use openapi::{OPENAPI_PATH, openapi};
 pub use ratelimit::{Limit, RateLimits};

@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -199,18 +199,7 @@ async fn deactivate<S: ApiStore>(
         .self_service(principal.session())
         .deactivate(&client)
         .await?;
-    Ok((clear_cookies(&api), StatusCode::NO_CONTENT).into_response())
-}
-
-/// `Set-Cookie` headers removing the session and CSRF cookies.
-fn clear_cookies<S: ApiStore>(api: &Api<S>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Some(cookies) = &api.config().cookies {
-        for value in cookies.clear() {
-            headers.append(header::SET_COOKIE, value);
-        }
-    }
-    headers
+    Ok((api.clear_cookies(), StatusCode::NO_CONTENT).into_response())
 }
 
 /// Everything stored about the caller (GDPR export).

@@ -62,6 +62,18 @@ pub(crate) async fn method_not_allowed(method: Method) -> ApiError {
 }
 
 impl<S: ApiStore> Api<S> {
+    /// `Set-Cookie` headers removing the session and CSRF cookies (none
+    /// when the API sets no cookies).
+    pub(crate) fn clear_cookies(&self) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(cookies) = &self.config().cookies {
+            for value in cookies.clear() {
+                headers.append(axum::http::header::SET_COOKIE, value);
+            }
+        }
+        headers
+    }
+
     /// A fresh CSRF token (256 random bits, base64url).
     pub(crate) fn csrf_token(&self) -> ApiResult<String> {
         let bytes: [u8; 32] = self.authn().env().random_bytes()?;

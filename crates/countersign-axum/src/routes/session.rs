@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use countersign_core::{FactorKind, LoginStatus, SessionId};
@@ -77,7 +77,7 @@ async fn logout<S: ApiStore>(
     principal: Principal,
 ) -> ApiResult<Response> {
     api.sessions().logout(principal.token(), &client).await?;
-    Ok((clear_cookies(&api), StatusCode::NO_CONTENT).into_response())
+    Ok((api.clear_cookies(), StatusCode::NO_CONTENT).into_response())
 }
 
 #[utoipa::path(post, path = "/v1/logout/everywhere", tag = "sessions",
@@ -93,17 +93,7 @@ async fn logout_everywhere<S: ApiStore>(
         .sessions()
         .logout_everywhere(principal.tenant(), principal.user(), None, &client)
         .await?;
-    Ok((clear_cookies(&api), Json(Ended { ended })).into_response())
-}
-
-fn clear_cookies<S: ApiStore>(api: &Api<S>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Some(cookies) = &api.config().cookies {
-        for value in cookies.clear() {
-            headers.append(header::SET_COOKIE, value);
-        }
-    }
-    headers
+    Ok((api.clear_cookies(), Json(Ended { ended })).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
@@ -131,11 +121,13 @@ async fn revoke<S: ApiStore>(
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
     // Only the caller's own sessions: another user's id is "not found".
-    let own = api
-        .sessions()
-        .sessions(principal.tenant(), principal.user())
-        .await?;
-    if !own.iter().any(|s| s.id == id) {
+    let found = api
+        .authn()
+        .store()
+        .session(principal.tenant(), id)
+        .await
+        .map_err(countersign_core::Error::store)?;
+    if found.is_none_or(|s| s.user_id != principal.user()) {
         return Err(ApiError::not_found("no such session"));
     }
     api.sessions()

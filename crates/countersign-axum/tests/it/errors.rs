@@ -10,6 +10,7 @@ crate::on_memory!(
     wrong_content_type_is_a_415_problem,
     unknown_fields_are_refused,
     bodies_that_are_not_objects_are_refused,
+    another_users_session_is_not_found_and_stays_live,
     oversized_bodies_are_a_413_problem,
     unknown_tenant_is_a_404_problem,
     unknown_path_and_method_are_problems,
@@ -150,4 +151,71 @@ async fn bodies_that_are_not_objects_are_refused<S: ApiStore>(s: Server<S>) {
         me.body["updated_at"],
         serde_json::to_value(user.updated_at).unwrap()
     );
+}
+
+async fn another_users_session_is_not_found_and_stays_live<S: ApiStore>(s: Server<S>) {
+    let alice = s.user("alice@example.org").await;
+    let bob = s.user("bob@example.org").await;
+    let (a1, a2, b) = (
+        s.session_for(&alice).await,
+        s.session_for(&alice).await,
+        s.session_for(&bob).await,
+    );
+    let bobs = s.get("/v1/session", Some(&b)).await.str("id");
+    s.delete(&format!("/v1/sessions/{bobs}"), Some(&a1))
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(s.get("/v1/session", Some(&b)).await.status, 200);
+    // Her own other session ends; the one she asked with lives on.
+    let second = s.get("/v1/session", Some(&a2)).await.str("id");
+    assert_eq!(
+        s.delete(&format!("/v1/sessions/{second}"), Some(&a1))
+            .await
+            .status,
+        204
+    );
+    s.get("/v1/session", Some(&a2))
+        .await
+        .assert_problem(401, "unauthenticated");
+    assert_eq!(s.get("/v1/session", Some(&a1)).await.status, 200);
+}
+
+/// The client address comes from the rightmost `X-Forwarded-For` entry
+/// only when the API trusts a proxy; otherwise the header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    use countersign_axum::{ApiConfig, Limit, RateLimits};
+    for trust in [true, false] {
+        let config = ApiConfig {
+            trust_forwarded_for: trust,
+            rate_limits: RateLimits {
+                per_ip: Some(Limit::new(2, std::time::Duration::from_secs(60))),
+                per_account: None,
+            },
+            ..ApiConfig::default()
+        };
+        let s = Server::start_with(countersign_memory::MemoryStore::new(), config).await;
+        let begin = |xff: &'static str| {
+            let s = &s;
+            async move {
+                let r = s
+                    .http
+                    .post(format!("{}{}", s.base, s.t("/login")))
+                    .header("x-forwarded-for", xff)
+                    .json(&serde_json::json!({"identifier": "a@example.org"}))
+                    .send()
+                    .await
+                    .unwrap();
+                crate::harness::answer(r).await.status.as_u16()
+            }
+        };
+        assert_eq!(begin("198.51.100.7, 192.0.2.1").await, 200);
+        assert_eq!(begin("192.0.2.1").await, 200);
+        // A third request from 192.0.2.1 (the rightmost entry) is over.
+        assert_eq!(begin("203.0.113.9, 192.0.2.1").await, 429);
+        // Another address: its own count when trusted; the same peer
+        // (127.0.0.1) otherwise.
+        let other = begin("192.0.2.2").await;
+        assert_eq!(other, if trust { 200 } else { 429 }, "trust = {trust}");
+    }
 }

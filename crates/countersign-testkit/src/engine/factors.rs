@@ -516,7 +516,8 @@ pub(crate) async fn administration<S: ConformanceStore>(s: S, audit: impl AuditL
     }
 }
 
-/// A second factor protects the account: once a TOTP app is confirmed,
+/// A second factor protects the account: once a TOTP app (or an email-code
+/// address) is confirmed,
 /// the tenant's password-only method no longer signs the user in (the
 /// password is only the first step of `mfa`); removing the app restores
 /// it; a tenant that keeps password-only methods is not changed.
@@ -567,5 +568,8 @@ pub async fn a_second_factor_retires_password_only_methods_until_removed<S: Conf
             password_alone().await,
             "the app removed, the password alone works again"
         );
+        // A confirmed email-code address protects the account the same way.
+        confirmed_email(&w, &alice).await;
+        assert_eq!(password_alone().await, keep, "email code, keep = {keep}");
     }
 }
