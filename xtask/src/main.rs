@@ -6,6 +6,8 @@
 //!   with warnings denied, every test, and `cargo deny` (installing
 //!   cargo-deny when missing). `.ci/run` is exactly this command.
 //! - `cargo xtask bench [FILTER]`: the benchmarks, release build.
+//! - `cargo xtask bench-http [SECONDS]`: the HTTP benchmarks against the
+//!   release server, each beside its floor (see `bench_http.rs`).
 //! - `cargo xtask fuzz [SECONDS]`: schemathesis over the OpenAPI document
 //!   against a live `countersign serve` (part of `ci`, bounded in time).
 
@@ -13,6 +15,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod bench_http;
 mod fuzz;
 mod server;
 
@@ -22,10 +25,13 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => bench(args.get(1..).unwrap_or_default()),
+        Some("bench-http") => bench_http::bench_http(args.get(1..).unwrap_or_default()),
         Some("deny") => deny(),
         Some("fuzz") => fuzz::fuzz(args.get(1..).unwrap_or_default()),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [filter]|deny|fuzz [seconds]>");
+            eprintln!(
+                "usage: cargo xtask <test|ci|bench [filter]|bench-http [seconds]|deny|fuzz [seconds]>"
+            );
             Err("unknown command".into())
         }
     };

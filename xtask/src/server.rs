@@ -26,6 +26,15 @@ pub struct Server {
 impl Server {
     /// Start `binary serve` on a fresh directory under `work`.
     pub fn start(binary: &Path, work: &Path) -> std::result::Result<Self, String> {
+        Self::start_with(binary, work, &[])
+    }
+
+    /// Start `binary serve` with extra environment variables.
+    pub fn start_with(
+        binary: &Path,
+        work: &Path,
+        env: &[(&str, &str)],
+    ) -> std::result::Result<Self, String> {
         let data_dir = work.join(format!("data-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(work).map_err(|e| format!("creating {}: {e}", work.display()))?;
@@ -36,6 +45,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env("COUNTERSIGN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -78,6 +88,11 @@ impl Server {
             data_dir,
             log,
         })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The administrator's session token (a password login).

@@ -1,10 +1,15 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, and
 //! its interactive page (Swagger UI, assets built into the binary).
 
+use std::sync::OnceLock;
+
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::Problem;
 use crate::{Api, ApiStore};
@@ -51,7 +56,24 @@ pub fn openapi() -> OpenApi {
     doc
 }
 
-/// The document at [`OPENAPI_PATH`] and its page at `/v1/docs`.
+/// The document at [`OPENAPI_PATH`] and its page at `/v1/docs`. The
+/// document is built and serialised on its first request, once per
+/// process: a server that is never asked for it never holds it.
 pub(crate) fn docs_router<S: ApiStore>() -> Router<Api<S>> {
-    Router::new().merge(SwaggerUi::new("/v1/docs").url(OPENAPI_PATH, openapi()))
+    let page = SwaggerUi::new("/v1/docs").config(Config::new([OPENAPI_PATH]));
+    Router::new().route(OPENAPI_PATH, get(document)).merge(page)
+}
+
+/// The serialised document.
+async fn document() -> Response {
+    static JSON: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = JSON.get_or_init(|| serde_json::to_vec(&openapi()).unwrap_or_default());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.as_slice(),
+    )
+        .into_response()
 }

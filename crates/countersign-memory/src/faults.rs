@@ -95,6 +95,7 @@ store_methods! {
     RotateRefresh => "rotate_refresh",
     RefreshFamily => "refresh_family",
     DeleteExpiredSessions => "delete_expired_sessions",
+    CountLiveSessions => "count_live_sessions",
     // KeyStore
     SigningKeys => "signing_keys",
     RotateSigningKey => "rotate_signing_key",

@@ -56,6 +56,7 @@ pub struct Bootstrapped {
 pub async fn run<S: ApiStore>(
     services: &Services<S>,
     settings: &Settings,
+    listening: std::net::SocketAddr,
     env: &Env,
 ) -> Result<Option<Bootstrapped>, Failure> {
     let slug = &settings.bootstrap_tenant;
@@ -74,9 +75,9 @@ pub async fn run<S: ApiStore>(
          tenant = \"{slug}\"\n\
          identifier = \"{identifier}\"\n\
          password = \"{password}\"\n\
-         url = \"{issuer}\"\n\
-         login = \"{issuer}/v1/tenants/{slug}/login\"\n",
-        issuer = settings.issuer,
+         url = \"{base}\"\n\
+         login = \"{base}/v1/tenants/{slug}/login/password\"\n",
+        base = local_url(listening),
     );
     files::write_private(&file, text.as_bytes()).context(&format!("writing {}", file.display()))?;
     match provision(services, slug, identifier, &password).await {
@@ -97,6 +98,17 @@ pub async fn run<S: ApiStore>(
             Err(e)
         }
     }
+}
+
+/// The URL a local client reaches `addr` at (an unspecified address, such
+/// as 0.0.0.0, is reached over loopback).
+fn local_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// Provision the tenant and its administrator; `None` when the tenant
@@ -181,6 +193,16 @@ pub async fn make_admin<S: ApiStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The credentials file names an address a local client can reach.
+    #[test]
+    fn local_urls_reach_the_listener() {
+        let url = |s: &str| local_url(s.parse().unwrap());
+        assert_eq!(url("127.0.0.1:18080"), "http://127.0.0.1:18080");
+        assert_eq!(url("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(url("10.1.2.3:9000"), "http://10.1.2.3:9000");
+    }
 
     /// Generated passwords are 24 characters of the alphabet, and differ.
     #[test]

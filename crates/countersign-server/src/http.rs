@@ -19,7 +19,9 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::config::Settings;
-use crate::telemetry::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::telemetry::{
+    ACTIVE_SESSIONS, HASHING_QUEUED, HASHING_RUNNING, HTTP_DURATION, HTTP_REQUESTS,
+};
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -219,8 +221,17 @@ async fn readyz<S: ApiStore>(State(ops): State<Ops<S>>) -> Response {
     }
 }
 
-/// The Prometheus text exposition.
+/// The Prometheus text exposition, with the gauges read at scrape time:
+/// live sessions (from the store; left out of this scrape if the store
+/// does not answer), hashes running and callers queued for a hashing slot.
 async fn render_metrics<S: ApiStore>(State(ops): State<Ops<S>>) -> Response {
+    let hasher = ops.api.authn().hasher();
+    metrics::gauge!(HASHING_RUNNING).set(hasher.in_flight() as f64);
+    metrics::gauge!(HASHING_QUEUED).set(hasher.waiting() as f64);
+    match ops.api.sessions().live_sessions().await {
+        Ok(n) => metrics::gauge!(ACTIVE_SESSIONS).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: counting live sessions failed"),
+    }
     match &ops.metrics {
         Some(handle) => (
             [(

@@ -88,8 +88,17 @@
 //! an administrator `bootstrap_admin` with a random 24-character password,
 //! holding every administrative action (`manage_tenants` included), and a
 //! first signing key. The credentials go to
-//! `<data_dir>/bootstrap-credentials.txt` (`0600`); the log says only where.
-//! Later starts change nothing.
+//! `<data_dir>/bootstrap-credentials.txt` (`0600`), with the address the
+//! server listens on; the log says only where. Later starts change nothing.
+//!
+//! # On SQLite
+//!
+//! The server is the one process serving the database's sessions, so it
+//! opens SQLite with the session cache
+//! ([`SQLITE_SESSION_CACHE`](store::SQLITE_SESSION_CACHE), one second): a
+//! logout, a revocation or a suspension made through the server is seen by
+//! the next request, as without the cache; a change another process wrote
+//! into the same file directly would be seen within that second.
 
 #![forbid(unsafe_code)]
 

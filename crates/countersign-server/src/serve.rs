@@ -21,15 +21,20 @@ pub async fn run<S: ApiStore>(store: S, settings: Settings) -> Result<(), Failur
     let env = Env::system();
     let keys = keys::resolve(&settings, &env)?;
     let services = services::build(store.clone(), &settings, &keys, &env)?;
-    bootstrap::run(&services, &settings, &env).await?;
-    let sessions = services.sessions.clone();
-    let api = services::api(services, &settings);
-    let app = http::router(api, &settings, telemetry::metrics());
-
+    // Bound before the bootstrap, so the credentials file names the
+    // address actually listened on (a port of 0 picks one).
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .context(&format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    bootstrap::run(&services, &settings, addr, &env).await?;
+    let sessions = services.sessions.clone();
+    let api = services::api(services, &settings);
+    let metrics = telemetry::metrics();
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(telemetry::upkeep(handle));
+    }
+    let app = http::router(api, &settings, metrics);
     announce(addr)?;
     tracing::info!(%addr, issuer = %settings.issuer, "listening");
 

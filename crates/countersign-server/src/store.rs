@@ -3,7 +3,7 @@
 //! ([`with_store!`](crate::with_store)).
 
 use countersign_postgres::{PostgresOptions, PostgresStore};
-use countersign_sqlite::SqliteStore;
+use countersign_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::{Database, Settings};
 use crate::error::{Context, Failure};
@@ -38,17 +38,22 @@ pub fn data_dir(settings: &Settings) -> Result<(), Failure> {
     ))
 }
 
+/// How long the SQLite store keeps a validated session in memory. The
+/// server is the one process serving its sessions: every change it makes
+/// is seen at once whatever this is; it bounds only how long a change made
+/// by another process on the same file could go unseen.
+pub const SQLITE_SESSION_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Open the configured store; with `migrate`, apply pending migrations.
 pub async fn open(settings: &Settings, migrate: bool) -> Result<Backend, Failure> {
     data_dir(settings)?;
     match &settings.database {
         Database::Sqlite(path) => {
             let what = format!("opening the SQLite database {}", path.display());
-            let store = if migrate {
-                SqliteStore::open(path).await.context(&what)?
-            } else {
-                SqliteStore::open_unmigrated(path).await.context(&what)?
-            };
+            let options = SqliteOptions::default()
+                .migrate(migrate)
+                .session_cache(SQLITE_SESSION_CACHE);
+            let store = SqliteStore::open_with(path, options).await.context(&what)?;
             Ok(Backend::Sqlite(store))
         }
         Database::Postgres {

@@ -15,6 +15,13 @@ pub const HTTP_REQUESTS: &str = "http_requests_total";
 /// The HTTP latency histogram, in seconds (labels as the counter).
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
 
+/// Sessions live now, of every tenant (a gauge read at scrape time).
+pub const ACTIVE_SESSIONS: &str = "countersign_active_sessions";
+/// Password hashes running now (at most the hashing slots).
+pub const HASHING_RUNNING: &str = "countersign_hashing_running";
+/// Callers waiting for a hashing slot: the hashing queue's depth.
+pub const HASHING_QUEUED: &str = "countersign_hashing_queue_depth";
+
 /// Latency buckets, in seconds: 1 ms to 10 s.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -44,6 +51,21 @@ pub fn init_logs(settings: Option<&Settings>, default: &str) {
     };
 }
 
+/// How often the recorder's histograms are drained.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Drain the recorder's histogram samples every [`UPKEEP`], forever: the
+/// recorder keeps every sample until then, so without this a server that
+/// nobody scrapes would grow by every request it answers.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut ticks = tokio::time::interval(UPKEEP);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// The process's Prometheus recorder, installed on first call. `None` if
 /// another recorder was installed first.
 pub fn metrics() -> Option<PrometheusHandle> {
@@ -60,6 +82,9 @@ pub fn metrics() -> Option<PrometheusHandle> {
                 metrics::Unit::Seconds,
                 "HTTP request latency"
             );
+            metrics::describe_gauge!(ACTIVE_SESSIONS, "sessions live now, of every tenant");
+            metrics::describe_gauge!(HASHING_RUNNING, "password hashes running now");
+            metrics::describe_gauge!(HASHING_QUEUED, "password hashes waiting for a hashing slot");
             Some(handle)
         })
         .clone()

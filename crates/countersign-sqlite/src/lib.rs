@@ -35,6 +35,18 @@
 //!   `:memory:` and `file:` URIs have no readers (their connections
 //!   cannot share the database), and neither has a file SQLite could not
 //!   put in WAL mode.
+//! - **Session cache** (off by default;
+//!   [`SqliteOptions::session_cache`]). A live session a reader found,
+//!   not due for renewal, is kept in memory and answered again without
+//!   SQL, until any call of this store (any clone) finishes on the worker
+//!   (every write does), the time to live passes, the session reaches a
+//!   deadline or its renewal falls due, whichever comes first; at most
+//!   [`SESSION_CACHE_CAPACITY`] sessions are kept. So a change made
+//!   through this store (a logout, a revocation, a step-up, an erasure)
+//!   is seen by every validation that starts after it returned, exactly as
+//!   without the cache; a change made by another process on the same file
+//!   is seen within the time to live. Turn it on where this store is the
+//!   only writer of its sessions (the `countersign` server does).
 //! - **Private files.** [`SqliteStore::open`] and
 //!   [`SqliteStore::open_unmigrated`] create a new database file readable
 //!   and writable by its owner only (mode `0600`, on Unix); SQLite gives
@@ -70,8 +82,10 @@
 //! The modules follow the shape every backend shares: `error` (the error
 //! and its kind), `codec` (column lists and row decoders), `migrate`,
 //! `store/` (one file per store trait), plus `worker` (the connection's
-//! thread) and `readers` (the pool of read-only connections).
+//! thread), `readers` (the pool of read-only connections) and `cache`
+//! (the session cache).
 
+mod cache;
 mod codec;
 mod error;
 mod migrate;
@@ -84,8 +98,10 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
+use cache::SessionCache;
 use readers::Readers;
 
+pub use cache::SESSION_CACHE_CAPACITY;
 pub use error::SqliteError;
 pub use migrate::SCHEMA_VERSION;
 pub use worker::QUEUE_CAPACITY;
@@ -136,6 +152,11 @@ pub struct SqliteOptions {
     /// still refuses a schema newer than this build (as
     /// [`SqliteStore::open_unmigrated`]).
     pub migrate: bool,
+    /// Keep validated sessions in memory, each for at most this long
+    /// (default `None`: no cache). See "Session cache" in the crate docs:
+    /// a change made through this store is seen at once, one made by
+    /// another process on the same file only after this time.
+    pub session_cache: Option<std::time::Duration>,
 }
 
 /// The most read-only connections [`SqliteOptions::default`] opens, however
@@ -148,6 +169,7 @@ impl Default for SqliteOptions {
         Self {
             readers: cores.clamp(1, MAX_DEFAULT_READERS),
             migrate: true,
+            session_cache: None,
         }
     }
 }
@@ -172,6 +194,14 @@ impl SqliteOptions {
         self.migrate = migrate;
         self
     }
+
+    /// With validated sessions kept in memory for at most `ttl` (see
+    /// [`session_cache`](Self::session_cache)).
+    #[must_use]
+    pub fn session_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.session_cache = Some(ttl);
+        self
+    }
 }
 
 /// Whether `path` names a database file other connections can open: not
@@ -189,6 +219,7 @@ fn shareable_file(path: &Path) -> bool {
 pub struct SqliteStore {
     worker: Arc<Worker>,
     readers: Option<Arc<Readers>>,
+    sessions: Option<Arc<SessionCache>>,
 }
 
 impl SqliteStore {
@@ -242,6 +273,10 @@ impl SqliteStore {
                 .await?;
             store.readers = readers.map(Arc::new);
         }
+        if let Some(ttl) = options.session_cache {
+            let cache = SessionCache::new(ttl, store.worker.finished());
+            store.sessions = Some(Arc::new(cache));
+        }
         Ok(store)
     }
 
@@ -284,6 +319,7 @@ impl SqliteStore {
         Ok(Self {
             worker: Arc::new(worker),
             readers: None,
+            sessions: None,
         })
     }
 
@@ -307,6 +343,11 @@ impl SqliteStore {
     /// for single-statement reads (each sees the latest commit).
     pub(crate) fn try_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<T> {
         self.readers.as_ref()?.try_read(f)
+    }
+
+    /// The session cache, if the store keeps one.
+    pub(crate) fn session_cache(&self) -> Option<&SessionCache> {
+        self.sessions.as_deref()
     }
 
     /// Run `f` on the worker thread with the connection.

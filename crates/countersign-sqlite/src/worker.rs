@@ -9,6 +9,8 @@
 //! left open is rolled back, and the worker goes on with the next job.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -26,6 +28,10 @@ pub const QUEUE_CAPACITY: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Worker {
     jobs: mpsc::Sender<Job>,
+    /// How many calls the worker has finished: counted after each call's
+    /// work and before its caller hears back, so whoever reads a count
+    /// after a call returned sees it include that call (and its writes).
+    finished: Arc<AtomicU64>,
 }
 
 /// The next job: polled for about [`SPIN`] before blocking.
@@ -92,7 +98,15 @@ impl Worker {
         opened
             .await
             .map_err(|_| SqliteError::Worker("the worker stopped while opening".into()))??;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            finished: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The count of finished calls (see the field).
+    pub(crate) fn finished(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.finished)
     }
 
     /// Run `f` on the worker and wait for its result. Waits
@@ -104,6 +118,7 @@ impl Worker {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let finished = Arc::clone(&self.finished);
         let job: Job = Box::new(move |conn| {
             let out = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
                 Ok(out) => out,
@@ -112,6 +127,7 @@ impl Worker {
                     Err(SqliteError::Panicked)
                 }
             };
+            finished.fetch_add(1, Ordering::SeqCst);
             let _ = tx.send(out);
         });
         self.jobs

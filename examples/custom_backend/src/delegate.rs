@@ -478,6 +478,11 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         let call = self.inner.delete_expired_sessions(now);
         self.counted(StoreTrait::SessionStore, call).await
     }
+
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> Result<u64, Self::Error> {
+        let call = self.inner.count_live_sessions(now);
+        self.counted(StoreTrait::SessionStore, call).await
+    }
 }
 
 impl<S: KeyStore> KeyStore for CountingStore<S> {

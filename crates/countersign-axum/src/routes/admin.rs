@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use countersign_core::{
     AccountState, AdminAction, Attributes, AuditEvent, AuditFilter, AuditKind, AuditStatus, Error,
     NewUser, ProfileChange, SessionId, TenantId, Tier, User, UserId, UserQuery,
@@ -27,7 +27,6 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use super::auth::to_json;
-use super::tenants::tenant_row;
 use super::views::{SessionView, UserView};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Client, Principal};
@@ -399,35 +398,16 @@ async fn create_user<S: ApiStore>(
         .as_deref()
         .map(|s| parse::<AccountState>(s, "state"))
         .transpose()?;
-    // The tier is checked before the user exists: a refused tier must
-    // not leave a user behind.
-    if let Some(raw) = body.tier.as_deref() {
-        let tier = parse::<Tier>(raw, "tier")?;
-        let t = tenant_row(&api, tenant).await?;
-        if !t.policy.profile.allows_tier(&tier) {
-            return Err(ApiError::invalid(format!("`{tier}` is not a tier here")));
-        }
-    }
     let new = NewUser {
         identifier: &body.identifier,
         password: body.password.as_deref(),
         display_name: body.display_name.as_deref(),
         email: body.email.as_deref(),
         state,
+        tier: body.tier.as_deref(),
     };
-    let mut user = api.authn().register_user(tenant, new, &client).await?;
-    if let Some(raw) = body.tier.as_deref()
-        && user.tier.as_ref().map(Tier::as_str) != Some(raw)
-    {
-        let change = ProfileChange {
-            tier: Some(Some(raw)),
-            ..ProfileChange::default()
-        };
-        user = api
-            .authn()
-            .update_profile(tenant, user.id, change, &client)
-            .await?;
-    }
+    // One write: the user with its tier, or nothing.
+    let user = api.authn().register_user(tenant, new, &client).await?;
     api.authz().forget_user(tenant, user.id);
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
@@ -465,16 +445,6 @@ async fn update_user<S: ApiStore>(
     let tenant = api
         .require_admin(&principal, AdminAction::ManageUsers)
         .await?;
-    let current = user_in(&api, tenant, id).await?;
-    // Stores keep microseconds: compare at that precision, so a time read
-    // back from any backend matches the one it was written with.
-    if current.updated_at.trunc_subsecs(6) != body.expected_updated_at.trunc_subsecs(6) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "the user changed since `expected_updated_at`: read it again",
-        ));
-    }
     let change = ProfileChange {
         display_name: body.display_name.as_ref().map(|d| d.as_deref()),
         tier: body.tier.as_ref().map(|t| t.as_deref()),
@@ -482,7 +452,7 @@ async fn update_user<S: ApiStore>(
     };
     let user = api
         .authn()
-        .update_profile(tenant, id, change, &client)
+        .update_profile_from(tenant, id, change, body.expected_updated_at, &client)
         .await?;
     api.authz().forget_user(tenant, id);
     Ok(Json(UserView::from(&user)))

@@ -110,6 +110,9 @@ pub struct NewUser<'a> {
     pub email: Option<&'a str>,
     /// Initial state: `Candidate`, `Pending` or `Active` (default `Candidate`).
     pub state: Option<AccountState>,
+    /// The tier, one the tenant's profile schema allows (default: the
+    /// tenant's default tier).
+    pub tier: Option<&'a str>,
 }
 
 impl std::fmt::Debug for NewUser<'_> {
@@ -120,6 +123,7 @@ impl std::fmt::Debug for NewUser<'_> {
             .field("display_name", &self.display_name)
             .field("email", &self.email)
             .field("state", &self.state)
+            .field("tier", &self.tier)
             .finish()
     }
 }
@@ -227,9 +231,10 @@ where
         Ok(password)
     }
 
-    /// Register a user in `tenant`, with an optional first password,
-    /// atomically (the user never exists without the password it was
-    /// registered with).
+    /// Register a user in `tenant`, with an optional first password and
+    /// tier, atomically (the user never exists without the password and
+    /// tier it was registered with). A tier the tenant's profile schema
+    /// does not allow is [`Error::InvalidInput`], and nothing is written.
     pub async fn register_user(
         &self,
         tenant: TenantId,
@@ -241,6 +246,16 @@ where
         let identifier = Identifier::parse(new.identifier)?;
         let display_name = new.display_name.map(parse_display_name).transpose()?;
         let email = new.email.map(EmailAddress::parse).transpose()?;
+        let tier = match new.tier {
+            Some(raw) => {
+                let tier = crate::profile::Tier::parse(raw)?;
+                if !tenant.policy.profile.allows_tier(&tier) {
+                    return Err(InvalidInput::new("tier", "not a tier of this tenant").into());
+                }
+                Some(tier)
+            }
+            None => tenant.policy.profile.default_tier.clone(),
+        };
         let state = new.state.unwrap_or(AccountState::Candidate);
         if !matches!(
             state,
@@ -285,7 +300,7 @@ where
             created_at: now,
             updated_at: now,
             last_login_at: None,
-            tier: tenant.policy.profile.default_tier.clone(),
+            tier,
             attributes: Default::default(),
         };
         let history = phc

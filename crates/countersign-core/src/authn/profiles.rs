@@ -63,7 +63,26 @@ impl<S: Store> AuthnService<S> {
         client: &ClientInfo,
     ) -> Result<User> {
         let rq = self.env.request(client);
-        self.change_profile(tenant, user, &change, Editor::Admin, rq)
+        self.change_profile(tenant, user, &change, Editor::Admin, None, rq)
+            .await
+    }
+
+    /// [`update_profile`](Self::update_profile) made from the version of
+    /// the user whose `updated_at` is `expected` (compared at microseconds,
+    /// the stores' precision): if the user changed since, the answer is
+    /// [`Error::Concurrent`] and nothing is written, also when the other
+    /// change lands between the check and the write (the write is a
+    /// compare-and-set on `expected`, never retried over a newer version).
+    pub async fn update_profile_from(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        change: ProfileChange<'_>,
+        expected: DateTime<Utc>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let rq = self.env.request(client);
+        self.change_profile(tenant, user, &change, Editor::Admin, Some(expected), rq)
             .await
     }
 
@@ -152,6 +171,7 @@ impl<S: Store> AuthnService<S> {
         user: UserId,
         change: &ProfileChange<'_>,
         editor: Editor,
+        expected: Option<DateTime<Utc>>,
         rq: Request<'_>,
     ) -> Result<User> {
         let tenant_row = self.tenant(tenant).await?;
@@ -165,6 +185,13 @@ impl<S: Store> AuthnService<S> {
         };
         for _ in 0..2 {
             let current = self.user(tenant, user).await?;
+            if let Some(expected) = expected
+                && current.updated_at.trunc_subsecs(6) != expected.trunc_subsecs(6)
+            {
+                return Err(Error::Concurrent(
+                    "the user changed since the version the change was made from",
+                ));
+            }
             let profile = Profile {
                 display_name: checked
                     .display_name

@@ -145,7 +145,7 @@ impl<S: Store> SelfService<'_, S> {
             attributes,
         };
         self.svc
-            .change_profile(s.tenant_id, s.user_id, &change, Editor::User, rq)
+            .change_profile(s.tenant_id, s.user_id, &change, Editor::User, None, rq)
             .await
     }
 

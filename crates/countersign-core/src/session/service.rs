@@ -498,6 +498,15 @@ where
         }
     }
 
+    /// How many sessions of every tenant are live now (an operator's
+    /// gauge).
+    pub async fn live_sessions(&self) -> Result<u64> {
+        self.store
+            .count_live_sessions(self.env.now())
+            .await
+            .map_err(store_err)
+    }
+
     /// The user's live sessions, newest first.
     pub async fn sessions(&self, tenant: TenantId, user: UserId) -> Result<Vec<SessionRecord>> {
         self.store

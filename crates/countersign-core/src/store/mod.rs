@@ -620,6 +620,14 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// How many sessions, of every tenant, are live at `now` (a gauge for
+    /// operators: a session past either deadline is not counted, whether
+    /// or not a cleanup has deleted it yet).
+    fn count_live_sessions(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
 /// JWT signing keys per tenant.

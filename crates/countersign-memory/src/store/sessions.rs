@@ -242,4 +242,9 @@ impl SessionStore for MemoryStore {
         st.refresh_tokens.retain(|_, f| !gone.contains(f));
         Ok((dead.len() + gone.len()) as u64)
     }
+
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let st = self.begin(StoreMethod::CountLiveSessions)?;
+        Ok(st.sessions.values().filter(|s| s.is_live(now)).count() as u64)
+    }
 }

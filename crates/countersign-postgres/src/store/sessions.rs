@@ -518,4 +518,21 @@ impl SessionStore for PostgresStore {
             }
         }
     }
+
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        const T: &str = "cs_sessions";
+        self.retry
+            .run("count_live_sessions", Idempotent, || async {
+                let row = sqlx::query(
+                    "SELECT count(*) AS count FROM cs_sessions
+                      WHERE $1::timestamptz < expires_at AND $1::timestamptz < absolute_expires_at",
+                )
+                .bind(now)
+                .fetch_one(&self.write)
+                .await
+                .map_err(db("counting live sessions"))?;
+                codec::unsigned(T, "count", codec::get(&row, T, "count")?)
+            })
+            .await
+    }
 }

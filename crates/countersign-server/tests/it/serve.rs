@@ -15,6 +15,12 @@ async fn first_start_bootstraps_and_serves() {
 
     let file = data.join("bootstrap-credentials.txt");
     assert_eq!(mode(&file), 0o600, "credentials are private");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("url = \"{}\"", s.base)),
+        "the file names the address listened on ({}): {text}",
+        s.base
+    );
     assert_eq!(mode(&data), 0o700, "the data directory is private");
     for key in ["sealing.key", "code.key"] {
         assert_eq!(mode(&data.join("keys").join(key)), 0o600);
@@ -73,6 +79,15 @@ async fn first_start_bootstraps_and_serves() {
         metrics.contains("countersign_sessions_issued_total"),
         "{metrics}"
     );
+    // The gauges read at scrape time: the one signed-in session, and an
+    // idle hashing queue.
+    for line in [
+        "countersign_active_sessions 1",
+        "countersign_hashing_running 0",
+        "countersign_hashing_queue_depth 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
     let submit_route = "route=\"/v1/tenants/{tenant}/login/submit\"";
     assert!(
         metrics

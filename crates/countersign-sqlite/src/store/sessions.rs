@@ -136,6 +136,13 @@ impl SessionStore for SqliteStore {
         key: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<std::sync::Arc<SessionRecord>>> {
+        // With a session cache: a session validated since the store's last
+        // call, live and not due for renewal, is answered from memory.
+        let cache = self.session_cache();
+        if let Some(found) = cache.and_then(|c| c.get(key, now)) {
+            return Ok(Some(found));
+        }
+        let mark = cache.map(|c| c.mark());
         let (k, now_t) = (hex(key), now);
         let now = micros(now_t);
         // The common case, a live session far from its idle deadline, is
@@ -145,7 +152,11 @@ impl SessionStore for SqliteStore {
         if let Some(Some(session)) = self.try_read(|c| read_live(c, &k, now))
             && !session.renewal_due(now_t)
         {
-            return Ok(Some(std::sync::Arc::new(session)));
+            let session = std::sync::Arc::new(session);
+            if let (Some(c), Some(mark)) = (cache, mark) {
+                c.put(*key, &session, mark, now_t);
+            }
+            return Ok(Some(session));
         }
         self.call(move |c| {
             // Again on the writer: only a session due for renewal is
@@ -367,6 +378,19 @@ impl SessionStore for SqliteStore {
             )?;
             tx.commit()?;
             Ok((sessions + families) as u64)
+        })
+        .await
+    }
+
+    async fn count_live_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        self.call(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM cs_sessions WHERE expires_at > ?1 AND absolute_expires_at > ?1",
+                [now],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -1,6 +1,8 @@
 //! The whole conformance and engine suites again, on file stores with a
-//! pool of read-only connections (the in-memory stores of `main` have
-//! none), so every guarantee is checked on the pooled read path too.
+//! pool of read-only connections and the session cache (the in-memory
+//! stores of `main` have neither), so every guarantee is checked on the
+//! pooled read path and through the cache too. The cache's time to live
+//! is an hour: only the store's own calls can make it see a change.
 //!
 //! Each test gets a new file in this process's directory
 //! (`countersign-sqlite-pooled-<pid>` under the temporary directory). The
@@ -42,11 +44,15 @@ fn dir() -> &'static PathBuf {
     })
 }
 
-/// A new migrated file store with two read-only connections.
+/// A new migrated file store with two read-only connections and the
+/// session cache.
 async fn fresh_file() -> SqliteStore {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let path = dir().join(format!("{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let store = SqliteStore::open_with(&path, SqliteOptions::default().readers(2))
+    let options = SqliteOptions::default()
+        .readers(2)
+        .session_cache(std::time::Duration::from_secs(3600));
+    let store = SqliteStore::open_with(&path, options)
         .await
         .expect("file sqlite");
     assert_eq!(store.readers(), 2);

@@ -115,6 +115,8 @@ macro_rules! __conformance_list {
                 expired_sessions_and_families_are_cleaned,
                 erase_user_removes_sessions_and_families,
                 session_auth_is_replaced_by_a_step_up,
+                live_sessions_are_counted,
+                validated_sessions_see_every_change_at_once,
             ],
             keys: [
                 signing_keys_rotate_with_overlap,

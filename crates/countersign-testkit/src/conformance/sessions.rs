@@ -465,3 +465,115 @@ pub async fn session_auth_is_replaced_by_a_step_up<S: ConformanceStore>(s: S) {
         "an ended session is not stepped up"
     );
 }
+
+/// Live sessions of every tenant are counted; one past either deadline is
+/// not, before any cleanup deletes it; an ended one is not.
+pub async fn live_sessions_are_counted<S: ConformanceStore>(s: S) {
+    let fx = Fx::new(75);
+    let a = tenant(&s, &fx, "a").await;
+    let b = tenant(&s, &fx, "b").await;
+    let alice = user(&s, &fx, a.id, "alice").await;
+    let bob = user(&s, &fx, b.id, "bob").await;
+    assert_eq!(s.count_live_sessions(at(0)).await.unwrap(), 0);
+    let idle = session(&fx, a.id, alice.id);
+    s.create_session(&idle, None, None).await.unwrap();
+    let mut short = session(&fx, a.id, alice.id);
+    short.expires_at = at(3600);
+    short.absolute_expires_at = at(60);
+    s.create_session(&short, None, None).await.unwrap();
+    let other = session(&fx, b.id, bob.id);
+    s.create_session(&other, None, None).await.unwrap();
+    assert_eq!(s.count_live_sessions(at(1)).await.unwrap(), 3);
+    assert_eq!(
+        s.count_live_sessions(at(60)).await.unwrap(),
+        2,
+        "past its absolute end"
+    );
+    assert!(
+        s.delete_session(b.id, other.id, at(2))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.count_live_sessions(at(2)).await.unwrap(), 2, "ended");
+    assert_eq!(
+        s.count_live_sessions(at(30 * 60)).await.unwrap(),
+        0,
+        "past the idle deadline"
+    );
+}
+
+/// A session validated before (which a store may remember) is refused,
+/// or answered as changed, by the first validation after any change:
+/// ended by its key, by its id, with its user's other sessions, by the
+/// reuse of its refresh token, by erasing its user; its authentication
+/// replaced by a step-up.
+pub async fn validated_sessions_see_every_change_at_once<S: ConformanceStore>(s: S) {
+    use countersign_core::FactorKind;
+    use countersign_core::flow::PassedFactor;
+    let (fx, t, u) = acme_alice(&s, 76).await;
+    let now = at(1);
+    let live = |sess: SessionRecord| {
+        let s = s.clone();
+        async move {
+            for _ in 0..2 {
+                let got = s.validate_session(&sess.key, now).await.unwrap();
+                assert_eq!(got.as_deref(), Some(&sess));
+            }
+        }
+    };
+    let gone = |sess: SessionRecord, why: &'static str| {
+        let s = s.clone();
+        async move {
+            let got = s.validate_session(&sess.key, now).await.unwrap();
+            assert_eq!(got, None, "{why}");
+        }
+    };
+
+    let (a, _) = stored_session(&s, &fx, &t, &u).await;
+    live(a.clone()).await;
+    s.delete_session_by_key(&a.key, now).await.unwrap();
+    gone(a, "ended by its key").await;
+
+    let (b, _) = stored_session(&s, &fx, &t, &u).await;
+    live(b.clone()).await;
+    s.delete_session(t.id, b.id, now).await.unwrap();
+    gone(b, "ended by its id").await;
+
+    let (c, _) = stored_session(&s, &fx, &t, &u).await;
+    live(c.clone()).await;
+    s.delete_user_sessions(t.id, u.id, None, now).await.unwrap();
+    gone(c, "ended with the user's sessions").await;
+
+    let (d, _) = stored_session(&s, &fx, &t, &u).await;
+    live(d.clone()).await;
+    let mut stepped = d.auth.clone();
+    stepped.factors.push(PassedFactor {
+        kind: FactorKind::Totp,
+        at: now,
+    });
+    assert!(s.set_session_auth(t.id, d.id, &stepped, now).await.unwrap());
+    let got = s.validate_session(&d.key, now).await.unwrap();
+    assert_eq!(got.map(|g| g.auth.clone()), Some(stepped), "stepped up");
+
+    let (e, fam) = stored_session(&s, &fx, &t, &u).await;
+    live(e.clone()).await;
+    let next = token_hash(&fx);
+    assert!(matches!(
+        s.rotate_refresh(&fam.current, &next, now).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+    live(e.clone()).await;
+    assert!(matches!(
+        s.rotate_refresh(&fam.current, &token_hash(&fx), at(3600))
+            .await
+            .unwrap(),
+        Rotation::Reused(_)
+    ));
+    gone(e, "ended by the reuse of its refresh token").await;
+
+    let (f, _) = stored_session(&s, &fx, &t, &u).await;
+    live(f.clone()).await;
+    s.erase_user(t.id, u.id, fx.user_id()).await.unwrap();
+    gone(f, "ended by erasing its user").await;
+}

@@ -119,6 +119,8 @@ macro_rules! __engine_list {
                 the_tier_reaches_access_tokens_and_decisions,
                 new_users_get_the_default_tier,
                 concurrent_profile_changes_each_move_the_version,
+                changes_from_one_version_apply_once,
+                a_tier_given_at_registration_is_checked_and_kept,
             ],
             federated: [
                 an_id_token_signs_in_and_stays_linked_by_issuer_and_subject,

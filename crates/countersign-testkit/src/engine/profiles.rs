@@ -8,8 +8,8 @@ use countersign_core::authz::EntityUid;
 use countersign_core::store::MAX_PAGE;
 use countersign_core::{
     AccessTokenClaims, AccountState, AttributeDecl, AttributeKind, Attributes, AuditKind,
-    AuditStatus, AuthzService, DEACTIVATED_BY_USER, Error, Notice, ProfileChange, ProfileSchema,
-    Resource, SecurityEvent, SessionRecord, TenantPolicy, Tier, User, UserQuery,
+    AuditStatus, AuthzService, DEACTIVATED_BY_USER, Error, NewUser, Notice, ProfileChange,
+    ProfileSchema, Resource, SecurityEvent, SessionRecord, TenantPolicy, Tier, User, UserQuery,
 };
 use serde_json::json;
 
@@ -511,6 +511,45 @@ pub async fn new_users_get_the_default_tier<S: ConformanceStore>(s: S) {
     ));
 }
 
+/// A tier given at registration is checked against the tenant's schema
+/// and kept with the user in the same write: an allowed one is stored, a
+/// refused one (unknown or malformed) leaves no user behind.
+pub async fn a_tier_given_at_registration_is_checked_and_kept<S: ConformanceStore>(s: S) {
+    let (w, _) = world(&s, 209).await;
+    let new = |identifier: &'static str, tier: &'static str| NewUser {
+        identifier,
+        tier: Some(tier),
+        ..NewUser::default()
+    };
+    let bob = w
+        .svc
+        .register_user(w.tenant.id, new("bob", "premium"), &w.client)
+        .await
+        .unwrap();
+    assert_eq!(bob.tier, Some(Tier::premium()));
+    assert_eq!(stored(&w, &bob).await.tier, Some(Tier::premium()));
+    for (identifier, tier) in [("carol", "gold"), ("dave", "Not A Tier")] {
+        assert!(matches!(
+            w.svc
+                .register_user(w.tenant.id, new(identifier, tier), &w.client)
+                .await,
+            Err(Error::InvalidInput(_))
+        ));
+        let found = w
+            .svc
+            .search_users(
+                w.tenant.id,
+                UserQuery {
+                    text: Some(identifier.into()),
+                    ..UserQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{identifier} was written: {found:?}");
+    }
+}
+
 /// Concurrent changes of one profile never lose a write silently: each
 /// succeeds with its own version (no two report the same `updated_at`)
 /// or fails with [`Error::Concurrent`], and the stored profile is the
@@ -546,4 +585,48 @@ pub async fn concurrent_profile_changes_each_move_the_version<S: ConformanceStor
     assert_eq!(versions.len(), wins.len(), "two writes from one version");
     let last = wins.iter().max_by_key(|u| u.updated_at).unwrap();
     assert_eq!(&stored(&w, &alice).await, last);
+}
+
+/// A change made from a version ([`AuthnService::update_profile_from`](countersign_core::AuthnService::update_profile_from))
+/// applies only to that version: of concurrent changes from one version
+/// exactly one is applied and the others are [`Error::Concurrent`]; a
+/// later change from the stale version writes nothing.
+pub async fn changes_from_one_version_apply_once<S: ConformanceStore>(s: S) {
+    let (w, alice) = world(&s, 208).await;
+    let (t, v1) = (w.tenant.id, alice.updated_at);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (svc, client) = (w.svc.clone(), w.client.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("writer {i}");
+            let change = ProfileChange {
+                display_name: Some(Some(&name)),
+                ..ProfileChange::default()
+            };
+            svc.update_profile_from(t, alice.id, change, v1, &client)
+                .await
+        }));
+    }
+    let mut wins = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(u) => wins.push(u),
+            Err(Error::Concurrent(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(wins.len(), 1, "one change per version: {wins:?}");
+    let now = stored(&w, &alice).await;
+    assert_eq!(&now, &wins[0]);
+    let late = ProfileChange {
+        display_name: Some(Some("late")),
+        ..ProfileChange::default()
+    };
+    assert!(matches!(
+        w.svc
+            .update_profile_from(t, alice.id, late, v1, &w.client)
+            .await,
+        Err(Error::Concurrent(_))
+    ));
+    assert_eq!(stored(&w, &alice).await, now, "nothing written");
 }

@@ -63,7 +63,11 @@ const MAX_VERIFY_M_COST_KIB: u32 = 1024 * 1024;
 /// Guarantees:
 /// - at most `max_concurrent` hashes run at once, whatever the number of
 ///   callers; the rest wait their turn, so a login flood cannot exhaust
-///   memory (each slot owns one buffer, allocated once and reused);
+///   memory (each slot owns one buffer, reused while hashes keep coming);
+/// - a hasher idle for [`PasswordHasher::IDLE_RELEASE`] (no hash running, waiting or
+///   started) holds no buffer: an idle server gives the `slots x m_cost`
+///   of hashing memory back (this needs tokio's timer, as
+///   `#[tokio::main]` enables it);
 /// - hashing runs on tokio's blocking threads, never on an async worker;
 /// - hashes are PHC strings, so parameters can rise later:
 ///   [`PasswordHasher::needs_rehash`] tells when a stored hash is weaker
@@ -91,6 +95,8 @@ struct Inner {
     dummy: String,
     computations: AtomicU64,
     running: AtomicUsize,
+    waiting: AtomicUsize,
+    allocations: AtomicU64,
     peak: AtomicUsize,
 }
 
@@ -129,6 +135,12 @@ impl Inner {
 }
 
 impl PasswordHasher {
+    /// How long an idle hasher keeps its buffers: a next login within this
+    /// time reuses them (a fresh 19 MiB buffer costs about as much again as
+    /// the hash, in page faults); after it, the memory goes back to the
+    /// system.
+    pub const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
     /// A hasher with `params` and at most `max_concurrent` hashes in flight
     /// (at least 1).
     pub fn new(params: Argon2Params, max_concurrent: usize) -> Result<Self> {
@@ -147,6 +159,8 @@ impl PasswordHasher {
                 dummy,
                 computations: AtomicU64::new(0),
                 running: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                allocations: AtomicU64::new(0),
                 peak: AtomicUsize::new(0),
             }),
         })
@@ -169,6 +183,13 @@ impl PasswordHasher {
     /// metrics: the hashing queue's busy slots).
     pub fn in_flight(&self) -> usize {
         self.inner.running.load(Ordering::Relaxed)
+    }
+
+    /// How many callers are waiting for a free slot right now (a gauge for
+    /// metrics: the hashing queue's depth). A caller that gives up while
+    /// waiting leaves the count.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
     }
 
     /// The most computations that ever ran at once: never more than the
@@ -272,30 +293,38 @@ impl PasswordHasher {
         // The permit moves into the blocking job: it is released when argon2
         // finishes, not when the caller's future is dropped, so cancelled
         // logins cannot lift the bound on concurrent hashes.
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::hashing_from("hasher closed", e))?;
+        let permit = {
+            let _queued = Queued::join(&self.inner.waiting);
+            Arc::clone(&self.inner.permits)
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::hashing_from("hasher closed", e))?
+        };
         let needed = params.as_ref().map_or(0, Params::block_count);
         let standard = self.inner.params.block_count();
         let pooled = params.is_some() && needed <= standard;
         let mut buf = if params.is_none() {
             Vec::new()
         } else if pooled {
-            self.inner
+            let reused = self
+                .inner
                 .pool
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .pop()
-                .unwrap_or_else(|| vec![Block::default(); standard])
+                .pop();
+            reused.unwrap_or_else(|| {
+                self.inner.allocations.fetch_add(1, Ordering::Relaxed);
+                own_mapping(standard)
+            })
         } else {
             // An old hash with more memory than today's parameters: a
             // one-off buffer, still under the slot bound.
-            vec![Block::default(); needed]
+            own_mapping(needed)
         };
         self.inner.computations.fetch_add(1, Ordering::Relaxed);
         let expected = params.as_ref().map(expected_duration);
         let inner = Arc::clone(&self.inner);
+        let release = handle.clone();
         handle
             .spawn_blocking(move || {
                 // Declared first, dropped last: the buffer is back in the
@@ -311,18 +340,64 @@ impl PasswordHasher {
                 if let Some(expected) = expected {
                     inner.note_duration(started.elapsed(), expected);
                 }
-                inner.running.fetch_sub(1, Ordering::SeqCst);
+                let still_running = inner.running.fetch_sub(1, Ordering::SeqCst) - 1;
                 if pooled {
-                    inner
-                        .pool
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(buf);
+                    let mut pool = inner.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                    pool.push(buf);
+                    if still_running == 0 && inner.waiting.load(Ordering::SeqCst) == 0 {
+                        release_when_idle(&release, &inner);
+                    }
                 }
                 result
             })
             .await
             .map_err(|e| Error::hashing_from("hashing thread failed", e))?
+    }
+}
+
+/// The smallest hashing buffer, in blocks of 1 KiB: above glibc's largest
+/// dynamic mmap threshold (32 MiB), so a buffer is always a mapping of its
+/// own that goes back to the system when dropped. glibc would otherwise
+/// serve a buffer the size of one freed before from its heap and keep it
+/// resident after the flood that needed it. Capacity never used is never
+/// touched, so it costs address space, not memory.
+const MIN_BUFFER_BLOCKS: usize = 33 * 1024;
+
+/// A zeroed buffer of `blocks` blocks, in its own mapping.
+fn own_mapping(blocks: usize) -> Vec<Block> {
+    let mut buf = Vec::with_capacity(blocks.max(MIN_BUFFER_BLOCKS));
+    buf.resize(blocks, Block::default());
+    buf
+}
+
+/// After [`PasswordHasher::IDLE_RELEASE`], drop the pooled buffers if no computation has
+/// started since (the hasher stayed idle).
+fn release_when_idle(runtime: &tokio::runtime::Handle, inner: &Arc<Inner>) {
+    let since = inner.computations.load(Ordering::SeqCst);
+    let inner = Arc::clone(inner);
+    runtime.spawn(async move {
+        tokio::time::sleep(PasswordHasher::IDLE_RELEASE).await;
+        let mut pool = inner.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.computations.load(Ordering::SeqCst) == since {
+            pool.clear();
+        }
+    });
+}
+
+/// One caller in the queue for a slot: counted while it lives, so a
+/// dropped (cancelled) wait leaves the count too.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Queued(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -471,10 +546,18 @@ mod tests {
         }
     }
 
+    /// Buffers are reused while hashes queue up (16 hashes on 2 slots
+    /// allocate far fewer than 16 buffers), and none is kept once the
+    /// hasher is idle.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_hashes_never_exceed_the_slot_bound() {
         let (env, _) = Env::manual(5);
         let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        // Both slots busy until all 16 callers queue.
+        let held = Arc::clone(&h.inner.permits)
+            .acquire_many_owned(2)
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..16 {
             let (h, env) = (h.clone(), env.clone());
@@ -482,12 +565,23 @@ mod tests {
                 h.hash(&format!("pw{i}"), &env).await.unwrap()
             }));
         }
+        for _ in 0..4_000 {
+            if h.waiting() == 16 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        assert_eq!(h.waiting(), 16);
+        drop(held);
         for t in tasks {
             t.await.unwrap();
         }
-        // Each slot owns at most one buffer, and buffers are reused.
-        let pooled = h.inner.pool.lock().unwrap().len();
-        assert!((1..=2).contains(&pooled), "{pooled} buffers");
+        assert!(h.peak_in_flight() <= 2, "{}", h.peak_in_flight());
+        let allocated = h.inner.allocations.load(Ordering::Relaxed);
+        assert!(
+            (1..=3).contains(&allocated),
+            "{allocated} buffers for 16 hashes"
+        );
         assert_eq!(h.computations(), 16);
         assert!(!h.verify("anything", &h.inner.dummy).await.unwrap());
     }
@@ -526,6 +620,64 @@ mod tests {
             "peak {} hashes in flight",
             h.peak_in_flight()
         );
+    }
+
+    /// The queue depth counts callers waiting for a slot, and one that
+    /// gives up while waiting leaves the count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_depth_counts_waiting_callers() {
+        let (env, _) = Env::manual(7);
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 1).unwrap();
+        // Every slot busy.
+        let held = Arc::clone(&h.inner.permits).acquire_owned().await.unwrap();
+        let spawn = || {
+            let (h, env) = (h.clone(), env.clone());
+            tokio::spawn(async move { h.hash("pw", &env).await })
+        };
+        let (first, second) = (spawn(), spawn());
+        let settle = |want: usize| {
+            let h = h.clone();
+            async move {
+                for _ in 0..2_000 {
+                    if h.waiting() == want {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                }
+                panic!("waiting() is {}, expected {want}", h.waiting());
+            }
+        };
+        settle(2).await;
+        assert_eq!(h.in_flight(), 0);
+        second.abort();
+        let _ = second.await;
+        settle(1).await;
+        drop(held);
+        first.await.unwrap().unwrap();
+        assert_eq!(h.waiting(), 0);
+        assert_eq!(h.computations(), 1);
+    }
+
+    /// An idle hasher keeps its buffer for [`PasswordHasher::IDLE_RELEASE`] (a next hash
+    /// within it allocates nothing), then gives it back; a hash started in
+    /// the meantime keeps it.
+    #[tokio::test(start_paused = true)]
+    async fn idle_buffers_are_released() {
+        let (env, _) = Env::manual(8);
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let pooled = |h: &PasswordHasher| h.inner.pool.lock().unwrap().len();
+        h.hash("pw", &env).await.unwrap();
+        assert_eq!(pooled(&h), 1);
+        tokio::time::sleep(PasswordHasher::IDLE_RELEASE / 2).await;
+        h.hash("pw", &env).await.unwrap();
+        assert_eq!(h.inner.allocations.load(Ordering::Relaxed), 1, "reused");
+        // The first release falls due now, but a hash started since.
+        tokio::time::sleep(PasswordHasher::IDLE_RELEASE / 2 + Duration::from_millis(10)).await;
+        assert_eq!(pooled(&h), 1);
+        tokio::time::sleep(PasswordHasher::IDLE_RELEASE).await;
+        assert_eq!(pooled(&h), 0, "released after an idle period");
+        h.hash("pw", &env).await.unwrap();
+        assert_eq!(h.inner.allocations.load(Ordering::Relaxed), 2);
     }
 
     /// A hash far slower than its parameters should be (an unoptimised
