@@ -54,7 +54,7 @@ pub fn init_logs(settings: Option<&Settings>, default: &str) {
 /// How often the recorder's histograms are drained.
 const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Drain the recorder's histogram samples every [`UPKEEP`], forever: the
+/// Drain the recorder's histogram samples every 5 s, forever: the
 /// recorder keeps every sample until then, so without this a server that
 /// nobody scrapes would grow by every request it answers.
 pub async fn upkeep(handle: PrometheusHandle) {
