@@ -179,4 +179,21 @@ mod tests {
         cache.put(key, &ended, cache.mark(), t(0));
         assert!(cache.get(&key, t(0)).is_none(), "not live");
     }
+
+    /// The cache never holds more than its capacity.
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = SessionCache::new(
+            std::time::Duration::from_secs(60),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let s = session(1800);
+        for i in 0..=SESSION_CACHE_CAPACITY as u32 {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            cache.put(TokenHash::from_bytes(k), &s, cache.mark(), t(0));
+            assert!(cache.len() <= SESSION_CACHE_CAPACITY);
+        }
+        assert!(cache.len() >= 1);
+    }
 }

@@ -309,8 +309,7 @@ async fn confirm_totp<S: ApiStore>(
     api.authn()
         .self_service(principal.session())
         .confirm(Confirm::Totp { code: &body.code }, &client)
-        .await
-        .map_err(wrong_code)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -374,23 +373,8 @@ async fn confirm_email<S: ApiStore>(
     api.authn()
         .self_service(principal.session())
         .confirm(Confirm::EmailOtp { code: &body.code }, &client)
-        .await
-        .map_err(wrong_code)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A confirmation code that does not match is the signed-in caller's
-/// wrong input (422 `invalid_code`), not a failed authentication: a 401
-/// would tell clients that their session is gone.
-fn wrong_code(e: Error) -> ApiError {
-    match e {
-        Error::InvalidCredentials => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_code",
-            "the code does not match (or has expired)",
-        ),
-        other => other.into(),
-    }
 }
 
 /// The caller's passkeys.

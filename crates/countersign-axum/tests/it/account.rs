@@ -204,7 +204,7 @@ async fn totp_is_enrolled_over_http_and_signs_in<S: ApiStore>(s: Server<S>) {
     let code = code_now(&s, &secret);
     let bad = json!({"code": wrong(&code)});
     let a = me.post("/factors/totp/confirm", bad).await;
-    a.assert_problem(422, "invalid_code");
+    a.assert_problem(400, "invalid_input");
     assert_eq!(me.factor("totp").await["confirmed"], false);
     let a = me
         .post("/factors/totp/confirm", json!({"code": code}))
@@ -781,7 +781,7 @@ async fn email_codes_are_enrolled_with_the_mailed_code<S: ApiStore>(s: Server<S>
     assert_eq!(me.factor("email_otp").await["confirmed"], false);
     let bad = json!({"code": wrong(&code)});
     let a = me.post("/factors/email-otp/confirm", bad).await;
-    a.assert_problem(422, "invalid_code");
+    a.assert_problem(400, "invalid_input");
     let a = me
         .post("/factors/email-otp/confirm", json!({"code": code}))
         .await;

@@ -310,8 +310,10 @@ where
         }
     }
 
-    /// Finish an enrolment with its proof. A wrong code is
-    /// [`Error::InvalidCredentials`] and changes nothing but the guess count.
+    /// Finish an enrolment with its proof. A wrong (or expired) code is
+    /// [`Error::InvalidInput`] (field `code`): the caller is signed in, the
+    /// code is bad input, not a failed authentication. It changes nothing
+    /// but the guess count.
     pub async fn confirm(
         &self,
         tenant: TenantId,
@@ -334,7 +336,7 @@ where
                 let mut cred = cred.open(sealer, tenant, user)?;
                 let skew = self.totp_skew(tenant).await?;
                 let TotpCheck::Valid { step } = check_totp(&cred, code, rq.now, skew)? else {
-                    return Err(Error::InvalidCredentials);
+                    return Err(wrong_code());
                 };
                 cred.last_step = Some(step);
                 cred.confirmed = true;
@@ -358,7 +360,7 @@ where
                 let right = email_code::confirm_code(key, &mut cred, code, rq.now, max)?;
                 save(&self.store, tenant, user, Some(version), cred).await?;
                 if !right {
-                    return Err(Error::InvalidCredentials);
+                    return Err(wrong_code());
                 }
                 let factor = FactorKind::EmailOtp;
                 self.audit_factor((tenant, user), AuditKind::FactorEnrolled, factor, rq)
@@ -501,4 +503,9 @@ where
         }
         Ok(removed)
     }
+}
+
+/// A confirmation code that does not match (or has expired).
+fn wrong_code() -> Error {
+    InvalidInput::new("code", "the code does not match (or has expired)").into()
 }

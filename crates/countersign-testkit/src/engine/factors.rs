@@ -123,7 +123,7 @@ pub async fn email_codes_are_hashed_expire_cap_guesses_and_work_once<S: Conforma
     assert!(matches!(
         w.confirm(&alice, Confirm::EmailOtp { code: "000000" })
             .await,
-        Err(Error::InvalidCredentials)
+        Err(Error::InvalidInput(ref e)) if e.field == "code"
     ));
     w.confirm(&alice, Confirm::EmailOtp { code: &code })
         .await
@@ -317,7 +317,7 @@ pub async fn expired_email_codes_are_refused<S: ConformanceStore>(s: S) {
     w.clock.advance(Duration::seconds(601));
     assert!(matches!(
         w.confirm(&alice, Confirm::EmailOtp { code: &code }).await,
-        Err(Error::InvalidCredentials)
+        Err(Error::InvalidInput(ref e)) if e.field == "code"
     ));
     // The expired code is gone: confirming again needs a new one.
     assert!(matches!(
