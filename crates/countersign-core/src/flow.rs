@@ -109,11 +109,16 @@ impl AuthRecord {
 /// proves through [`record`](Self::record). It is good **once**: it names
 /// the flow that produced it, and the first `issue` (or `step_up`) deletes
 /// that flow; every later use, concurrent ones included, is refused with
-/// [`Error::FlowEnded`]. (Tests that need one without a flow enable the
+/// [`Error::FlowEnded`]. A login answered within one call
+/// ([`AuthnService::login_with_password`]) stores no flow: its proof
+/// carries a mark shared by all its clones, set by the first use, so it
+/// too starts at most one session, and it lives no longer than the flow
+/// would have. (Tests that need one without a flow enable the
 /// `testing` feature for `Authentication::for_testing`; such proofs have no
 /// flow to spend and may be used repeatedly.)
 ///
 /// [`LoginStatus::Authenticated`]: crate::LoginStatus::Authenticated
+/// [`AuthnService::login_with_password`]: crate::AuthnService::login_with_password
 /// [`SessionService::issue`]: crate::SessionService::issue
 /// [`SessionService::step_up`]: crate::SessionService::step_up
 #[derive(Clone, PartialEq, Eq)]
@@ -128,15 +133,50 @@ pub(crate) enum ProofOrigin {
     /// The finished flow with this key, in the record's tenant: spending the
     /// proof deletes it.
     Flow(TokenHash),
+    /// A login finished within one call, with no flow stored: spending
+    /// the proof sets the mark its clones share.
+    Unstored(SpentMark),
     /// `Authentication::for_testing`: nothing to spend.
     #[cfg(feature = "testing")]
     Testing,
 }
 
+/// What an [`Authentication`] with no stored flow spends: one flag shared
+/// by the proof and its clones, and the end of its life.
+#[derive(Clone)]
+pub(crate) struct SpentMark {
+    spent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    expires_at: DateTime<Utc>,
+}
+
+impl SpentMark {
+    /// Spend it at `now`: `Ok` for exactly one call over all clones, until
+    /// it expires ([`Error::FlowExpired`]); [`Error::FlowEnded`] after.
+    pub(crate) fn spend(&self, now: DateTime<Utc>) -> Result<()> {
+        if now >= self.expires_at {
+            return Err(Error::FlowExpired);
+        }
+        if self.spent.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::FlowEnded);
+        }
+        Ok(())
+    }
+}
+
+/// Two marks are equal when they are the same mark (clones of one proof).
+impl PartialEq for SpentMark {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.spent, &other.spent)
+    }
+}
+
+impl Eq for SpentMark {}
+
 impl std::fmt::Debug for Authentication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let origin = match &self.origin {
             ProofOrigin::Flow(_) => "flow",
+            ProofOrigin::Unstored(_) => "unstored",
             #[cfg(feature = "testing")]
             ProofOrigin::Testing => "testing",
         };
@@ -154,6 +194,19 @@ impl Authentication {
         Self {
             record,
             origin: ProofOrigin::Flow(flow),
+        }
+    }
+
+    /// The proof of a login that finished within one call with `record`
+    /// and stored no flow: good once (its clones share the mark) until
+    /// `expires_at`.
+    pub(crate) fn unstored(record: AuthRecord, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            record,
+            origin: ProofOrigin::Unstored(SpentMark {
+                spent: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                expires_at,
+            }),
         }
     }
 

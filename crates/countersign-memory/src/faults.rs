@@ -53,6 +53,7 @@ store_methods! {
     RecordFailedAttempt => "record_failed_attempt",
     ResetFailedAttempts => "reset_failed_attempts",
     RecordLastLogin => "record_last_login",
+    RecordLogin => "record_login",
     // IdentityAdmin
     ProvisionTenant => "provision_tenant",
     UpdateTenantPolicy => "update_tenant_policy",
@@ -93,6 +94,7 @@ store_methods! {
     DeleteSessionByKey => "delete_session_by_key",
     DeleteUserSessions => "delete_user_sessions",
     RotateRefresh => "rotate_refresh",
+    RotateRefreshRecorded => "rotate_refresh_recorded",
     RefreshFamily => "refresh_family",
     DeleteExpiredSessions => "delete_expired_sessions",
     CountLiveSessions => "count_live_sessions",

@@ -297,23 +297,73 @@ pub(crate) fn policy_document(row: &PgRow) -> Result<PolicyDocument, PgError> {
 }
 
 pub(crate) fn session(row: &PgRow) -> Result<SessionRecord, PgError> {
+    session_named(row, &SessionNames::PLAIN)
+}
+
+/// The names a session's columns have in a row: their own, or with a
+/// prefix where the row also holds another table's columns.
+pub(crate) struct SessionNames {
+    key: &'static str,
+    id: &'static str,
+    tenant_id: &'static str,
+    user_id: &'static str,
+    auth: &'static str,
+    ip: &'static str,
+    user_agent: &'static str,
+    created_at: &'static str,
+    last_seen_at: &'static str,
+    expires_at: &'static str,
+    absolute_expires_at: &'static str,
+    idle_timeout_us: &'static str,
+    renew_within_us: &'static str,
+}
+
+macro_rules! session_names {
+    ($prefix:literal) => {
+        SessionNames {
+            key: concat!($prefix, "key"),
+            id: concat!($prefix, "id"),
+            tenant_id: concat!($prefix, "tenant_id"),
+            user_id: concat!($prefix, "user_id"),
+            auth: concat!($prefix, "auth"),
+            ip: concat!($prefix, "ip"),
+            user_agent: concat!($prefix, "user_agent"),
+            created_at: concat!($prefix, "created_at"),
+            last_seen_at: concat!($prefix, "last_seen_at"),
+            expires_at: concat!($prefix, "expires_at"),
+            absolute_expires_at: concat!($prefix, "absolute_expires_at"),
+            idle_timeout_us: concat!($prefix, "idle_timeout_us"),
+            renew_within_us: concat!($prefix, "renew_within_us"),
+        }
+    };
+}
+
+impl SessionNames {
+    /// The columns of `cs_sessions` as they are.
+    pub(crate) const PLAIN: SessionNames = session_names!("");
+    /// The columns of `cs_sessions` prefixed `s_`.
+    pub(crate) const PREFIXED: SessionNames = session_names!("s_");
+}
+
+/// A session read from the columns `n` names.
+pub(crate) fn session_named(row: &PgRow, n: &SessionNames) -> Result<SessionRecord, PgError> {
     const T: &str = "cs_sessions";
-    let key: String = get(row, T, "key")?;
-    let ip: Option<String> = get(row, T, "ip")?;
+    let key: String = get(row, T, n.key)?;
+    let ip: Option<String> = get(row, T, n.ip)?;
     Ok(SessionRecord {
-        id: SessionId::from_uuid(get(row, T, "id")?),
-        key: hash(T, "key", &key)?,
-        tenant_id: TenantId::from_uuid(get(row, T, "tenant_id")?),
-        user_id: UserId::from_uuid(get(row, T, "user_id")?),
-        auth: get::<Json<_>>(row, T, "auth")?.0,
-        ip: ip.map(|i| parse::<IpAddr>(T, "ip", &i)).transpose()?,
-        user_agent: get(row, T, "user_agent")?,
-        created_at: get(row, T, "created_at")?,
-        last_seen_at: get(row, T, "last_seen_at")?,
-        expires_at: get(row, T, "expires_at")?,
-        absolute_expires_at: get(row, T, "absolute_expires_at")?,
-        idle_timeout: duration(T, "idle_timeout_us", get(row, T, "idle_timeout_us")?)?,
-        renew_within: duration(T, "renew_within_us", get(row, T, "renew_within_us")?)?,
+        id: SessionId::from_uuid(get(row, T, n.id)?),
+        key: hash(T, n.key, &key)?,
+        tenant_id: TenantId::from_uuid(get(row, T, n.tenant_id)?),
+        user_id: UserId::from_uuid(get(row, T, n.user_id)?),
+        auth: get::<Json<_>>(row, T, n.auth)?.0,
+        ip: ip.map(|i| parse::<IpAddr>(T, n.ip, &i)).transpose()?,
+        user_agent: get(row, T, n.user_agent)?,
+        created_at: get(row, T, n.created_at)?,
+        last_seen_at: get(row, T, n.last_seen_at)?,
+        expires_at: get(row, T, n.expires_at)?,
+        absolute_expires_at: get(row, T, n.absolute_expires_at)?,
+        idle_timeout: duration(T, n.idle_timeout_us, get(row, T, n.idle_timeout_us)?)?,
+        renew_within: duration(T, n.renew_within_us, get(row, T, n.renew_within_us)?)?,
     })
 }
 

@@ -345,6 +345,12 @@ impl SqliteStore {
         self.readers.as_ref()?.try_read(f)
     }
 
+    /// As [`try_read`](Self::try_read), for reads of several statements,
+    /// all on one snapshot.
+    pub(crate) fn try_snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<T> {
+        self.readers.as_ref()?.try_snapshot(f)
+    }
+
     /// The session cache, if the store keeps one.
     pub(crate) fn session_cache(&self) -> Option<&SessionCache> {
         self.sessions.as_deref()

@@ -1,5 +1,6 @@
 //! The pool of read-only connections that serves hot point reads (session
-//! validation) without the hop to the worker thread.
+//! validation, and the lookups of a login: tenant, user, failures,
+//! factors, methods, flows) without the hop to the worker thread.
 //!
 //! Guarantees:
 //!
@@ -7,7 +8,8 @@
 //!   SQLite itself refuses any write on it. Every write stays on the
 //!   worker's connection, with its atomicity unchanged.
 //! - **Fresh snapshot per call.** A reader runs one statement in
-//!   autocommit mode, and the statement is reset before the connection goes
+//!   autocommit mode (or, for [`Readers::try_snapshot`], a few in one read
+//!   transaction), and the statement is reset before the connection goes
 //!   back to the pool, so every call starts a new WAL read transaction:
 //!   it sees every write committed before it began, by this store or any
 //!   other connection. A connection that somehow holds a transaction open
@@ -104,5 +106,18 @@ impl Readers {
                 None
             }
         }
+    }
+
+    /// As [`try_read`](Self::try_read), for reads of several statements:
+    /// `f` runs in one read transaction, so all of them see one snapshot
+    /// (the latest commit when the first began). A transaction left open
+    /// (a failed commit) drops the connection.
+    pub(crate) fn try_snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<T> {
+        self.try_read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 }

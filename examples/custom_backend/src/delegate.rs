@@ -114,6 +114,17 @@ impl<S: IdentityAuthnLog> IdentityAuthnLog for CountingStore<S> {
         let call = self.inner.record_last_login(tenant, user, at);
         self.counted(StoreTrait::IdentityAuthnLog, call).await
     }
+
+    async fn record_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: &[AuditEvent],
+    ) -> Result<(), Self::Error> {
+        let call = self.inner.record_login(tenant, user, at, events);
+        self.counted(StoreTrait::IdentityAuthnLog, call).await
+    }
 }
 
 impl<S: IdentityAdmin> IdentityAdmin for CountingStore<S> {
@@ -462,6 +473,20 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         now: DateTime<Utc>,
     ) -> Result<Rotation, Self::Error> {
         let call = self.inner.rotate_refresh(presented, new, now);
+        self.counted(StoreTrait::SessionStore, call).await
+    }
+
+    async fn rotate_refresh_recorded(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: &AuditEvent,
+    ) -> Result<(Rotation, Option<SessionRecord>), Self::Error> {
+        let call = self
+            .inner
+            .rotate_refresh_recorded(presented, new, now, scope, event);
         self.counted(StoreTrait::SessionStore, call).await
     }
 

@@ -566,20 +566,17 @@ async fn password_login<S: ApiStore>(
 ) -> ApiResult<Response> {
     api.rate_limit(tenant, &client, Some(&body.identifier))
         .await?;
-    let (flow, _) = api
+    let (flow, submission) = api
         .authn()
-        .begin_login(tenant, &body.identifier, body.method.as_deref(), &client)
-        .await?;
-    let submission = api
-        .authn()
-        .submit(
+        .login_with_password(
             tenant,
-            flow.expose(),
-            FactorResponse::Password(&body.password),
+            &body.identifier,
+            body.method.as_deref(),
+            &body.password,
             &client,
         )
         .await?;
-    respond(&api, &client, Some(&flow), submission).await
+    respond(&api, &client, flow.as_ref(), submission).await
 }
 
 /// Counts sign-in outcomes for the metrics endpoint.

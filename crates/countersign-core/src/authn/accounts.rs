@@ -437,17 +437,13 @@ where
             .await?;
             return Err(Error::NoUsableMethod);
         }
-        let now = self.complete_login(&tenant, &user, rq).await?;
-        self.audit(
-            self.success(tenant.id, Some(user.id), AuditKind::Authentication, rq)
-                .map(|e| e.with_factor(FactorKind::Password)),
-        )
-        .await?;
-        self.audit(
-            self.success(tenant.id, Some(user.id), AuditKind::LoginSucceeded, rq)
-                .map(|e| e.with_factor(FactorKind::Password)),
-        )
-        .await?;
+        let events = [
+            self.success(tenant.id, Some(user.id), AuditKind::Authentication, rq)?
+                .with_factor(FactorKind::Password),
+            self.success(tenant.id, Some(user.id), AuditKind::LoginSucceeded, rq)?
+                .with_factor(FactorKind::Password),
+        ];
+        let now = self.complete_login(&tenant, user.id, &events, rq).await?;
         Ok(PasswordLogin {
             user: User {
                 last_login_at: Some(now),

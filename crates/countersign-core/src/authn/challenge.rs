@@ -8,6 +8,7 @@ use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::AuthnService;
+use super::login::FlowSlot;
 use super::login::Outcome;
 use crate::audit::AuditReason;
 use crate::env::Request;
@@ -15,9 +16,9 @@ use crate::error::{Error, InvalidInput, Result, store_err};
 use crate::factor::email_code::SendLimits;
 use crate::factor::{
     Check, EmailOtpCredential, FactorKind, FactorSettings, PasskeysCredential, PendingCode,
-    Versioned, credential, passkey,
+    credential, passkey,
 };
-use crate::flow::{Awaiting, FlowEvent, FlowRecord, LoginState, PasskeyChallenge};
+use crate::flow::{Awaiting, FlowEvent, LoginState, PasskeyChallenge};
 use crate::ids::UserId;
 use crate::model::{ClientInfo, Identifier, Tenant, User};
 use crate::notice::{Notice, NoticeSecret};
@@ -148,7 +149,7 @@ where
     pub(super) async fn submit_discoverable(
         &self,
         tenant: &Tenant,
-        found: &Versioned<FlowRecord>,
+        found: &mut FlowSlot,
         mut w: Awaiting,
         cred: PublicKeyCredential,
         rq: Request<'_>,
@@ -198,7 +199,7 @@ where
     pub(super) async fn pass_naming_factor(
         &self,
         tenant: &Tenant,
-        found: &Versioned<FlowRecord>,
+        found: &mut FlowSlot,
         mut w: Awaiting,
         user: &User,
         kind: FactorKind,

@@ -32,6 +32,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::AuthnService;
+use super::login::FlowSlot;
 use super::login::Outcome;
 use crate::audit::{AuditKind, AuditReason};
 use crate::env::Request;
@@ -40,8 +41,8 @@ use crate::factor::federated::{
     FederationSettings, HttpFetch, IdTokenVerifier, IssuerConfig, NoFetch, VerifiedIdToken,
 };
 use crate::factor::sha256_hex;
-use crate::factor::{FactorKind, FactorSettings, Versioned};
-use crate::flow::{Awaiting, FederatedChallenge, FlowEvent, FlowRecord};
+use crate::factor::{FactorKind, FactorSettings};
+use crate::flow::{Awaiting, FederatedChallenge, FlowEvent};
 use crate::ids::{TenantId, UserId};
 use crate::model::{AccountState, ClientInfo, Identifier, Tenant, User};
 use crate::store::{LinkedIdentity, Store, VerificationPurpose};
@@ -230,7 +231,7 @@ where
     pub(super) async fn submit_federated(
         &self,
         tenant: &Tenant,
-        found: &Versioned<FlowRecord>,
+        found: &mut FlowSlot,
         mut w: Awaiting,
         token: &str,
         rq: Request<'_>,

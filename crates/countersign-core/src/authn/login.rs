@@ -184,6 +184,19 @@ where
         state: FlowState,
         now: DateTime<Utc>,
     ) -> Result<(SecretToken, FlowRecord)> {
+        let (token, record) = self.draft_flow(tenant, user, state, now)?;
+        self.store.create_flow(&record).await.map_err(store_err)?;
+        Ok((token, record))
+    }
+
+    /// A flow as [`new_flow`](Self::new_flow) makes it, not stored yet.
+    fn draft_flow(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        state: FlowState,
+        now: DateTime<Utc>,
+    ) -> Result<(SecretToken, FlowRecord)> {
         let (token, key) = TokenKind::FLOW.issue(&self.env)?;
         let ttl = chrono::Duration::from_std(self.config.flow_ttl)
             .map_err(|_| InvalidInput::new("flow ttl", "out of range"))?;
@@ -198,7 +211,6 @@ where
             created_at: now,
             expires_at,
         };
-        self.store.create_flow(&record).await.map_err(store_err)?;
         Ok((token, record))
     }
 
@@ -245,6 +257,52 @@ where
     ) -> Result<(SecretToken, LoginStatus)> {
         let rq = self.env.request(client);
         let tenant = self.tenant(tenant).await?;
+        let (w, _) = self.prepare_login(&tenant, identifier, method).await?;
+        self.start_login(tenant.id, w, rq.now).await
+    }
+
+    /// Begin a login and submit its password, in one call: the answers,
+    /// audit events, counts and timing of [`begin_login`](Self::begin_login)
+    /// then [`submit`](Self::submit) with [`FactorResponse::Password`], for
+    /// known and unknown identifiers alike, with fewer writes.
+    ///
+    /// When the password completes a method, no flow is stored: the proof
+    /// in [`LoginStatus::Authenticated`] is good once, like any other (its
+    /// clones share one mark, set by the first
+    /// [`SessionService::issue`](crate::SessionService::issue)), within the
+    /// flow TTL, and in this process only. Otherwise the flow is stored as
+    /// the password left it (awaiting the next factor, or ended) and its
+    /// token returned: `None` exactly when no flow was stored.
+    pub async fn login_with_password(
+        &self,
+        tenant: TenantId,
+        identifier: &str,
+        method: Option<&str>,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(Option<SecretToken>, Submission)> {
+        let rq = self.env.request(client);
+        let tenant = self.tenant(tenant).await?;
+        let (w, user) = self.prepare_login(&tenant, identifier, method).await?;
+        let state = FlowState::Login(LoginState::AwaitingFactor(w.clone()));
+        let (token, record) = self.draft_flow(tenant.id, w.user, state, rq.now)?;
+        let mut slot = FlowSlot::Unstored(record);
+        let response = FactorResponse::Password(password);
+        let submission = self
+            .submit_to(&tenant, &mut slot, w, response, user, rq)
+            .await?;
+        let stored = matches!(slot, FlowSlot::Stored(_));
+        Ok((stored.then_some(token), submission))
+    }
+
+    /// The first step of a login for `identifier` (with the chosen method,
+    /// if any) and the account it names, if any.
+    async fn prepare_login(
+        &self,
+        tenant: &Tenant,
+        identifier: &str,
+        method: Option<&str>,
+    ) -> Result<(Awaiting, Option<User>)> {
         let identifier = Identifier::parse(identifier)?;
         let method = method.map(MethodName::parse).transpose()?;
         let mut candidates = self.tenant_methods(tenant.id).await?;
@@ -266,13 +324,13 @@ where
             .map_err(store_err)?;
         let decoy_tag = match &user {
             Some(_) => None,
-            None => Some(self.identifier_tag(&tenant, &identifier)?),
+            None => Some(self.identifier_tag(tenant, &identifier)?),
         };
         let w = Awaiting {
             decoy_tag,
-            ..Awaiting::start(user.map(|u| u.id), candidates)
+            ..Awaiting::start(user.as_ref().map(|u| u.id), candidates)
         };
-        self.start_login(tenant.id, w, rq.now).await
+        Ok((w, user))
     }
 
     /// Begin a step-up for a signed-in user: a flow whose one step accepts
@@ -417,9 +475,27 @@ where
     ) -> Result<Submission> {
         let rq = self.env.request(client);
         let tenant = self.tenant(tenant).await?;
-        let (found, mut w) = self.open_flow(&tenant, flow, rq).await?;
+        let (found, w) = self.open_flow(&tenant, flow, rq).await?;
+        let mut slot = FlowSlot::Stored(found);
+        self.submit_to(&tenant, &mut slot, w, response, None, rq)
+            .await
+    }
+
+    /// Submit `response` to the flow in `found`, awaiting `w`; `known` is
+    /// the flow's account when the caller has just read it. An unstored
+    /// flow is stored (and `found` becomes its stored version) unless the
+    /// response completes a method.
+    async fn submit_to(
+        &self,
+        tenant: &Tenant,
+        found: &mut FlowSlot,
+        mut w: Awaiting,
+        response: FactorResponse<'_>,
+        known: Option<User>,
+        rq: Request<'_>,
+    ) -> Result<Submission> {
         let kind = response.kind();
-        let flow_user = found.value.user_id;
+        let flow_user = found.record().user_id;
         let audit_refusal = |detail: AuditReason| async move {
             self.audit(
                 self.auth_failure(tenant.id, flow_user, rq)
@@ -427,21 +503,23 @@ where
             )
             .await
         };
-        let (expires_at, flow_key) = (found.value.expires_at, found.value.key);
+        let (expires_at, flow_key) = (found.record().expires_at, found.record().key);
         let unchanged = |w: Awaiting, why: Refusal| Submission {
             status: LoginStatus::of(&LoginState::AwaitingFactor(w), expires_at, &flow_key),
             refused: Some(why),
         };
         if !w.admits(kind) {
+            self.store_unstored(found).await?;
             audit_refusal(AuditReason::OutOfOrder).await?;
             return Ok(unchanged(w, Refusal::NotExpected));
         }
         if let FactorResponse::IdToken(token) = response {
             if w.federated.is_none() {
+                self.store_unstored(found).await?;
                 audit_refusal(AuditReason::NoChallenge).await?;
                 return Ok(unchanged(w, Refusal::ChallengeMissing));
             }
-            return self.submit_federated(&tenant, &found, w, token, rq).await;
+            return self.submit_federated(tenant, found, w, token, rq).await;
         }
         let parsed = match self.parse_response(tenant.id, response).await {
             Ok(p) => p,
@@ -456,37 +534,37 @@ where
             _ => false,
         };
         if no_challenge {
+            self.store_unstored(found).await?;
             audit_refusal(AuditReason::NoChallenge).await?;
             return Ok(unchanged(w, Refusal::ChallengeMissing));
         }
         if w.discoverable
             && let Parsed::Passkey(cred) = parsed
         {
-            return self
-                .submit_discoverable(&tenant, &found, w, *cred, rq)
-                .await;
+            return self.submit_discoverable(tenant, found, w, *cred, rq).await;
         }
 
-        let named = match w.user {
-            Some(id) => self
+        let named = match (w.user, known) {
+            (Some(id), Some(u)) if u.id == id => Some(u),
+            (Some(id), _) => self
                 .store
                 .get_user(tenant.id, id)
                 .await
                 .map_err(store_err)?,
-            None => None,
+            (None, _) => None,
         };
         // Why the factor is checked as for nobody, though the account is
         // known: it may not sign in, or none of its methods takes the factor.
         let mut hidden = None;
         let mut own_methods = None;
         if let Some(u) = &named {
-            if let Some(event) = self.account_block(&tenant, u, rq.now).await? {
+            if let Some(event) = self.account_block(tenant, u, rq.now).await? {
                 hidden = Some(match event {
                     FlowEvent::Locked { .. } => AuditReason::Locked,
                     _ => AuditReason::Inactive,
                 });
             } else if w.passed.is_empty() {
-                let mine = self.own_first_methods(&tenant, u, &w, kind).await?;
+                let mine = self.own_first_methods(tenant, u, &w, kind).await?;
                 if mine.is_empty() {
                     hidden = Some(AuditReason::OutOfOrder);
                 } else {
@@ -496,7 +574,7 @@ where
         }
         let checked = named.as_ref().filter(|_| hidden.is_none());
         let check = self
-            .check_factor(&tenant, checked, &mut w, parsed, rq)
+            .check_factor(tenant, checked, &mut w, parsed, rq)
             .await?;
         let audit_user = w.user;
         let outcome = |event, refusal| Outcome {
@@ -510,30 +588,30 @@ where
                 // Only a factor really checked for a known account counts
                 // toward its lockout; the lock itself is not shown.
                 if let Some(u) = checked {
-                    self.count_failure(&tenant, u.id, kind, rq).await?;
+                    self.count_failure(tenant, u.id, kind, rq).await?;
                 }
                 let why = hidden.unwrap_or(detail);
                 let done = outcome(FlowEvent::Failed, Some(why));
-                self.finish_submit(&tenant, &found, w, done, rq).await
+                self.finish_submit(tenant, found, w, done, rq).await
             }
             Check::Passed => {
                 let Some(u) = checked else {
                     let why = Some(AuditReason::UnknownIdentifier);
                     let done = outcome(FlowEvent::Failed, why);
-                    return self.finish_submit(&tenant, &found, w, done, rq).await;
+                    return self.finish_submit(tenant, found, w, done, rq).await;
                 };
                 // Re-check: a suspension or lock may have landed meanwhile.
                 let fresh = self.user(tenant.id, u.id).await?;
-                if self.account_block(&tenant, &fresh, rq.now).await?.is_some() {
+                if self.account_block(tenant, &fresh, rq.now).await?.is_some() {
                     let done = outcome(FlowEvent::Failed, Some(AuditReason::Blocked));
-                    return self.finish_submit(&tenant, &found, w, done, rq).await;
+                    return self.finish_submit(tenant, found, w, done, rq).await;
                 }
                 if let Some(mine) = own_methods {
                     // From the first passed step on, the user's own methods.
                     w.candidates = mine;
                 }
                 let done = outcome(FlowEvent::Passed { kind, at: rq.now }, None);
-                self.finish_submit(&tenant, &found, w, done, rq).await
+                self.finish_submit(tenant, found, w, done, rq).await
             }
         }
     }
@@ -581,7 +659,7 @@ where
     pub(super) async fn finish_submit(
         &self,
         tenant: &Tenant,
-        found: &Versioned<FlowRecord>,
+        found: &mut FlowSlot,
         w: Awaiting,
         done: Outcome,
         rq: Request<'_>,
@@ -592,27 +670,65 @@ where
             tenant.id,
             self.config.flow_max_failures,
         )?;
-        self.save_flow(found, state.clone(), user).await?;
+        let unstored_proof = match (&*found, &state) {
+            // Finished within one call: nothing to store, the proof is its own.
+            (FlowSlot::Unstored(r), LoginState::Authenticated(a)) => {
+                Some(Authentication::unstored(a.clone(), r.expires_at))
+            }
+            _ => None,
+        };
+        if unstored_proof.is_none() {
+            match found {
+                FlowSlot::Unstored(record) => {
+                    record.state = FlowState::Login(state.clone());
+                    record.user_id = user.or(record.user_id);
+                    self.store_unstored(found).await?;
+                }
+                FlowSlot::Stored(v) => self.save_flow(v, state.clone(), user).await?,
+            }
+        }
         let event = match done.refusal {
             None => self.success(tenant.id, done.audit_user, AuditKind::Authentication, rq),
             Some(why) => self
                 .auth_failure(tenant.id, done.audit_user, rq)
                 .map(|e| e.with_detail(why)),
-        };
-        self.audit(event.map(|e| e.with_factor(done.kind))).await?;
+        }?
+        .with_factor(done.kind);
         if let LoginState::Authenticated(a) = &state {
-            let u = self.user(tenant.id, a.user_id).await?;
-            self.complete_login(tenant, &u, rq).await?;
-            self.audit(
-                self.success(tenant.id, Some(a.user_id), AuditKind::LoginSucceeded, rq)
-                    .map(|e| e.with_detail(AuditDetail::Method(a.method.clone()))),
-            )
-            .await?;
+            // The factor's event, the login's, the forgotten failures and
+            // the login time: one write.
+            let login = self
+                .success(tenant.id, Some(a.user_id), AuditKind::LoginSucceeded, rq)?
+                .with_detail(AuditDetail::Method(a.method.clone()));
+            self.complete_login(tenant, a.user_id, &[event, login], rq)
+                .await?;
+        } else {
+            self.store.record_event(&event).await.map_err(store_err)?;
         }
+        let record = found.record();
+        let status = match unstored_proof {
+            Some(proof) => LoginStatus::Authenticated(proof),
+            None => LoginStatus::of(&state, record.expires_at, &record.key),
+        };
         Ok(Submission {
-            status: LoginStatus::of(&state, found.value.expires_at, &found.value.key),
+            status,
             refused: done.refusal.map(|_| Refusal::Incorrect),
         })
+    }
+
+    /// Store a flow not stored yet (it becomes [`FlowSlot::Stored`] at its
+    /// first version); a stored one is left as it is.
+    async fn store_unstored(&self, found: &mut FlowSlot) -> Result<()> {
+        if let FlowSlot::Unstored(record) = found {
+            self.store.create_flow(record).await.map_err(store_err)?;
+            // A new flow is stored at version 1 (the FlowStore contract).
+            let stored = Versioned {
+                value: record.clone(),
+                version: 1,
+            };
+            *found = FlowSlot::Stored(stored);
+        }
+        Ok(())
     }
 
     async fn parse_response(
@@ -725,4 +841,21 @@ pub(super) enum Parsed {
     Recovery(String),
     Email(String),
     Passkey(Box<PublicKeyCredential>),
+}
+
+/// A login flow being answered: stored (at a version, for the
+/// compare-and-save that advances it), or begun in this very call and not
+/// stored yet ([`AuthnService::login_with_password`]).
+pub(super) enum FlowSlot {
+    Stored(Versioned<FlowRecord>),
+    Unstored(FlowRecord),
+}
+
+impl FlowSlot {
+    pub(super) fn record(&self) -> &FlowRecord {
+        match self {
+            FlowSlot::Stored(v) => &v.value,
+            FlowSlot::Unstored(r) => r,
+        }
+    }
 }

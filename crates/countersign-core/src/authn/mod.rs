@@ -359,23 +359,20 @@ where
         }
     }
 
-    /// Forget failures and record the login time; returns the time.
+    /// Forget failures, record the login time and append the login's
+    /// audit `events`, in one store call; returns the time.
     pub(crate) async fn complete_login(
         &self,
         tenant: &Tenant,
-        user: &User,
+        user: UserId,
+        events: &[AuditEvent],
         rq: Request<'_>,
     ) -> Result<DateTime<Utc>> {
-        let now = rq.now;
         self.store
-            .reset_failed_attempts(tenant.id, user.id)
+            .record_login(tenant.id, user, rq.now, events)
             .await
             .map_err(store_err)?;
-        self.store
-            .record_last_login(tenant.id, user.id, now)
-            .await
-            .map_err(store_err)?;
-        Ok(now)
+        Ok(rq.now)
     }
 
     /// Check a normalised password for `user` (or for nobody: then a dummy

@@ -47,15 +47,12 @@ where
     /// after checking that the flow holds exactly this authentication and
     /// has not expired. Of concurrent spends of one proof exactly one
     /// deletes the flow; the others (and every later one) get
-    /// [`Error::FlowEnded`].
+    /// [`Error::FlowEnded`]. A proof of a login that stored no flow sets
+    /// its shared mark instead, with the same answers.
     pub(super) async fn spend(&self, proof: &Authentication, now: DateTime<Utc>) -> Result<()> {
-        // Without the `testing` feature the match has one arm.
-        #[allow(
-            clippy::infallible_destructuring_match,
-            reason = "a second arm exists with the `testing` feature"
-        )]
         let key = match proof.origin() {
             ProofOrigin::Flow(key) => key,
+            ProofOrigin::Unstored(mark) => return mark.spend(now),
             #[cfg(feature = "testing")]
             ProofOrigin::Testing => return Ok(()),
         };

@@ -536,21 +536,25 @@ where
         let rq = self.env.request(client);
         let presented = REFRESH_TOKEN.parse(token)?;
         let (next, next_hash) = REFRESH_TOKEN.issue(&self.env)?;
-        let outcome = self
+        // Recorded by the store, with the family's tenant and user, only
+        // if the token rotates for a live session.
+        let event = AuditEvent::new(
+            &self.env,
+            rq.now,
+            scope.unwrap_or(TenantId::SYSTEM),
+            None,
+            AuditKind::TokenRefreshed,
+            AuditStatus::Success,
+            rq.client,
+        )?;
+        let (outcome, session) = self
             .store
-            .rotate_refresh(&presented, &next_hash, rq.now)
+            .rotate_refresh_recorded(&presented, &next_hash, rq.now, scope, &event)
             .await
             .map_err(store_err)?;
-        let foreign = |t: TenantId| scope.is_some_and(|s| s != t);
         let refusal = match outcome {
             Rotation::Rotated(family) => {
-                let session = self
-                    .store
-                    .session(family.tenant_id, family.session_id)
-                    .await
-                    .map_err(store_err)?;
                 let refusal = match &session {
-                    _ if foreign(family.tenant_id) => Some(RefreshRefusal::Unknown),
                     Some(s) if s.is_live(rq.now) => None,
                     Some(_) => Some(RefreshRefusal::Expired),
                     None => Some(RefreshRefusal::Revoked),
@@ -569,15 +573,6 @@ where
                     Some(s) => self.access_token(&tenant, &s.auth, s.id, None, rq).await?,
                     None => None,
                 };
-                self.audit(
-                    family.tenant_id,
-                    Some(family.user_id),
-                    AuditKind::TokenRefreshed,
-                    AuditStatus::Success,
-                    rq,
-                    None,
-                )
-                .await?;
                 return Ok(Refreshed {
                     refresh_token: next,
                     access_token,
@@ -594,11 +589,7 @@ where
                     Some(AuditReason::FamilyRevoked.into()),
                 )
                 .await?;
-                if foreign(family.tenant_id) {
-                    RefreshRefusal::Unknown
-                } else {
-                    RefreshRefusal::Reused
-                }
+                RefreshRefusal::Reused
             }
             Rotation::Superseded => RefreshRefusal::Superseded,
             Rotation::Revoked => RefreshRefusal::Revoked,

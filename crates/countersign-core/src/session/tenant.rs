@@ -226,14 +226,10 @@ where
     }
 
     /// [`refresh`](Self::refresh) for `tenant`: a token of another tenant
-    /// mints nothing and is answered
-    /// [`RefreshRefusal::Unknown`](crate::RefreshRefusal::Unknown).
-    ///
-    /// Limitation: rotation is one store step not scoped by tenant, so a
-    /// live token of another tenant presented here is spent and its login
-    /// revoked (whoever presents it holds a leaked credential), and one
-    /// that was already dead (revoked, expired, superseded) is answered as
-    /// such.
+    /// mints nothing, changes nothing (its login goes on in its own
+    /// tenant) and is answered
+    /// [`RefreshRefusal::Unknown`](crate::RefreshRefusal::Unknown), like a
+    /// token nobody issued.
     pub async fn refresh_in(
         &self,
         tenant: TenantId,

@@ -181,6 +181,21 @@ pub trait IdentityAuthnLog: IdentityLookup {
         user: UserId,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Everything a successful login writes, in one transaction: forget
+    /// the user's failed attempts (as
+    /// [`reset_failed_attempts`](Self::reset_failed_attempts)), record the
+    /// login at `at` (as [`record_last_login`](Self::record_last_login))
+    /// and append `events` (as [`record_event`](Self::record_event)): all
+    /// of it or, on any error, none of it. `NotFound` if the user is not in
+    /// `tenant`, and then nothing is written.
+    fn record_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: &[AuditEvent],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// Provisioning and lifecycle: the privileged writes.
@@ -593,6 +608,22 @@ pub trait SessionStore: Send + Sync + 'static {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Rotation, Self::Error>> + Send;
+
+    /// A refresh in one call: [`rotate_refresh`](Self::rotate_refresh),
+    /// with two differences. A token of a family outside `scope` (when
+    /// given) is [`Rotation::Unknown`] and changes nothing. And when the
+    /// token rotates, the answer carries the family's session as it stands
+    /// (`None`: gone) and, if that session is live at `now`, `event` is
+    /// appended in the same transaction, with the family's tenant and user
+    /// in place of its own; otherwise no event is written.
+    fn rotate_refresh_recorded(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<(Rotation, Option<SessionRecord>), Self::Error>> + Send;
 
     /// Replace the authentication record of the session with this id in
     /// `tenant` (a step-up merged into it), if the session is live at

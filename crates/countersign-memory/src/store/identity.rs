@@ -152,6 +152,28 @@ impl IdentityAuthnLog for MemoryStore {
         }
         Ok(())
     }
+
+    async fn record_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: &[AuditEvent],
+    ) -> Result<()> {
+        let mut st = self.begin(StoreMethod::RecordLogin)?;
+        st.require_user(tenant, user)?;
+        // Checked above; nothing below can fail, so all of it happens.
+        st.failures.remove(&user);
+        if let Some(u) = st.users.get_mut(&user) {
+            u.last_login_at = Some(at);
+        }
+        for event in events {
+            if st.event_ids.insert(event.id) {
+                st.events.push(event.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl IdentityAdmin for MemoryStore {

@@ -147,39 +147,47 @@ impl SessionStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Rotation> {
         let mut st = self.begin(StoreMethod::RotateRefresh)?;
-        let Some(fid) = st.refresh_tokens.get(presented).copied() else {
-            return Ok(Rotation::Unknown);
+        rotate(&mut st, presented, new, now)
+    }
+
+    async fn rotate_refresh_recorded(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: &AuditEvent,
+    ) -> Result<(Rotation, Option<SessionRecord>)> {
+        let mut st = self.begin(StoreMethod::RotateRefreshRecorded)?;
+        let tenant = st
+            .refresh_tokens
+            .get(presented)
+            .and_then(|fid| st.families.get(fid))
+            .map(|f| f.tenant_id);
+        if scope.is_some() && tenant != scope {
+            return Ok((Rotation::Unknown, None));
+        }
+        if st.event_ids.contains(&event.id) {
+            return Err(unique_violation("audit event"));
+        }
+        let rotation = rotate(&mut st, presented, new, now)?;
+        let Rotation::Rotated(family) = &rotation else {
+            return Ok((rotation, None));
         };
-        let Some(family) = st.families.get(&fid).cloned() else {
-            return Ok(Rotation::Unknown);
-        };
-        Ok(match decide_rotation(&family, presented, now) {
-            RotationDecision::Revoked => Rotation::Revoked,
-            RotationDecision::Expired => Rotation::Expired,
-            RotationDecision::Superseded => Rotation::Superseded,
-            RotationDecision::Rotate => {
-                if st.refresh_tokens.contains_key(new) {
-                    return Err(unique_violation("token"));
-                }
-                let mut next = family;
-                next.previous = Some(next.current);
-                next.current = *new;
-                next.generation += 1;
-                next.rotated_at = Some(now);
-                st.refresh_tokens.insert(*new, fid);
-                st.families.insert(fid, next.clone());
-                Rotation::Rotated(next)
-            }
-            RotationDecision::Revoke => {
-                let mut revoked = family;
-                revoked.revoked_at = Some(now);
-                st.families.insert(fid, revoked.clone());
-                if let Some(key) = st.session_keys.get(&revoked.session_id).copied() {
-                    st.end_session(&key, now);
-                }
-                Rotation::Reused(revoked)
-            }
-        })
+        let session = st
+            .session_keys
+            .get(&family.session_id)
+            .and_then(|k| st.sessions.get(k))
+            .filter(|s| s.tenant_id == family.tenant_id)
+            .map(|s| SessionRecord::clone(s));
+        if session.as_ref().is_some_and(|s| s.is_live(now)) {
+            let mut e = event.clone();
+            e.tenant_id = family.tenant_id;
+            e.user_id = Some(family.user_id);
+            st.event_ids.insert(e.id);
+            st.events.push(e);
+        }
+        Ok((rotation, session))
     }
 
     async fn set_session_auth(
@@ -247,4 +255,46 @@ impl SessionStore for MemoryStore {
         let st = self.begin(StoreMethod::CountLiveSessions)?;
         Ok(st.sessions.values().filter(|s| s.is_live(now)).count() as u64)
     }
+}
+
+/// [`decide_rotation`] on the family of `presented`, and its writes.
+fn rotate(
+    st: &mut crate::state::State,
+    presented: &TokenHash,
+    new: &TokenHash,
+    now: DateTime<Utc>,
+) -> Result<Rotation> {
+    let Some(fid) = st.refresh_tokens.get(presented).copied() else {
+        return Ok(Rotation::Unknown);
+    };
+    let Some(family) = st.families.get(&fid).cloned() else {
+        return Ok(Rotation::Unknown);
+    };
+    Ok(match decide_rotation(&family, presented, now) {
+        RotationDecision::Revoked => Rotation::Revoked,
+        RotationDecision::Expired => Rotation::Expired,
+        RotationDecision::Superseded => Rotation::Superseded,
+        RotationDecision::Rotate => {
+            if st.refresh_tokens.contains_key(new) {
+                return Err(unique_violation("token"));
+            }
+            let mut next = family;
+            next.previous = Some(next.current);
+            next.current = *new;
+            next.generation += 1;
+            next.rotated_at = Some(now);
+            st.refresh_tokens.insert(*new, fid);
+            st.families.insert(fid, next.clone());
+            Rotation::Rotated(next)
+        }
+        RotationDecision::Revoke => {
+            let mut revoked = family;
+            revoked.revoked_at = Some(now);
+            st.families.insert(fid, revoked.clone());
+            if let Some(key) = st.session_keys.get(&revoked.session_id).copied() {
+                st.end_session(&key, now);
+            }
+            Rotation::Reused(revoked)
+        }
+    })
 }

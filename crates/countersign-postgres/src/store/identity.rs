@@ -285,6 +285,82 @@ impl IdentityAuthnLog for PostgresStore {
             })
             .await
     }
+
+    /// One statement (one commit, one round trip); idempotent on the
+    /// events' ids, like [`record_event`](Self::record_event).
+    async fn record_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: &[AuditEvent],
+    ) -> Result<()> {
+        let column = |f: &dyn Fn(&AuditEvent) -> Option<String>| -> Vec<Option<String>> {
+            events.iter().map(f).collect()
+        };
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| *e.id.as_uuid()).collect();
+        let tenants: Vec<uuid::Uuid> = events.iter().map(|e| *e.tenant_id.as_uuid()).collect();
+        let users: Vec<Option<uuid::Uuid>> = events
+            .iter()
+            .map(|e| e.user_id.map(|u| *u.as_uuid()))
+            .collect();
+        let kinds = column(&|e| Some(e.kind.as_str().to_owned()));
+        let statuses = column(&|e| Some(e.status.as_str().to_owned()));
+        let factors = column(&|e| e.factor.map(|f| f.as_str().to_owned()));
+        let ips = column(&|e| e.ip.map(|ip| ip.to_string()));
+        let agents = column(&|e| e.user_agent.clone());
+        let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
+        let details = column(&|e| e.detail.as_ref().map(AuditDetail::code));
+        // Every branch is guarded by the user's row: an unknown user
+        // writes nothing.
+        let stmt = || {
+            sqlx::query(
+                "WITH u AS (
+                     UPDATE cs_users SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2
+                     RETURNING id
+                 ), forgotten AS (
+                     DELETE FROM cs_failures
+                      WHERE tenant_id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM u)
+                 ), recorded AS (
+                     INSERT INTO cs_audit_events
+                         (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
+                     SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::text[],
+                                          $8::text[], $9::text[], $10::text[], $11::text[],
+                                          $12::timestamptz[], $13::text[])
+                      WHERE EXISTS (SELECT 1 FROM u)
+                     ON CONFLICT (id) DO NOTHING
+                 )
+                 SELECT EXISTS (SELECT 1 FROM u) AS found",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(at)
+            .bind(ids.clone())
+            .bind(tenants.clone())
+            .bind(users.clone())
+            .bind(kinds.clone())
+            .bind(statuses.clone())
+            .bind(factors.clone())
+            .bind(ips.clone())
+            .bind(agents.clone())
+            .bind(times.clone())
+            .bind(details.clone())
+        };
+        self.retry
+            .run("record_login", Idempotent, || async {
+                let mut conn = self.conn().await?;
+                let context = db_commit("recording a login");
+                let found = optional(stmt(), &mut *conn, context, |row| {
+                    codec::get::<bool>(row, "cs_users", "found")
+                })
+                .await?;
+                match found {
+                    Some(true) => Ok(()),
+                    _ => Err(PgError::not_found("user")),
+                }
+            })
+            .await
+    }
 }
 
 impl IdentityAdmin for PostgresStore {

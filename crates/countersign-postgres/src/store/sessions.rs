@@ -350,97 +350,19 @@ impl SessionStore for PostgresStore {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Rotation> {
-        // One statement, `decide_rotation` in SQL. `fam` locks the family
-        // the presented token belongs to; a concurrent presentation waits
-        // for the lock and then decides on the family as the winner left
-        // it (READ COMMITTED re-reads a locked row's newest version), so
-        // of concurrent presentations of one token at most one rotates.
-        // The two writing branches are mutually exclusive on `outcome`.
-        let stmt = || {
-            sqlx::query(
-                "WITH fam AS MATERIALIZED (
-                     SELECT f.id, f.tenant_id, f.session_id, f.current_hash, f.previous_hash,
-                            f.rotated_at, f.expires_at, f.revoked_at, f.reuse_grace_us
-                       FROM cs_refresh_tokens t
-                       JOIN cs_refresh_families f ON f.id = t.family_id
-                      WHERE t.hash = $1
-                        FOR UPDATE OF f
-                 ), decision AS MATERIALIZED (
-                     SELECT id, tenant_id, session_id,
-                            CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
-                                 WHEN $3::timestamptz >= expires_at THEN 'expired'
-                                 WHEN current_hash = $1 THEN 'rotate'
-                                 WHEN previous_hash = $1
-                                  AND $3::timestamptz
-                                      < rotated_at + reuse_grace_us * interval '1 microsecond'
-                                      THEN 'superseded'
-                                 ELSE 'revoke'
-                            END AS outcome
-                       FROM fam
-                 ), rotated AS (
-                     UPDATE cs_refresh_families f
-                        SET previous_hash = f.current_hash, current_hash = $2,
-                            generation = f.generation + 1, rotated_at = $3::timestamptz
-                       FROM decision d
-                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'rotate'
-                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
-                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
-                               f.expires_at, f.revoked_at, f.reuse_grace_us
-                 ), issued AS (
-                     INSERT INTO cs_refresh_tokens (hash, family_id) SELECT $2, id FROM rotated
-                 ), revoked AS (
-                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
-                       FROM decision d
-                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'revoke'
-                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
-                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
-                               f.expires_at, f.revoked_at, f.reuse_grace_us
-                 ), ended AS (
-                     DELETE FROM cs_sessions s USING revoked r
-                      WHERE s.tenant_id = r.tenant_id AND s.id = r.session_id
-                 ), siblings AS (
-                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
-                       FROM revoked r
-                      WHERE f.tenant_id = r.tenant_id AND f.session_id = r.session_id
-                        AND f.id <> r.id AND f.revoked_at IS NULL
-                 )
-                 SELECT d.outcome, c.*
-                   FROM decision d
-                   LEFT JOIN (SELECT * FROM rotated UNION ALL SELECT * FROM revoked) c
-                     ON c.id = d.id",
-            )
-            .bind(presented.to_hex())
-            .bind(new.to_hex())
-            .bind(now)
-        };
-        let decode = |row: &sqlx::postgres::PgRow| {
-            const T: &str = "cs_refresh_families";
-            let outcome: String = codec::get(row, T, "outcome")?;
-            Ok(match outcome.as_str() {
-                "revoked" => Rotation::Revoked,
-                "expired" => Rotation::Expired,
-                "superseded" => Rotation::Superseded,
-                "rotate" => Rotation::Rotated(codec::family(row)?),
-                "revoke" => Rotation::Reused(codec::family(row)?),
-                other => {
-                    let message = format!("unknown rotation outcome {other}");
-                    return Err(PgError::corrupt(T, message));
-                }
-            })
-        };
-        // Not idempotent: after an ambiguous commit, a retry would present
-        // a token that may already have rotated (and revoke the family).
-        self.retry
-            .run("rotate_refresh", Once, || async {
-                let refused = unique_violation(
-                    Phase::Committing,
-                    "rotating a refresh token",
-                    "refresh token already exists",
-                );
-                let rotation = optional(stmt(), &self.write, refused, decode).await?;
-                Ok(rotation.unwrap_or(Rotation::Unknown))
-            })
-            .await
+        let (rotation, _) = self.rotate(presented, new, now, None, None).await?;
+        Ok(rotation)
+    }
+
+    async fn rotate_refresh_recorded(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: &AuditEvent,
+    ) -> Result<(Rotation, Option<SessionRecord>)> {
+        self.rotate(presented, new, now, scope, Some(event)).await
     }
 
     async fn refresh_family(
@@ -532,6 +454,146 @@ impl SessionStore for PostgresStore {
                 .await
                 .map_err(db("counting live sessions"))?;
                 codec::unsigned(T, "count", codec::get(&row, T, "count")?)
+            })
+            .await
+    }
+}
+
+impl PostgresStore {
+    /// Both rotations in one statement: `decide_rotation` in SQL, scoped
+    /// to `scope`'s families when given, with the session read and `event`
+    /// recorded for a live session when given. `fam` locks the family the
+    /// presented token belongs to; a concurrent presentation waits for the
+    /// lock and then decides on the family as the winner left it (READ
+    /// COMMITTED re-reads a locked row's newest version), so of concurrent
+    /// presentations of one token at most one rotates. The two writing
+    /// branches are mutually exclusive on `outcome`.
+    async fn rotate(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(Rotation, Option<SessionRecord>)> {
+        let stmt = || {
+            sqlx::query(
+                "WITH fam AS MATERIALIZED (
+                     SELECT f.id, f.tenant_id, f.session_id, f.current_hash, f.previous_hash,
+                            f.rotated_at, f.expires_at, f.revoked_at, f.reuse_grace_us
+                       FROM cs_refresh_tokens t
+                       JOIN cs_refresh_families f ON f.id = t.family_id
+                      WHERE t.hash = $1 AND ($4::uuid IS NULL OR f.tenant_id = $4::uuid)
+                        FOR UPDATE OF f
+                 ), decision AS MATERIALIZED (
+                     SELECT id, tenant_id, session_id,
+                            CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+                                 WHEN $3::timestamptz >= expires_at THEN 'expired'
+                                 WHEN current_hash = $1 THEN 'rotate'
+                                 WHEN previous_hash = $1
+                                  AND $3::timestamptz
+                                      < rotated_at + reuse_grace_us * interval '1 microsecond'
+                                      THEN 'superseded'
+                                 ELSE 'revoke'
+                            END AS outcome
+                       FROM fam
+                 ), rotated AS (
+                     UPDATE cs_refresh_families f
+                        SET previous_hash = f.current_hash, current_hash = $2,
+                            generation = f.generation + 1, rotated_at = $3::timestamptz
+                       FROM decision d
+                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'rotate'
+                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
+                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
+                               f.expires_at, f.revoked_at, f.reuse_grace_us
+                 ), issued AS (
+                     INSERT INTO cs_refresh_tokens (hash, family_id) SELECT $2, id FROM rotated
+                 ), revoked AS (
+                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
+                       FROM decision d
+                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'revoke'
+                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
+                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
+                               f.expires_at, f.revoked_at, f.reuse_grace_us
+                 ), ended AS (
+                     DELETE FROM cs_sessions s USING revoked r
+                      WHERE s.tenant_id = r.tenant_id AND s.id = r.session_id
+                 ), siblings AS (
+                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
+                       FROM revoked r
+                      WHERE f.tenant_id = r.tenant_id AND f.session_id = r.session_id
+                        AND f.id <> r.id AND f.revoked_at IS NULL
+                 ), sess AS (
+                     SELECT s.* FROM cs_sessions s
+                       JOIN rotated r ON s.tenant_id = r.tenant_id AND s.id = r.session_id
+                 ), recorded AS (
+                     INSERT INTO cs_audit_events
+                         (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
+                     SELECT $5::uuid, s.tenant_id, s.user_id, $6::text, $7::text, $8::text,
+                            $9::text, $10::text, $11::timestamptz, $12::text
+                       FROM sess s
+                      WHERE $5::uuid IS NOT NULL
+                        AND $3::timestamptz < s.expires_at
+                        AND $3::timestamptz < s.absolute_expires_at
+                 )
+                 SELECT d.outcome, c.*,
+                        s.key AS s_key, s.id AS s_id, s.tenant_id AS s_tenant_id,
+                        s.user_id AS s_user_id, s.auth AS s_auth, s.ip AS s_ip,
+                        s.user_agent AS s_user_agent, s.created_at AS s_created_at,
+                        s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
+                        s.absolute_expires_at AS s_absolute_expires_at,
+                        s.idle_timeout_us AS s_idle_timeout_us,
+                        s.renew_within_us AS s_renew_within_us
+                   FROM decision d
+                   LEFT JOIN (SELECT * FROM rotated UNION ALL SELECT * FROM revoked) c
+                     ON c.id = d.id
+                   LEFT JOIN sess s ON true",
+            )
+            .bind(presented.to_hex())
+            .bind(new.to_hex())
+            .bind(now)
+            .bind(scope.map(|t| *t.as_uuid()))
+            .bind(event.map(|e| *e.id.as_uuid()))
+            .bind(event.map(|e| e.kind.as_str()))
+            .bind(event.map(|e| e.status.as_str()))
+            .bind(event.and_then(|e| e.factor.map(countersign_core::FactorKind::as_str)))
+            .bind(event.and_then(|e| e.ip.map(|ip| ip.to_string())))
+            .bind(event.and_then(|e| e.user_agent.clone()))
+            .bind(event.map(|e| e.at))
+            .bind(event.and_then(|e| e.detail.as_ref().map(countersign_core::AuditDetail::code)))
+        };
+        let decode = |row: &sqlx::postgres::PgRow| {
+            const T: &str = "cs_refresh_families";
+            let outcome: String = codec::get(row, T, "outcome")?;
+            let rotation = match outcome.as_str() {
+                "revoked" => Rotation::Revoked,
+                "expired" => Rotation::Expired,
+                "superseded" => Rotation::Superseded,
+                "rotate" => Rotation::Rotated(codec::family(row)?),
+                "revoke" => Rotation::Reused(codec::family(row)?),
+                other => {
+                    let message = format!("unknown rotation outcome {other}");
+                    return Err(PgError::corrupt(T, message));
+                }
+            };
+            let key: Option<String> = codec::get(row, "cs_sessions", "s_key")?;
+            let session = match key {
+                Some(_) => Some(codec::session_named(row, &codec::SessionNames::PREFIXED)?),
+                None => None,
+            };
+            Ok((rotation, session))
+        };
+        // Not idempotent: after an ambiguous commit, a retry would present
+        // a token that may already have rotated (and revoke the family).
+        self.retry
+            .run("rotate_refresh", Once, || async {
+                let refused = unique_violation(
+                    Phase::Committing,
+                    "rotating a refresh token",
+                    "refresh token already exists",
+                );
+                let rotation = optional(stmt(), &self.write, refused, decode).await?;
+                Ok(rotation.unwrap_or((Rotation::Unknown, None)))
             })
             .await
     }

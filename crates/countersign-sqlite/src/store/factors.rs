@@ -118,7 +118,7 @@ impl FactorStore for SqliteStore {
         tenant: TenantId,
         kind: FactorKind,
     ) -> Result<Option<FactorSettings>> {
-        self.fetch_optional(
+        self.read_optional(
             "SELECT config FROM cs_tenant_factors WHERE tenant_id = ?1 AND kind = ?2",
             (id(tenant.as_uuid()), kind.as_str()),
             read_json,
@@ -181,7 +181,7 @@ impl FactorStore for SqliteStore {
         user: UserId,
         kind: FactorKind,
     ) -> Result<Option<Versioned<FactorCredential>>> {
-        self.fetch_optional(
+        self.read_optional(
             format!(
                 "SELECT {USER_FACTOR_COLS} FROM cs_user_factors WHERE tenant_id = ?1 AND user_id = ?2 AND kind = ?3 AND config <> 'null'"
             ),
@@ -301,7 +301,7 @@ impl FactorStore for SqliteStore {
     }
 
     async fn methods(&self, scope: MethodScope) -> Result<Vec<MethodRecord>> {
-        self.call(move |c| {
+        self.read_snapshot(move |c| {
             let t = id(scope.tenant().as_uuid());
             match scope.user() {
                 None => tenant_methods(c, &t),
@@ -326,7 +326,7 @@ impl FactorStore for SqliteStore {
 
     async fn available_methods(&self, tenant: TenantId, user: UserId) -> Result<Vec<AuthMethod>> {
         let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
-        self.call(move |c| {
+        self.read_snapshot(move |c| {
             if !user_exists(c, &t, &u)? {
                 return Ok(Vec::new());
             }

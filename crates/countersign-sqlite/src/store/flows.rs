@@ -43,7 +43,7 @@ impl FlowStore for SqliteStore {
         tenant: TenantId,
         key: &TokenHash,
     ) -> Result<Option<Versioned<FlowRecord>>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {FLOW_COLS} FROM cs_flows WHERE tenant_id = ?1 AND key = ?2"),
             [id(tenant.as_uuid()), key.to_hex()],
             read_flow,

@@ -21,7 +21,7 @@ impl IdentityLookup for SqliteStore {
     type Error = SqliteError;
 
     async fn get_tenant(&self, tenant: TenantId) -> Result<Option<Tenant>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {TENANT_COLS} FROM cs_tenants WHERE id = ?1"),
             [id(tenant.as_uuid())],
             read_tenant,
@@ -30,7 +30,7 @@ impl IdentityLookup for SqliteStore {
     }
 
     async fn find_tenant(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {TENANT_COLS} FROM cs_tenants WHERE slug = ?1"),
             [slug.as_str().to_owned()],
             read_tenant,
@@ -39,7 +39,7 @@ impl IdentityLookup for SqliteStore {
     }
 
     async fn find_user(&self, tenant: TenantId, identifier: &Identifier) -> Result<Option<User>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND identifier = ?2"),
             [id(tenant.as_uuid()), identifier.as_str().to_owned()],
             read_user,
@@ -48,7 +48,7 @@ impl IdentityLookup for SqliteStore {
     }
 
     async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<Option<User>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {USER_COLS} FROM cs_users WHERE tenant_id = ?1 AND id = ?2"),
             [id(tenant.as_uuid()), id(user.as_uuid())],
             read_user,
@@ -57,7 +57,7 @@ impl IdentityLookup for SqliteStore {
     }
 
     async fn get_user_cross_tenant(&self, user: UserId) -> Result<Option<User>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {USER_COLS} FROM cs_users WHERE id = ?1"),
             [id(user.as_uuid())],
             read_user,
@@ -110,7 +110,7 @@ impl IdentityLookup for SqliteStore {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Option<FailureRecord>> {
-        self.fetch_optional(
+        self.read_optional(
             format!("SELECT {FAILURE_COLS} FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2"),
             [id(tenant.as_uuid()), id(user.as_uuid())],
             read_failure,
@@ -192,6 +192,36 @@ impl IdentityAuthnLog for SqliteStore {
             return Err(SqliteError::NotFound("user"));
         }
         Ok(())
+    }
+
+    async fn record_login(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: &[AuditEvent],
+    ) -> Result<()> {
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        let events = events.to_vec();
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE cs_users SET last_login_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .execute((&t, &u, micros(at)))?;
+            if n == 0 {
+                return Err(SqliteError::NotFound("user"));
+            }
+            tx.prepare_cached("DELETE FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2")?
+                .execute((&t, &u))?;
+            for e in &events {
+                insert_event(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -97,6 +97,39 @@ impl SqliteStore {
         self.call(move |c| first(c, sql.as_ref(), p, decode)).await
     }
 
+    /// The first row of one read-only query, decoded: on an idle reader, on
+    /// the calling thread, when the store has one (no hop to the worker),
+    /// else on the worker. A reader refuses any write, so a statement
+    /// that writes ends up on the worker either way.
+    async fn read_optional<T, P>(
+        &self,
+        sql: impl AsRef<str> + Send + 'static,
+        p: P,
+        decode: Decode<T>,
+    ) -> Result<Option<T>>
+    where
+        T: Send + 'static,
+        P: Params + Clone + Send + 'static,
+    {
+        if let Some(found) = self.try_read(|c| first(c, sql.as_ref(), p.clone(), decode)) {
+            return Ok(found);
+        }
+        self.fetch_optional(sql, p, decode).await
+    }
+
+    /// The reads of `f`, on one snapshot of an idle reader when the store
+    /// has one, else on the worker (as [`read_optional`](Self::read_optional)).
+    async fn read_snapshot<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        if let Some(out) = self.try_snapshot(&f) {
+            return Ok(out);
+        }
+        self.call(move |c| f(c)).await
+    }
+
     /// Run one statement on the worker; returns the number of rows changed.
     async fn execute<P>(&self, sql: &'static str, p: P) -> Result<usize>
     where

@@ -296,55 +296,60 @@ impl SessionStore for SqliteStore {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Rotation> {
-        let (p, n, now_t) = (hex(presented), hex(new), now);
-        let presented = *presented;
+        let (presented, new) = (*presented, *new);
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let family = first(
-                &tx,
-                &format!(
-                    "SELECT {} FROM cs_refresh_tokens t JOIN cs_refresh_families f ON f.id = t.family_id WHERE t.hash = ?1",
-                    FAMILY_COLS.split(", ").map(|col| format!("f.{col}")).collect::<Vec<_>>().join(", ")
-                ),
-                [&p],
-                read_family,
-            )?;
-            let Some(family) = family else {
-                return Ok(Rotation::Unknown);
-            };
-            let now = micros(now_t);
-            let fid = id(family.id.as_uuid());
-            let outcome = match decide_rotation(&family, &presented, now_t) {
-                RotationDecision::Revoked => Rotation::Revoked,
-                RotationDecision::Expired => Rotation::Expired,
-                RotationDecision::Superseded => Rotation::Superseded,
-                RotationDecision::Rotate => {
-                    tx.execute(
-                        "UPDATE cs_refresh_families SET previous = current, current = ?2,
-                             generation = generation + 1, rotated_at = ?3 WHERE id = ?1",
-                        params![fid, n, now],
-                    )?;
-                    tx.execute("INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)", params![n, fid])?;
-                    let after = first(
-                        &tx,
-                        &format!("SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE id = ?1"),
-                        [&fid],
-                        read_family,
-                    )?
-                    .ok_or(SqliteError::NotFound("family"))?;
-                    Rotation::Rotated(after)
-                }
-                RotationDecision::Revoke => {
-                    tx.execute("UPDATE cs_refresh_families SET revoked_at = ?2 WHERE id = ?1", params![fid, now])?;
-                    end_sessions(&tx, "id = ?1", &[&id(family.session_id.as_uuid())], now)?;
-                    Rotation::Reused(RefreshFamily {
-                        revoked_at: Some(now_t),
-                        ..family
-                    })
-                }
-            };
+            let outcome = rotate(&tx, &presented, &new, now)?;
             tx.commit()?;
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_recorded(
+        &self,
+        presented: &TokenHash,
+        new: &TokenHash,
+        now: DateTime<Utc>,
+        scope: Option<TenantId>,
+        event: &AuditEvent,
+    ) -> Result<(Rotation, Option<SessionRecord>)> {
+        let (presented, new, event) = (*presented, *new, event.clone());
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(scope) = scope {
+                let tenant: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT f.tenant_id FROM cs_refresh_tokens t
+                           JOIN cs_refresh_families f ON f.id = t.family_id WHERE t.hash = ?1",
+                    )?
+                    .query_row([hex(&presented)], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })?;
+                if tenant.as_deref() != Some(id(scope.as_uuid()).as_str()) {
+                    return Ok((Rotation::Unknown, None));
+                }
+            }
+            let outcome = rotate(&tx, &presented, &new, now)?;
+            let session = match &outcome {
+                Rotation::Rotated(f) => {
+                    let (t, s) = (id(f.tenant_id.as_uuid()), id(f.session_id.as_uuid()));
+                    let session = session_by_id(&tx, &t, &s)?;
+                    if session.as_ref().is_some_and(|s| s.is_live(now)) {
+                        let mut e = event;
+                        e.tenant_id = f.tenant_id;
+                        e.user_id = Some(f.user_id);
+                        super::identity::insert_event(&tx, &e)?;
+                    }
+                    session
+                }
+                _ => None,
+            };
+            tx.commit()?;
+            Ok((outcome, session))
         })
         .await
     }
@@ -394,4 +399,69 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+}
+
+/// [`decide_rotation`] on the family of `presented`, and its writes, in
+/// the caller's transaction.
+fn rotate(
+    tx: &Connection,
+    presented: &TokenHash,
+    new: &TokenHash,
+    now_t: DateTime<Utc>,
+) -> Result<Rotation> {
+    let (p, n) = (hex(presented), hex(new));
+    let family = first(
+        tx,
+        &format!(
+            "SELECT {} FROM cs_refresh_tokens t JOIN cs_refresh_families f ON f.id = t.family_id WHERE t.hash = ?1",
+            FAMILY_COLS
+                .split(", ")
+                .map(|col| format!("f.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        [&p],
+        read_family,
+    )?;
+    let Some(family) = family else {
+        return Ok(Rotation::Unknown);
+    };
+    let now = micros(now_t);
+    let fid = id(family.id.as_uuid());
+    let outcome = match decide_rotation(&family, presented, now_t) {
+        RotationDecision::Revoked => Rotation::Revoked,
+        RotationDecision::Expired => Rotation::Expired,
+        RotationDecision::Superseded => Rotation::Superseded,
+        RotationDecision::Rotate => {
+            tx.execute(
+                "UPDATE cs_refresh_families SET previous = current, current = ?2,
+             generation = generation + 1, rotated_at = ?3 WHERE id = ?1",
+                params![fid, n, now],
+            )?;
+            tx.execute(
+                "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
+                params![n, fid],
+            )?;
+            let after = first(
+                tx,
+                &format!("SELECT {FAMILY_COLS} FROM cs_refresh_families WHERE id = ?1"),
+                [&fid],
+                read_family,
+            )?
+            .ok_or(SqliteError::NotFound("family"))?;
+            Rotation::Rotated(after)
+        }
+        RotationDecision::Revoke => {
+            tx.execute(
+                "UPDATE cs_refresh_families SET revoked_at = ?2 WHERE id = ?1",
+                params![fid, now],
+            )?;
+            end_sessions(tx, "id = ?1", &[&id(family.session_id.as_uuid())], now)?;
+            Rotation::Reused(RefreshFamily {
+                revoked_at: Some(now_t),
+                ..family
+            })
+        }
+    };
+    Ok(outcome)
 }

@@ -381,6 +381,133 @@ pub async fn a_refused_registration_writes_nothing<S: AuditedStore>(s: S) {
     assert_eq!(events, [taken]);
 }
 
+/// A login forgets the failures, records its time and appends its events
+/// in one call: all of it is there afterwards.
+pub async fn a_login_commits_its_time_failures_and_events_together<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 65).await;
+    let lockout = countersign_core::LockoutPolicy::default();
+    s.record_failed_attempt(t.id, u.id, &lockout, at(1))
+        .await
+        .unwrap();
+    let factor = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::Authentication,
+        AuditStatus::Success,
+        at(2),
+    );
+    let login = fx.event(
+        t.id,
+        Some(u.id),
+        AuditKind::LoginSucceeded,
+        AuditStatus::Success,
+        at(3),
+    );
+    s.record_login(t.id, u.id, at(3), &[factor.clone(), login.clone()])
+        .await
+        .unwrap();
+    assert_eq!(s.failure_record(t.id, u.id).await.unwrap(), None);
+    let read = s.get_user(t.id, u.id).await.unwrap().unwrap();
+    assert_eq!(read.last_login_at, Some(at(3)));
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events, [login, factor]);
+}
+
+/// A login recorded for a user the tenant lacks is `NotFound` and writes
+/// nothing: no event, no login time, the failures (in the user's own
+/// tenant) kept.
+pub async fn a_login_of_a_user_the_tenant_lacks_writes_nothing<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 66).await;
+    let other = tenant(&s, &fx, "other").await;
+    let lockout = countersign_core::LockoutPolicy::default();
+    s.record_failed_attempt(t.id, u.id, &lockout, at(1))
+        .await
+        .unwrap();
+    let e = fx.event(
+        other.id,
+        Some(u.id),
+        AuditKind::LoginSucceeded,
+        AuditStatus::Success,
+        at(2),
+    );
+    let err = s
+        .record_login(other.id, u.id, at(2), std::slice::from_ref(&e))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        countersign_core::StoreError::kind(&err),
+        StoreErrorKind::NotFound
+    );
+    let failures = s.failure_record(t.id, u.id).await.unwrap().unwrap();
+    assert_eq!(failures.count, 1);
+    let read = s.get_user(t.id, u.id).await.unwrap().unwrap();
+    assert_eq!(read.last_login_at, None);
+    for tenant in [t.id, other.id] {
+        let events = s
+            .query_events(tenant, &AuditFilter::default())
+            .await
+            .unwrap();
+        assert!(events.iter().all(|x| x.id != e.id), "{events:?}");
+    }
+}
+
+/// A refresh that rotates records its event in the same call, with the
+/// family's tenant and user, only while the family's session is live; the
+/// answer carries the session as it stands.
+pub async fn a_refresh_records_its_event_only_for_a_live_session<S: AuditedStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 77).await;
+    let sess = session(&fx, t.id, u.id);
+    let fam = family(&fx, &sess);
+    s.create_session(&sess, Some(&fam), None).await.unwrap();
+    let stamp = |when| {
+        fx.event(
+            countersign_core::TenantId::SYSTEM,
+            None,
+            AuditKind::TokenRefreshed,
+            AuditStatus::Success,
+            when,
+        )
+    };
+    let second = crate::fixtures::token_hash(&fx);
+    let live = stamp(at(1));
+    let (rotation, found) = s
+        .rotate_refresh_recorded(&fam.current, &second, at(1), None, &live)
+        .await
+        .unwrap();
+    assert!(matches!(rotation, countersign_core::Rotation::Rotated(_)));
+    assert_eq!(found.as_ref().map(|f| f.id), Some(sess.id));
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let recorded = events.first().unwrap();
+    assert_eq!(
+        (
+            recorded.id,
+            recorded.tenant_id,
+            recorded.user_id,
+            recorded.kind
+        ),
+        (live.id, t.id, Some(u.id), AuditKind::TokenRefreshed)
+    );
+    // After the session's idle deadline the family still rotates, the
+    // session comes back as it stands, and nothing is recorded.
+    let late = sess.expires_at + Duration::seconds(1);
+    let idle = stamp(late);
+    let (rotation, found) = s
+        .rotate_refresh_recorded(
+            &second,
+            &crate::fixtures::token_hash(&fx),
+            late,
+            None,
+            &idle,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(rotation, countersign_core::Rotation::Rotated(_)));
+    assert!(found.is_some_and(|f| !f.is_live(late)));
+    let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
 /// A session starts with its refresh family and the audit event of its
 /// start in one go: all are there afterwards.
 pub async fn a_session_start_commits_with_its_event<S: AuditedStore>(s: S) {

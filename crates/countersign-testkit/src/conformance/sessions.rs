@@ -577,3 +577,44 @@ pub async fn validated_sessions_see_every_change_at_once<S: ConformanceStore>(s:
     s.erase_user(t.id, u.id, fx.user_id()).await.unwrap();
     gone(f, "ended by erasing its user").await;
 }
+
+/// A refresh scoped to another tenant is `Unknown` and changes nothing:
+/// the token stays current and rotates in its own tenant, and a spent one
+/// presented there revokes nothing.
+pub async fn a_refresh_scoped_to_another_tenant_changes_nothing<S: ConformanceStore>(s: S) {
+    let (fx, t, u) = acme_alice(&s, 75).await;
+    let other = tenant(&s, &fx, "other").await;
+    let (sess, fam) = stored_session(&s, &fx, &t, &u).await;
+    let e = fx.event(
+        other.id,
+        None,
+        countersign_core::AuditKind::TokenRefreshed,
+        countersign_core::AuditStatus::Success,
+        at(1),
+    );
+    let second = token_hash(&fx);
+    let foreign = s
+        .rotate_refresh_recorded(&fam.current, &second, at(1), Some(other.id), &e)
+        .await
+        .unwrap();
+    assert!(matches!(foreign, (Rotation::Unknown, None)), "{foreign:?}");
+    let (rotated, live) = s
+        .rotate_refresh_recorded(&fam.current, &second, at(2), Some(t.id), &e)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated(_)), "{rotated:?}");
+    assert_eq!(live.map(|l| l.id), Some(sess.id));
+    // The spent token, presented in the other tenant: unknown, no reuse.
+    let spent = s
+        .rotate_refresh_recorded(&fam.current, &token_hash(&fx), at(3), Some(other.id), &e)
+        .await
+        .unwrap();
+    assert!(matches!(spent, (Rotation::Unknown, None)), "{spent:?}");
+    assert!(s.session(t.id, sess.id).await.unwrap().is_some());
+    assert!(matches!(
+        s.rotate_refresh(&second, &token_hash(&fx), at(4))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}

@@ -565,3 +565,98 @@ pub async fn a_single_passed_factor_does_not_reset_the_lockout_count<S: Conforma
             .is_some()
     );
 }
+
+/// A password that completes a method within one call stores no flow, and
+/// its proof still starts exactly one session: of concurrent issues with
+/// clones of it one wins, the others get `FlowEnded`; after the flow TTL it
+/// is `FlowExpired`.
+pub async fn a_one_call_password_login_starts_one_session<S: ConformanceStore>(s: S) {
+    let w = World::password_only(s.clone(), 40, countersign_core::LockoutPolicy::default()).await;
+    let alice = w.user("alice").await;
+    let one_call = || {
+        w.svc
+            .login_with_password(w.tenant.id, "alice", None, PASSWORD, &w.client)
+    };
+    let (flow, sub) = one_call().await.unwrap();
+    assert!(flow.is_none(), "no flow stored");
+    assert!(sub.accepted());
+    let LoginStatus::Authenticated(auth) = sub.status else {
+        panic!("{sub:?}")
+    };
+    assert_eq!(auth.user_id(), alice.id);
+    let issues: Vec<_> = (0..4)
+        .map(|_| {
+            let (sessions, auth, client) = (w.sessions.clone(), auth.clone(), w.client.clone());
+            tokio::spawn(async move { sessions.issue(&auth, &client).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in issues {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Error::FlowEnded) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 1, "one proof, one session");
+    assert!(matches!(
+        w.sessions.issue(&auth, &w.client).await,
+        Err(Error::FlowEnded)
+    ));
+    let (_, late) = one_call().await.unwrap();
+    let LoginStatus::Authenticated(late) = late.status else {
+        panic!("{late:?}")
+    };
+    w.clock.advance(chrono::Duration::seconds(301));
+    assert!(matches!(
+        w.sessions.issue(&late, &w.client).await,
+        Err(Error::FlowExpired)
+    ));
+}
+
+/// A one-call password login that does not finish stores its flow as the
+/// password left it: awaiting the second factor (which then completes it),
+/// or, for a wrong password or an unknown identifier, refused alike with
+/// the failure counted, and the flow usable for another try.
+pub async fn a_one_call_password_login_that_needs_more_keeps_its_flow<S: ConformanceStore>(s: S) {
+    let (w, alice) = mfa_alice(&s, 41).await;
+    enroll_totp(&w, &alice).await;
+    let one_call = |who: &'static str, password: &'static str| {
+        w.svc
+            .login_with_password(w.tenant.id, who, Some("mfa"), password, &w.client)
+    };
+    let (flow, sub) = one_call("alice", PASSWORD).await.unwrap();
+    let flow = flow.expect("a stored flow");
+    assert!(sub.accepted());
+    assert_eq!(
+        accepts(&sub.status),
+        [
+            FactorKind::EmailOtp,
+            FactorKind::RecoveryCodes,
+            FactorKind::Totp
+        ]
+    );
+    let code = current_totp(&w, &alice).await;
+    let done = w.submit(&flow, FactorResponse::Totp(&code)).await.unwrap();
+    let LoginStatus::Authenticated(auth) = done.status else {
+        panic!("{done:?}")
+    };
+    w.sessions.issue(&auth, &w.client).await.unwrap();
+
+    let (wrong, refused_known) = one_call("alice", "not the password").await.unwrap();
+    let (_, refused_unknown) = one_call("mallory", PASSWORD).await.unwrap();
+    assert_eq!(refused_known.refused, Some(Refusal::Incorrect));
+    assert_eq!(refused_unknown.refused, Some(Refusal::Incorrect));
+    assert_eq!(
+        accepts(&refused_known.status),
+        accepts(&refused_unknown.status)
+    );
+    let failures = w.store.failure_record(w.tenant.id, alice.id).await.unwrap();
+    assert_eq!(failures.map(|f| f.count), Some(1));
+    let wrong = wrong.expect("a refused login keeps its flow");
+    let retried = w
+        .submit(&wrong, FactorResponse::Password(PASSWORD))
+        .await
+        .unwrap();
+    assert!(retried.accepted());
+}

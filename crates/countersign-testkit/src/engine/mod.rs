@@ -48,6 +48,8 @@ macro_rules! __engine_list {
                 garbage_flow_tokens_write_no_audit_rows,
                 totp_length_is_the_enrolled_credentials,
                 a_single_passed_factor_does_not_reset_the_lockout_count,
+                a_one_call_password_login_starts_one_session,
+                a_one_call_password_login_that_needs_more_keeps_its_flow,
             ],
             factors: [
                 recovery_codes_are_single_use_and_regeneration_voids_the_old_set,

@@ -715,9 +715,8 @@ pub async fn tenant_bound_calls_refuse_other_tenants_tokens<S: ConformanceStore>
     w.sessions.verify_access_token_in(a, &jwt).await.unwrap();
     assert!(!w.sessions.introspect_in(b, &jwt).await.unwrap().active);
     assert!(w.sessions.introspect_in(a, &jwt).await.unwrap().active);
-    // Refresh tokens: refused as unknown, nothing minted. (Rotation is not
-    // tenant-scoped in the store: the presented token is spent and the
-    // login it belongs to revoked, as a leaked credential.)
+    // Refresh tokens: refused as unknown, nothing minted, nothing changed:
+    // the token still rotates in its own tenant, the session lives on.
     let next = w
         .sessions
         .refresh_in(a, refresh.expose(), &w.client)
@@ -728,7 +727,25 @@ pub async fn tenant_bound_calls_refuse_other_tenants_tokens<S: ConformanceStore>
         w.sessions.refresh_in(b, next.expose(), &w.client).await,
         Err(Error::RefreshRefused(RefreshRefusal::Unknown))
     ));
-    assert!(w.sessions.validate(session).await.is_err());
+    w.sessions.validate(session).await.expect("left alone");
+    let after = w
+        .sessions
+        .refresh_in(a, next.expose(), &w.client)
+        .await
+        .expect("still the current token");
+    // Whatever a token of another tenant is, it is unknown here.
+    assert!(matches!(
+        w.sessions.refresh_in(b, next.expose(), &w.client).await,
+        Err(Error::RefreshRefused(RefreshRefusal::Unknown))
+    ));
+    w.sessions
+        .validate(session)
+        .await
+        .expect("reuse elsewhere is no reuse");
+    w.sessions
+        .refresh_in(a, after.refresh_token.expose(), &w.client)
+        .await
+        .unwrap();
     // Logout in the right tenant works.
     let other = w
         .sessions

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 mod hasher;
 mod legacy;
 mod rules;
+mod slots;
 
 pub use hasher::{Argon2Params, PasswordHasher};
 pub use legacy::{

@@ -597,7 +597,8 @@ async fn a_failed_audit_write_fails_the_login_closed() {
         countersign_core::StoreErrorKind::Transient,
         countersign_core::StoreErrorKind::Other,
     ] {
-        w.store.fail_next_on("record_event", 1, kind);
+        // A right password's events are written with the login itself.
+        w.store.fail_next_on("record_login", 1, kind);
         let r = w.login("alice", PASSWORD).await;
         assert!(
             matches!(r, Err(Error::Store { kind: k, .. }) if k == kind),
