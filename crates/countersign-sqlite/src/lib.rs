@@ -28,7 +28,10 @@
 //!   store is refused by the next validation). A validation answers from
 //!   a reader only a live session whose renewal is not due; anything else
 //!   (unknown, ended, due for renewal) is decided on the worker exactly
-//!   as without readers, so the renewal stays one atomic write. Every
+//!   as without readers, so the renewal stays one atomic write. The
+//!   lookups of a login (tenant, user, failure record, factor settings
+//!   and credentials, methods, flow) read on a reader too, each one
+//!   statement, or a few in one read transaction (one snapshot). Every
 //!   other call, read or write, goes to the worker. A reader never waits:
 //!   with every reader busy, or on any error (a lock held, a panic), the
 //!   call takes the worker path. An in-memory database, the empty path,
