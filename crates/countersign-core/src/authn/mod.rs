@@ -30,6 +30,7 @@ use crate::seal::Sealer;
 mod accounts;
 mod admin;
 mod challenge;
+mod check;
 mod enroll;
 mod export;
 mod federated;
