@@ -131,6 +131,16 @@ pub(crate) fn next_version(current: Option<u64>, expected: Option<u64>) -> Optio
 }
 
 impl State {
+    /// Append `event` unless one with its id is there already (recording
+    /// an event twice records it once). Returns whether it was appended.
+    pub(crate) fn record_event(&mut self, event: AuditEvent) -> bool {
+        let new = self.event_ids.insert(event.id);
+        if new {
+            self.events.push(event);
+        }
+        new
+    }
+
     /// End a session and revoke its family at `now`.
     pub(crate) fn end_session(
         &mut self,

@@ -110,10 +110,7 @@ impl IdentityLookup for MemoryStore {
 impl IdentityAuthnLog for MemoryStore {
     async fn record_event(&self, event: &AuditEvent) -> Result<()> {
         let mut st = self.begin(StoreMethod::RecordEvent)?;
-        // Recording an event twice is recording it once.
-        if st.event_ids.insert(event.id) {
-            st.events.push(event.clone());
-        }
+        st.record_event(event.clone());
         Ok(())
     }
 
@@ -168,9 +165,7 @@ impl IdentityAuthnLog for MemoryStore {
             u.last_login_at = Some(at);
         }
         for event in events {
-            if st.event_ids.insert(event.id) {
-                st.events.push(event.clone());
-            }
+            st.record_event(event.clone());
         }
         Ok(())
     }

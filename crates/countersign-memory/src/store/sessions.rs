@@ -184,8 +184,7 @@ impl SessionStore for MemoryStore {
             let mut e = event.clone();
             e.tenant_id = family.tenant_id;
             e.user_id = Some(family.user_id);
-            st.event_ids.insert(e.id);
-            st.events.push(e);
+            st.record_event(e);
         }
         Ok((rotation, session))
     }

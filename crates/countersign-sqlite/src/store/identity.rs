@@ -168,12 +168,8 @@ impl IdentityAuthnLog for SqliteStore {
     }
 
     async fn reset_failed_attempts(&self, tenant: TenantId, user: UserId) -> Result<()> {
-        self.execute(
-            "DELETE FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2",
-            [id(tenant.as_uuid()), id(user.as_uuid())],
-        )
-        .await?;
-        Ok(())
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        self.call(move |c| forget_failures(c, &t, &u)).await
     }
 
     async fn record_last_login(
@@ -182,16 +178,8 @@ impl IdentityAuthnLog for SqliteStore {
         user: UserId,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let n = self
-            .execute(
-                "UPDATE cs_users SET last_login_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
-                (id(tenant.as_uuid()), id(user.as_uuid()), micros(at)),
-            )
-            .await?;
-        if n == 0 {
-            return Err(SqliteError::NotFound("user"));
-        }
-        Ok(())
+        let (t, u) = (id(tenant.as_uuid()), id(user.as_uuid()));
+        self.call(move |c| set_last_login(c, &t, &u, at)).await
     }
 
     async fn record_login(
@@ -205,16 +193,8 @@ impl IdentityAuthnLog for SqliteStore {
         let events = events.to_vec();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE cs_users SET last_login_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
-                )?
-                .execute((&t, &u, micros(at)))?;
-            if n == 0 {
-                return Err(SqliteError::NotFound("user"));
-            }
-            tx.prepare_cached("DELETE FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2")?
-                .execute((&t, &u))?;
+            set_last_login(&tx, &t, &u, at)?;
+            forget_failures(&tx, &t, &u)?;
             for e in &events {
                 insert_event(&tx, e)?;
             }
@@ -462,6 +442,24 @@ impl IdentityAdmin for SqliteStore {
 }
 
 /// Insert one audit event.
+/// Record a login of the user at `at`; `NotFound` if the tenant lacks it.
+fn set_last_login(c: &rusqlite::Connection, t: &str, u: &str, at: DateTime<Utc>) -> Result<()> {
+    let n = c
+        .prepare_cached("UPDATE cs_users SET last_login_at = ?3 WHERE tenant_id = ?1 AND id = ?2")?
+        .execute((t, u, micros(at)))?;
+    if n == 0 {
+        return Err(SqliteError::NotFound("user"));
+    }
+    Ok(())
+}
+
+/// Forget the user's failed attempts.
+fn forget_failures(c: &rusqlite::Connection, t: &str, u: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_failures WHERE tenant_id = ?1 AND user_id = ?2")?
+        .execute((t, u))?;
+    Ok(())
+}
+
 pub(super) fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<()> {
     c.prepare_cached(&format!(
         "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"

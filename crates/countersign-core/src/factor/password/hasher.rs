@@ -628,6 +628,25 @@ mod tests {
         assert_eq!(h.inner.work.allocations(), 2);
     }
 
+    /// The hashing threads end once every clone of the hasher is gone:
+    /// nothing holds the pool afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threads_end_with_the_hasher() {
+        let (env, _) = Env::manual(9);
+        let h = PasswordHasher::new(Argon2Params::INSECURE_TEST, 2).unwrap();
+        let (a, b) = (h.clone(), h.clone());
+        let _ = tokio::join!(a.hash("pw", &env), b.hash("pw", &env));
+        let pool = Arc::downgrade(&h.inner.work);
+        drop((h, a, b));
+        for _ in 0..1_000 {
+            if pool.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} holders of the pool remain", pool.strong_count());
+    }
+
     /// A hash far slower than its parameters should be (an unoptimised
     /// argon2 in a downstream debug build) warns once; a normal one, or a
     /// fast test-parameter one, never does.
