@@ -53,9 +53,14 @@ fn root() -> PathBuf {
 }
 
 fn run(program: &str, args: &[&str]) -> Result {
+    let mut command = Command::new(program);
+    command.args(args);
+    status(command, program, args)
+}
+
+fn status(mut command: Command, program: &str, args: &[&str]) -> Result {
     eprintln!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
+    let status = command
         .status()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
@@ -65,8 +70,55 @@ fn run(program: &str, args: &[&str]) -> Result {
     }
 }
 
+/// Cargo, with the environment the caller's shell gave `cargo xtask`:
+/// what `cargo run` adds for the xtask binary itself (its package's
+/// `CARGO_PKG_*` and `CARGO_MANIFEST_*`, and the target directory's
+/// library paths in front of `LD_LIBRARY_PATH`) is taken out again, so a
+/// build made here is the same build a plain `cargo build` makes, and
+/// neither invalidates the other.
 fn cargo(args: &[&str]) -> Result {
-    run(&env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
+    let program = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&program);
+    command.args(args);
+    scrub_run_env(&mut command);
+    status(command, &program, args)
+}
+
+/// Undo, for a child process, what `cargo run` put in this process's
+/// environment.
+fn scrub_run_env(command: &mut Command) {
+    const SET_BY_RUN: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    for (key, _) in env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || SET_BY_RUN.contains(&name.as_ref()) {
+            command.env_remove(&key);
+        }
+    }
+    // `cargo run` prepends the target directory's and the toolchain's
+    // library directories; keep only what was there before.
+    if let Some(paths) = env::var_os("LD_LIBRARY_PATH") {
+        let target = root().join("target");
+        let kept: Vec<PathBuf> = env::split_paths(&paths)
+            .filter(|p| {
+                !p.starts_with(&target) && !p.components().any(|c| c.as_os_str() == ".rustup")
+            })
+            .collect();
+        match env::join_paths(&kept) {
+            Ok(joined) if !kept.is_empty() => {
+                command.env("LD_LIBRARY_PATH", joined);
+            }
+            _ => {
+                command.env_remove("LD_LIBRARY_PATH");
+            }
+        }
+    }
 }
 
 fn test() -> Result {
@@ -148,17 +200,13 @@ fn ci() -> Result {
 
 /// The API docs with warnings denied: a broken intra-doc link fails CI.
 fn docs() -> Result {
-    eprintln!("$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps --workspace");
-    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["doc", "--no-deps", "--workspace"])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .status()
-        .map_err(|e| format!("cannot run cargo doc: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo doc failed ({status})"))
-    }
+    let program = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let args = ["doc", "--no-deps", "--workspace"];
+    let mut command = Command::new(&program);
+    command.args(args).env("RUSTDOCFLAGS", "-D warnings");
+    scrub_run_env(&mut command);
+    eprint!("RUSTDOCFLAGS=\"-D warnings\" ");
+    status(command, &program, &args)
 }
 
 fn deny() -> Result {

@@ -108,9 +108,9 @@ pub use rbac::{
 };
 pub use seal::{SealError, Sealed, Sealer, SealingKey, StoredSecret};
 pub use session::{
-    AccessTokenClaims, AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RefreshFamily,
-    Refreshed, Rotation, SessionPolicy, SessionRecord, SessionService, SigningAlgorithm,
-    SigningKeyRecord, StepUpRequired,
+    AccessTokenClaims, AccessTokenPolicy, Cleanup, Introspection, IssuedSession, RecordedRotation,
+    RefreshFamily, Refreshed, Rotation, SessionPolicy, SessionRecord, SessionService,
+    SigningAlgorithm, SigningKeyRecord, StepUpRequired,
 };
 pub use store::{
     AuditQuery, FactorStore, FederatedStore, FlowStore, HistoryEntry, IdentityAdmin,

@@ -148,14 +148,48 @@ pub(crate) fn unsigned<T: TryFrom<i64>>(
 }
 
 pub(crate) fn tenant(row: &PgRow) -> Result<Tenant, PgError> {
+    tenant_named(row, &TenantNames::PLAIN)
+}
+
+/// The names a tenant's columns have in a row: their own, or with a
+/// prefix where the row also holds another table's columns.
+pub(crate) struct TenantNames {
+    id: &'static str,
+    slug: &'static str,
+    name: &'static str,
+    policy: &'static str,
+    created_at: &'static str,
+}
+
+impl TenantNames {
+    /// The columns of `cs_tenants` as they are.
+    pub(crate) const PLAIN: TenantNames = TenantNames {
+        id: "id",
+        slug: "slug",
+        name: "name",
+        policy: "policy",
+        created_at: "created_at",
+    };
+    /// The columns of `cs_tenants` prefixed `t_`.
+    pub(crate) const PREFIXED: TenantNames = TenantNames {
+        id: "t_id",
+        slug: "t_slug",
+        name: "t_name",
+        policy: "t_policy",
+        created_at: "t_created_at",
+    };
+}
+
+/// A tenant read from the columns `n` names.
+pub(crate) fn tenant_named(row: &PgRow, n: &TenantNames) -> Result<Tenant, PgError> {
     const T: &str = "cs_tenants";
-    let slug: String = get(row, T, "slug")?;
+    let slug: String = get(row, T, n.slug)?;
     Ok(Tenant {
-        id: TenantId::from_uuid(get(row, T, "id")?),
+        id: TenantId::from_uuid(get(row, T, n.id)?),
         slug: TenantSlug::parse(&slug).map_err(|e| PgError::corrupt(T, e))?,
-        name: get(row, T, "name")?,
-        policy: get::<Json<TenantPolicy>>(row, T, "policy")?.0,
-        created_at: get(row, T, "created_at")?,
+        name: get(row, T, n.name)?,
+        policy: get::<Json<TenantPolicy>>(row, T, n.policy)?.0,
+        created_at: get(row, T, n.created_at)?,
     })
 }
 

@@ -367,6 +367,33 @@ pub enum Rotation {
     Unknown,
 }
 
+/// What [`SessionStore::rotate_refresh_recorded`](crate::store::SessionStore::rotate_refresh_recorded)
+/// answers: the rotation, and, when the token rotated, the family's
+/// session and tenant as they stand in the same transaction (what a
+/// refresh needs next, without another round trip).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRotation {
+    /// What presenting the token did.
+    pub rotation: Rotation,
+    /// The family's session when the token rotated (`None`: gone, or the
+    /// token did not rotate).
+    pub session: Option<SessionRecord>,
+    /// The family's tenant when the token rotated (`None`: gone, or the
+    /// token did not rotate).
+    pub tenant: Option<crate::model::Tenant>,
+}
+
+impl RecordedRotation {
+    /// A presentation that did not rotate: nothing else to carry.
+    pub fn refused(rotation: Rotation) -> Self {
+        Self {
+            rotation,
+            session: None,
+            tenant: None,
+        }
+    }
+}
+
 /// The reference decision for a presented refresh token (stores that
 /// decide in memory follow it; SQL stores express it in SQL).
 pub fn decide_rotation(

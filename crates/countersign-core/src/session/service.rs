@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::jwt::{self, Jwks};
 use super::keys::KeyCache;
 use super::{
-    REFRESH_TOKEN, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord, SigningAlgorithm,
-    SigningKeyRecord, policy_after,
+    REFRESH_TOKEN, RecordedRotation, RefreshFamily, Rotation, SESSION_TOKEN, SessionRecord,
+    SigningAlgorithm, SigningKeyRecord, policy_after,
 };
 use crate::audit::{AuditDetail, AuditEvent, AuditKind, AuditReason, AuditStatus};
 use crate::env::{Env, Request};
@@ -547,12 +547,16 @@ where
             AuditStatus::Success,
             rq.client,
         )?;
-        let (outcome, session) = self
+        let RecordedRotation {
+            rotation,
+            session,
+            tenant,
+        } = self
             .store
             .rotate_refresh_recorded(&presented, &next_hash, rq.now, scope, &event)
             .await
             .map_err(store_err)?;
-        let refusal = match outcome {
+        let refusal = match rotation {
             Rotation::Rotated(family) => {
                 let refusal = match &session {
                     Some(s) if s.is_live(rq.now) => None,
@@ -568,7 +572,8 @@ where
                         .map_err(store_err)?;
                     return Err(Error::RefreshRefused(refusal));
                 }
-                let tenant = self.tenant(family.tenant_id).await?;
+                // The tenant as the rotation read it: no second round trip.
+                let tenant = tenant.ok_or(Error::TenantNotFound)?;
                 let access_token = match session {
                     Some(s) => self.access_token(&tenant, &s.auth, s.id, None, rq).await?,
                     None => None,

@@ -51,7 +51,7 @@ use crate::lockout::{FailureRecord, LockoutPolicy};
 use crate::model::{AccountState, Identifier, Tenant, TenantPolicy, TenantSlug, User};
 use crate::profile::{Profile, UserQuery};
 use crate::provision::TenantProvision;
-use crate::session::{RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
+use crate::session::{RecordedRotation, RefreshFamily, Rotation, SessionRecord, SigningKeyRecord};
 use crate::token::TokenHash;
 
 mod federated;
@@ -612,10 +612,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A refresh in one call: [`rotate_refresh`](Self::rotate_refresh),
     /// with two differences. A token of a family outside `scope` (when
     /// given) is [`Rotation::Unknown`] and changes nothing. And when the
-    /// token rotates, the answer carries the family's session as it stands
-    /// (`None`: gone) and, if that session is live at `now`, `event` is
-    /// appended in the same transaction, with the family's tenant and user
-    /// in place of its own; otherwise no event is written.
+    /// token rotates, the answer carries the family's session and tenant
+    /// as they stand (`None`: gone), read in the same transaction, and, if
+    /// that session is live at `now`, `event` is appended in the same
+    /// transaction, with the family's tenant and user in place of its own;
+    /// otherwise no event is written. A presentation that does not rotate
+    /// carries neither.
     fn rotate_refresh_recorded(
         &self,
         presented: &TokenHash,
@@ -623,7 +625,7 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: &AuditEvent,
-    ) -> impl Future<Output = Result<(Rotation, Option<SessionRecord>), Self::Error>> + Send;
+    ) -> impl Future<Output = Result<RecordedRotation, Self::Error>> + Send;
 
     /// Replace the authentication record of the session with this id in
     /// `tenant` (a step-up merged into it), if the session is live at

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
-    SessionStore, TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RecordedRotation, RefreshFamily, Rotation, SessionId,
+    SessionRecord, SessionStore, TenantId, TokenHash, UserId,
 };
 
 use crate::error::{MemoryError, Result, unique_violation};
@@ -157,7 +157,7 @@ impl SessionStore for MemoryStore {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: &AuditEvent,
-    ) -> Result<(Rotation, Option<SessionRecord>)> {
+    ) -> Result<RecordedRotation> {
         let mut st = self.begin(StoreMethod::RotateRefreshRecorded)?;
         let tenant = st
             .refresh_tokens
@@ -165,14 +165,14 @@ impl SessionStore for MemoryStore {
             .and_then(|fid| st.families.get(fid))
             .map(|f| f.tenant_id);
         if scope.is_some() && tenant != scope {
-            return Ok((Rotation::Unknown, None));
+            return Ok(RecordedRotation::refused(Rotation::Unknown));
         }
         if st.event_ids.contains(&event.id) {
             return Err(unique_violation("audit event"));
         }
         let rotation = rotate(&mut st, presented, new, now)?;
         let Rotation::Rotated(family) = &rotation else {
-            return Ok((rotation, None));
+            return Ok(RecordedRotation::refused(rotation));
         };
         let session = st
             .session_keys
@@ -186,7 +186,12 @@ impl SessionStore for MemoryStore {
             e.user_id = Some(family.user_id);
             st.record_event(e);
         }
-        Ok((rotation, session))
+        let tenant = st.tenants.get(&family.tenant_id).cloned();
+        Ok(RecordedRotation {
+            rotation,
+            session,
+            tenant,
+        })
     }
 
     async fn set_session_auth(

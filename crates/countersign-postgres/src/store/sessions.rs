@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::{
-    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
-    SessionStore, StoreErrorKind, TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RecordedRotation, RefreshFamily, Rotation, SessionId,
+    SessionRecord, SessionStore, StoreErrorKind, TenantId, TokenHash, UserId,
 };
 use sqlx::types::Json;
 
@@ -350,8 +350,7 @@ impl SessionStore for PostgresStore {
         new: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Rotation> {
-        let (rotation, _) = self.rotate(presented, new, now, None, None).await?;
-        Ok(rotation)
+        Ok(self.rotate(presented, new, now, None, None).await?.rotation)
     }
 
     async fn rotate_refresh_recorded(
@@ -361,7 +360,7 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: &AuditEvent,
-    ) -> Result<(Rotation, Option<SessionRecord>)> {
+    ) -> Result<RecordedRotation> {
         self.rotate(presented, new, now, scope, Some(event)).await
     }
 
@@ -459,15 +458,144 @@ impl SessionStore for PostgresStore {
     }
 }
 
+/// What both rotation statements do after `rotated`: read the family's
+/// session (`sess`), record the event for a live one (`recorded`), and
+/// the columns of the answer besides the family's (the session's as
+/// `s_*`, the tenant's, joined as `tn`, as `t_*`).
+macro_rules! rotation_tail {
+    () => {
+        "sess AS (
+             SELECT s.* FROM cs_sessions s
+               JOIN rotated r ON s.tenant_id = r.tenant_id AND s.id = r.session_id
+         ), recorded AS (
+             INSERT INTO cs_audit_events
+                 (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
+             SELECT $5::uuid, s.tenant_id, s.user_id, $6::text, $7::text, $8::text,
+                    $9::text, $10::text, $11::timestamptz, $12::text
+               FROM sess s
+              WHERE $5::uuid IS NOT NULL
+                AND $3::timestamptz < s.expires_at
+                AND $3::timestamptz < s.absolute_expires_at
+         )
+         SELECT "
+    };
+}
+
+/// The answer's session and tenant columns (see [`rotation_tail`]).
+macro_rules! rotation_columns {
+    () => {
+        "s.key AS s_key, s.id AS s_id, s.tenant_id AS s_tenant_id,
+         s.user_id AS s_user_id, s.auth AS s_auth, s.ip AS s_ip,
+         s.user_agent AS s_user_agent, s.created_at AS s_created_at,
+         s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
+         s.absolute_expires_at AS s_absolute_expires_at,
+         s.idle_timeout_us AS s_idle_timeout_us,
+         s.renew_within_us AS s_renew_within_us,
+         tn.id AS t_id, tn.slug AS t_slug, tn.name AS t_name,
+         tn.policy AS t_policy, tn.created_at AS t_created_at"
+    };
+}
+
+/// The family's columns a rotation returns.
+macro_rules! rotation_returning {
+    () => {
+        "RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
+                   f.previous_hash, f.generation, f.rotated_at, f.created_at,
+                   f.expires_at, f.revoked_at, f.reuse_grace_us"
+    };
+}
+
+/// The common case alone: the presented token is the current one of a
+/// live, unrevoked family (in `$4`'s tenant when given), and one UPDATE
+/// rotates it. No row: anything else, decided by [`ROTATE_DECIDED`]. Of
+/// concurrent presentations of one token, the UPDATE that waited for the
+/// winner's row lock re-checks its condition on the row the winner left
+/// (READ COMMITTED), finds another current token and rotates nothing.
+const ROTATE_CURRENT: &str = concat!(
+    "WITH rotated AS (
+         UPDATE cs_refresh_families f
+            SET previous_hash = f.current_hash, current_hash = $2,
+                generation = f.generation + 1, rotated_at = $3::timestamptz
+           FROM cs_refresh_tokens t
+          WHERE t.hash = $1 AND f.id = t.family_id AND f.current_hash = $1
+            AND f.revoked_at IS NULL AND $3::timestamptz < f.expires_at
+            AND ($4::uuid IS NULL OR f.tenant_id = $4::uuid) ",
+    rotation_returning!(),
+    "), issued AS (
+         INSERT INTO cs_refresh_tokens (hash, family_id) SELECT $2, id FROM rotated
+     ), ",
+    rotation_tail!(),
+    "'rotate' AS outcome, c.*, ",
+    rotation_columns!(),
+    " FROM rotated c
+      LEFT JOIN sess s ON true
+      LEFT JOIN cs_tenants tn ON tn.id = c.tenant_id"
+);
+
+/// Every case: `decide_rotation` in SQL. `fam` locks the family the
+/// presented token belongs to; a concurrent presentation waits for the
+/// lock and then decides on the family as the winner left it (READ
+/// COMMITTED re-reads a locked row's newest version), so of concurrent
+/// presentations of one token at most one rotates. The two writing
+/// branches are mutually exclusive on `outcome`.
+const ROTATE_DECIDED: &str = concat!(
+    "WITH fam AS MATERIALIZED (
+         SELECT f.id, f.tenant_id, f.session_id, f.current_hash, f.previous_hash,
+                f.rotated_at, f.expires_at, f.revoked_at, f.reuse_grace_us
+           FROM cs_refresh_tokens t
+           JOIN cs_refresh_families f ON f.id = t.family_id
+          WHERE t.hash = $1 AND ($4::uuid IS NULL OR f.tenant_id = $4::uuid)
+            FOR UPDATE OF f
+     ), decision AS MATERIALIZED (
+         SELECT id, tenant_id, session_id,
+                CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+                     WHEN $3::timestamptz >= expires_at THEN 'expired'
+                     WHEN current_hash = $1 THEN 'rotate'
+                     WHEN previous_hash = $1
+                      AND $3::timestamptz
+                          < rotated_at + reuse_grace_us * interval '1 microsecond'
+                          THEN 'superseded'
+                     ELSE 'revoke'
+                END AS outcome
+           FROM fam
+     ), rotated AS (
+         UPDATE cs_refresh_families f
+            SET previous_hash = f.current_hash, current_hash = $2,
+                generation = f.generation + 1, rotated_at = $3::timestamptz
+           FROM decision d
+          WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'rotate' ",
+    rotation_returning!(),
+    "), issued AS (
+         INSERT INTO cs_refresh_tokens (hash, family_id) SELECT $2, id FROM rotated
+     ), revoked AS (
+         UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
+           FROM decision d
+          WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'revoke' ",
+    rotation_returning!(),
+    "), ended AS (
+         DELETE FROM cs_sessions s USING revoked r
+          WHERE s.tenant_id = r.tenant_id AND s.id = r.session_id
+     ), siblings AS (
+         UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
+           FROM revoked r
+          WHERE f.tenant_id = r.tenant_id AND f.session_id = r.session_id
+            AND f.id <> r.id AND f.revoked_at IS NULL
+     ), ",
+    rotation_tail!(),
+    "d.outcome, c.*, ",
+    rotation_columns!(),
+    " FROM decision d
+      LEFT JOIN (SELECT * FROM rotated UNION ALL SELECT * FROM revoked) c
+        ON c.id = d.id
+      LEFT JOIN sess s ON true
+      LEFT JOIN cs_tenants tn ON tn.id = (SELECT tenant_id FROM rotated)"
+);
+
 impl PostgresStore {
-    /// Both rotations in one statement: `decide_rotation` in SQL, scoped
-    /// to `scope`'s families when given, with the session read and `event`
-    /// recorded for a live session when given. `fam` locks the family the
-    /// presented token belongs to; a concurrent presentation waits for the
-    /// lock and then decides on the family as the winner left it (READ
-    /// COMMITTED re-reads a locked row's newest version), so of concurrent
-    /// presentations of one token at most one rotates. The two writing
-    /// branches are mutually exclusive on `outcome`.
+    /// Both rotations: [`ROTATE_CURRENT`] for the common case, and when it
+    /// rotates nothing, [`ROTATE_DECIDED`] for every case. Scoped to
+    /// `scope`'s families when given, with the session and tenant read and
+    /// `event` recorded for a live session when given.
     async fn rotate(
         &self,
         presented: &TokenHash,
@@ -475,92 +603,23 @@ impl PostgresStore {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: Option<&AuditEvent>,
-    ) -> Result<(Rotation, Option<SessionRecord>)> {
-        let stmt = || {
-            sqlx::query(
-                "WITH fam AS MATERIALIZED (
-                     SELECT f.id, f.tenant_id, f.session_id, f.current_hash, f.previous_hash,
-                            f.rotated_at, f.expires_at, f.revoked_at, f.reuse_grace_us
-                       FROM cs_refresh_tokens t
-                       JOIN cs_refresh_families f ON f.id = t.family_id
-                      WHERE t.hash = $1 AND ($4::uuid IS NULL OR f.tenant_id = $4::uuid)
-                        FOR UPDATE OF f
-                 ), decision AS MATERIALIZED (
-                     SELECT id, tenant_id, session_id,
-                            CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
-                                 WHEN $3::timestamptz >= expires_at THEN 'expired'
-                                 WHEN current_hash = $1 THEN 'rotate'
-                                 WHEN previous_hash = $1
-                                  AND $3::timestamptz
-                                      < rotated_at + reuse_grace_us * interval '1 microsecond'
-                                      THEN 'superseded'
-                                 ELSE 'revoke'
-                            END AS outcome
-                       FROM fam
-                 ), rotated AS (
-                     UPDATE cs_refresh_families f
-                        SET previous_hash = f.current_hash, current_hash = $2,
-                            generation = f.generation + 1, rotated_at = $3::timestamptz
-                       FROM decision d
-                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'rotate'
-                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
-                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
-                               f.expires_at, f.revoked_at, f.reuse_grace_us
-                 ), issued AS (
-                     INSERT INTO cs_refresh_tokens (hash, family_id) SELECT $2, id FROM rotated
-                 ), revoked AS (
-                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
-                       FROM decision d
-                      WHERE f.id = d.id AND f.tenant_id = d.tenant_id AND d.outcome = 'revoke'
-                     RETURNING f.id, f.tenant_id, f.user_id, f.session_id, f.current_hash,
-                               f.previous_hash, f.generation, f.rotated_at, f.created_at,
-                               f.expires_at, f.revoked_at, f.reuse_grace_us
-                 ), ended AS (
-                     DELETE FROM cs_sessions s USING revoked r
-                      WHERE s.tenant_id = r.tenant_id AND s.id = r.session_id
-                 ), siblings AS (
-                     UPDATE cs_refresh_families f SET revoked_at = $3::timestamptz
-                       FROM revoked r
-                      WHERE f.tenant_id = r.tenant_id AND f.session_id = r.session_id
-                        AND f.id <> r.id AND f.revoked_at IS NULL
-                 ), sess AS (
-                     SELECT s.* FROM cs_sessions s
-                       JOIN rotated r ON s.tenant_id = r.tenant_id AND s.id = r.session_id
-                 ), recorded AS (
-                     INSERT INTO cs_audit_events
-                         (id, tenant_id, user_id, kind, status, factor, ip, user_agent, at, detail)
-                     SELECT $5::uuid, s.tenant_id, s.user_id, $6::text, $7::text, $8::text,
-                            $9::text, $10::text, $11::timestamptz, $12::text
-                       FROM sess s
-                      WHERE $5::uuid IS NOT NULL
-                        AND $3::timestamptz < s.expires_at
-                        AND $3::timestamptz < s.absolute_expires_at
-                 )
-                 SELECT d.outcome, c.*,
-                        s.key AS s_key, s.id AS s_id, s.tenant_id AS s_tenant_id,
-                        s.user_id AS s_user_id, s.auth AS s_auth, s.ip AS s_ip,
-                        s.user_agent AS s_user_agent, s.created_at AS s_created_at,
-                        s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
-                        s.absolute_expires_at AS s_absolute_expires_at,
-                        s.idle_timeout_us AS s_idle_timeout_us,
-                        s.renew_within_us AS s_renew_within_us
-                   FROM decision d
-                   LEFT JOIN (SELECT * FROM rotated UNION ALL SELECT * FROM revoked) c
-                     ON c.id = d.id
-                   LEFT JOIN sess s ON true",
-            )
-            .bind(presented.to_hex())
-            .bind(new.to_hex())
-            .bind(now)
-            .bind(scope.map(|t| *t.as_uuid()))
-            .bind(event.map(|e| *e.id.as_uuid()))
-            .bind(event.map(|e| e.kind.as_str()))
-            .bind(event.map(|e| e.status.as_str()))
-            .bind(event.and_then(|e| e.factor.map(countersign_core::FactorKind::as_str)))
-            .bind(event.and_then(|e| e.ip.map(|ip| ip.to_string())))
-            .bind(event.and_then(|e| e.user_agent.clone()))
-            .bind(event.map(|e| e.at))
-            .bind(event.and_then(|e| e.detail.as_ref().map(countersign_core::AuditDetail::code)))
+    ) -> Result<RecordedRotation> {
+        let stmt = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(presented.to_hex())
+                .bind(new.to_hex())
+                .bind(now)
+                .bind(scope.map(|t| *t.as_uuid()))
+                .bind(event.map(|e| *e.id.as_uuid()))
+                .bind(event.map(|e| e.kind.as_str()))
+                .bind(event.map(|e| e.status.as_str()))
+                .bind(event.and_then(|e| e.factor.map(countersign_core::FactorKind::as_str)))
+                .bind(event.and_then(|e| e.ip.map(|ip| ip.to_string())))
+                .bind(event.and_then(|e| e.user_agent.clone()))
+                .bind(event.map(|e| e.at))
+                .bind(
+                    event.and_then(|e| e.detail.as_ref().map(countersign_core::AuditDetail::code)),
+                )
         };
         let decode = |row: &sqlx::postgres::PgRow| {
             const T: &str = "cs_refresh_families";
@@ -581,19 +640,38 @@ impl PostgresStore {
                 Some(_) => Some(codec::session_named(row, &codec::SessionNames::PREFIXED)?),
                 None => None,
             };
-            Ok((rotation, session))
+            let tenant_id: Option<uuid::Uuid> = codec::get(row, "cs_tenants", "t_id")?;
+            let tenant = match tenant_id {
+                Some(_) => Some(codec::tenant_named(row, &codec::TenantNames::PREFIXED)?),
+                None => None,
+            };
+            Ok(RecordedRotation {
+                rotation,
+                session,
+                tenant,
+            })
         };
         // Not idempotent: after an ambiguous commit, a retry would present
         // a token that may already have rotated (and revoke the family).
+        // The second statement runs only after the first committed having
+        // rotated nothing.
         self.retry
             .run("rotate_refresh", Once, || async {
-                let refused = unique_violation(
-                    Phase::Committing,
-                    "rotating a refresh token",
-                    "refresh token already exists",
-                );
-                let rotation = optional(stmt(), &self.write, refused, decode).await?;
-                Ok(rotation.unwrap_or((Rotation::Unknown, None)))
+                let refused = || {
+                    unique_violation(
+                        Phase::Committing,
+                        "rotating a refresh token",
+                        "refresh token already exists",
+                    )
+                };
+                if let Some(rotated) =
+                    optional(stmt(ROTATE_CURRENT), &self.write, refused(), decode).await?
+                {
+                    return Ok(rotated);
+                }
+                let rotation =
+                    optional(stmt(ROTATE_DECIDED), &self.write, refused(), decode).await?;
+                Ok(rotation.unwrap_or_else(|| RecordedRotation::refused(Rotation::Unknown)))
             })
             .await
     }

@@ -6,14 +6,15 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use countersign_core::session::{RotationDecision, decide_rotation};
 use countersign_core::{
-    AuditEvent, AuthRecord, FamilyId, RefreshFamily, Rotation, SessionId, SessionRecord,
-    SessionStore, TenantId, TokenHash, UserId,
+    AuditEvent, AuthRecord, FamilyId, RecordedRotation, RefreshFamily, Rotation, SessionId,
+    SessionRecord, SessionStore, TenantId, TokenHash, UserId,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{first, require_user, rows};
 use crate::codec::{
-    FAMILY_COLS, SESSION_COLS, duration_micros, hex, id, json, micros, read_family, read_session,
+    FAMILY_COLS, SESSION_COLS, TENANT_COLS, duration_micros, hex, id, json, micros, read_family,
+    read_session, read_tenant,
 };
 use crate::{Result, SqliteError, SqliteStore};
 
@@ -313,7 +314,7 @@ impl SessionStore for SqliteStore {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: &AuditEvent,
-    ) -> Result<(Rotation, Option<SessionRecord>)> {
+    ) -> Result<RecordedRotation> {
         let (presented, new, event) = (*presented, *new, event.clone());
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -330,26 +331,34 @@ impl SessionStore for SqliteStore {
                         e => Err(e),
                     })?;
                 if tenant.as_deref() != Some(id(scope.as_uuid()).as_str()) {
-                    return Ok((Rotation::Unknown, None));
+                    return Ok(RecordedRotation::refused(Rotation::Unknown));
                 }
             }
-            let outcome = rotate(&tx, &presented, &new, now)?;
-            let session = match &outcome {
-                Rotation::Rotated(f) => {
-                    let (t, s) = (id(f.tenant_id.as_uuid()), id(f.session_id.as_uuid()));
-                    let session = session_by_id(&tx, &t, &s)?;
-                    if session.as_ref().is_some_and(|s| s.is_live(now)) {
-                        let mut e = event;
-                        e.tenant_id = f.tenant_id;
-                        e.user_id = Some(f.user_id);
-                        super::identity::insert_event(&tx, &e)?;
-                    }
-                    session
-                }
-                _ => None,
+            let rotation = rotate(&tx, &presented, &new, now)?;
+            let Rotation::Rotated(f) = &rotation else {
+                tx.commit()?;
+                return Ok(RecordedRotation::refused(rotation));
             };
+            let (t, s) = (id(f.tenant_id.as_uuid()), id(f.session_id.as_uuid()));
+            let session = session_by_id(&tx, &t, &s)?;
+            if session.as_ref().is_some_and(|s| s.is_live(now)) {
+                let mut e = event;
+                e.tenant_id = f.tenant_id;
+                e.user_id = Some(f.user_id);
+                super::identity::insert_event(&tx, &e)?;
+            }
+            let tenant = first(
+                &tx,
+                &format!("SELECT {TENANT_COLS} FROM cs_tenants WHERE id = ?1"),
+                [t],
+                read_tenant,
+            )?;
             tx.commit()?;
-            Ok((outcome, session))
+            Ok(RecordedRotation {
+                rotation,
+                session,
+                tenant,
+            })
         })
         .await
     }

@@ -470,12 +470,16 @@ pub async fn a_refresh_records_its_event_only_for_a_live_session<S: AuditedStore
     };
     let second = crate::fixtures::token_hash(&fx);
     let live = stamp(at(1));
-    let (rotation, found) = s
+    let first = s
         .rotate_refresh_recorded(&fam.current, &second, at(1), None, &live)
         .await
         .unwrap();
-    assert!(matches!(rotation, countersign_core::Rotation::Rotated(_)));
-    assert_eq!(found.as_ref().map(|f| f.id), Some(sess.id));
+    assert!(matches!(
+        first.rotation,
+        countersign_core::Rotation::Rotated(_)
+    ));
+    assert_eq!(first.session.as_ref().map(|f| f.id), Some(sess.id));
+    assert_eq!(first.tenant.map(|t| t.id), Some(t.id));
     let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     let recorded = events.first().unwrap();
@@ -492,7 +496,7 @@ pub async fn a_refresh_records_its_event_only_for_a_live_session<S: AuditedStore
     // session comes back as it stands, and nothing is recorded.
     let late = sess.expires_at + Duration::seconds(1);
     let idle = stamp(late);
-    let (rotation, found) = s
+    let later = s
         .rotate_refresh_recorded(
             &second,
             &crate::fixtures::token_hash(&fx),
@@ -502,8 +506,11 @@ pub async fn a_refresh_records_its_event_only_for_a_live_session<S: AuditedStore
         )
         .await
         .unwrap();
-    assert!(matches!(rotation, countersign_core::Rotation::Rotated(_)));
-    assert!(found.is_some_and(|f| !f.is_live(late)));
+    assert!(matches!(
+        later.rotation,
+        countersign_core::Rotation::Rotated(_)
+    ));
+    assert!(later.session.is_some_and(|f| !f.is_live(late)));
     let events = s.query_events(t.id, &AuditFilter::default()).await.unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
 }

@@ -1,6 +1,8 @@
 //! Sessions and refresh families: the session half of `SessionStore`.
 
-use countersign_core::{RefreshFamily, Rotation, SessionRecord, StoreErrorKind, Tenant, User};
+use countersign_core::{
+    RecordedRotation, RefreshFamily, Rotation, SessionRecord, StoreErrorKind, Tenant, User,
+};
 
 use super::{acme_alice, kind, tenant, user};
 use crate::ConformanceStore;
@@ -597,19 +599,24 @@ pub async fn a_refresh_scoped_to_another_tenant_changes_nothing<S: ConformanceSt
         .rotate_refresh_recorded(&fam.current, &second, at(1), Some(other.id), &e)
         .await
         .unwrap();
-    assert!(matches!(foreign, (Rotation::Unknown, None)), "{foreign:?}");
-    let (rotated, live) = s
+    assert_eq!(foreign, RecordedRotation::refused(Rotation::Unknown));
+    let rotated = s
         .rotate_refresh_recorded(&fam.current, &second, at(2), Some(t.id), &e)
         .await
         .unwrap();
-    assert!(matches!(rotated, Rotation::Rotated(_)), "{rotated:?}");
-    assert_eq!(live.map(|l| l.id), Some(sess.id));
+    assert!(
+        matches!(rotated.rotation, Rotation::Rotated(_)),
+        "{rotated:?}"
+    );
+    assert_eq!(rotated.session.map(|l| l.id), Some(sess.id));
+    // The family's tenant comes back with it, as stored.
+    assert_eq!(rotated.tenant.as_ref(), Some(&t));
     // The spent token, presented in the other tenant: unknown, no reuse.
     let spent = s
         .rotate_refresh_recorded(&fam.current, &token_hash(&fx), at(3), Some(other.id), &e)
         .await
         .unwrap();
-    assert!(matches!(spent, (Rotation::Unknown, None)), "{spent:?}");
+    assert_eq!(spent, RecordedRotation::refused(Rotation::Unknown));
     assert!(s.session(t.id, sess.id).await.unwrap().is_some());
     assert!(matches!(
         s.rotate_refresh(&second, &token_hash(&fx), at(4))

@@ -10,9 +10,9 @@ use countersign_core::{
     AccountState, AuditEvent, AuthMethod, AuthRecord, FactorCredential, FactorKind, FactorSettings,
     FactorStore, FailureRecord, FamilyId, FlowRecord, FlowStore, HistoryEntry, Identifier,
     IdentityAdmin, IdentityAuthnLog, IdentityLookup, LockoutPolicy, MethodName, MethodRecord,
-    MethodScope, Profile, RefreshFamily, Rotation, SessionId, SessionRecord, SessionStore, Tenant,
-    TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User, UserId, UserQuery,
-    Versioned,
+    MethodScope, Profile, RecordedRotation, RefreshFamily, Rotation, SessionId, SessionRecord,
+    SessionStore, Tenant, TenantId, TenantPolicy, TenantProvision, TenantSlug, TokenHash, User,
+    UserId, UserQuery, Versioned,
 };
 
 use crate::{CountingStore, StoreTrait};
@@ -482,7 +482,7 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         now: DateTime<Utc>,
         scope: Option<TenantId>,
         event: &AuditEvent,
-    ) -> Result<(Rotation, Option<SessionRecord>), Self::Error> {
+    ) -> Result<RecordedRotation, Self::Error> {
         let call = self
             .inner
             .rotate_refresh_recorded(presented, new, now, scope, event);
