@@ -3,8 +3,9 @@
 //! off: the load comes from one address and one account) and drives it
 //! with oha, installed from crates.io into `target/tools` on first use.
 //! Each figure is measured beside its floor in the same run, with the same
-//! connections, threads and warm-up, three times; the report gives the
-//! median ratio and its spread:
+//! connections, threads and warm-up, seven times, the floor first in odd
+//! runs and last in even ones; the report gives the median ratio and its
+//! spread:
 //!
 //! - session check `GET /v1/session` (bearer token) against the same
 //!   server's empty route `GET /healthz`;
@@ -35,8 +36,11 @@ const OHA: &str = "1.14.0";
 const CHECK_CONNECTIONS: u32 = 16;
 /// Connections for logins (the flood included).
 const LOGIN_CONNECTIONS: u32 = 8;
-/// Runs of each pair; the report gives their median and spread.
-const RUNS: usize = 3;
+/// Runs of each pair; the report gives their median and spread. Odd, so
+/// the median is one run's ratio; the order within a pair alternates from
+/// run to run, so a host that slows down or speeds up during the runs
+/// favours neither side.
+const RUNS: usize = 7;
 
 pub fn bench_http(args: &[String]) -> Result {
     let seconds: u64 = match args.first() {
@@ -90,15 +94,22 @@ pub fn bench_http(args: &[String]) -> Result {
     let mut checks = Vec::new();
     let mut logins = Vec::new();
     for i in 1..=RUNS {
-        let floor = oha_run(&oha, CHECK_CONNECTIONS, seconds, &health)?;
-        let subject = oha_run(&oha, CHECK_CONNECTIONS, seconds, &check)?;
+        let floor_first = i % 2 == 1;
+        let (floor, subject) = pair(
+            floor_first,
+            || oha_run(&oha, CHECK_CONNECTIONS, seconds, &health),
+            || oha_run(&oha, CHECK_CONNECTIONS, seconds, &check),
+        )?;
         eprintln!(
             "run {i}: GET /healthz {floor:.0} req/s, GET /v1/session {subject:.0} req/s ({:.1}%)",
             100.0 * subject / floor
         );
         checks.push((subject, floor));
-        let floor = bare_argon2(&params, slots, Duration::from_secs(seconds))?;
-        let subject = oha_run(&oha, LOGIN_CONNECTIONS, seconds, &login)?;
+        let (floor, subject) = pair(
+            floor_first,
+            || bare_argon2(&params, slots, Duration::from_secs(seconds)),
+            || oha_run(&oha, LOGIN_CONNECTIONS, seconds, &login),
+        )?;
         eprintln!(
             "run {i}: bare argon2 {floor:.1} hashes/s, login {subject:.1} req/s ({:.2}x)",
             subject / floor
@@ -315,6 +326,22 @@ fn memory(pid: u32) -> std::result::Result<(f64, f64), String> {
             .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Measure a floor and its subject one after the other, the floor first
+/// or last as `floor_first` says; both results, floor first.
+fn pair(
+    floor_first: bool,
+    floor: impl FnOnce() -> std::result::Result<f64, String>,
+    subject: impl FnOnce() -> std::result::Result<f64, String>,
+) -> std::result::Result<(f64, f64), String> {
+    if floor_first {
+        let f = floor()?;
+        Ok((f, subject()?))
+    } else {
+        let s = subject()?;
+        Ok((floor()?, s))
+    }
 }
 
 /// Median, min and max of subject/floor ratios.

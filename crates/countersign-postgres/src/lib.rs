@@ -24,7 +24,10 @@
 //!   each one statement; so are session validation (with its renewal: a
 //!   check with idle time to spare writes nothing), ending sessions (with
 //!   the revocation of their refresh families) and refresh-token rotation
-//!   (the whole reuse decision, under a row lock on the family), and a
+//!   (the current token of a live family rotates by one conditional
+//!   UPDATE; anything else gets the whole reuse decision under a row lock
+//!   on the family, in a second statement run only when the first rotated
+//!   nothing), and a
 //!   verification's compare-and-save on its send count, its failure count
 //!   and its single-use consumption (`DELETE ... RETURNING`), and a
 //!   rate-limit hit (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`,

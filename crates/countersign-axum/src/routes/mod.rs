@@ -16,6 +16,7 @@ pub(crate) mod auth;
 pub(crate) mod policies;
 pub(crate) mod rbac;
 pub(crate) mod session;
+mod session_body;
 pub(crate) mod tenants;
 pub(crate) mod views;
 
