@@ -6,7 +6,7 @@
 //!   with warnings denied, every test, and `cargo deny` (installing
 //!   cargo-deny when missing). `.ci/run` is exactly this command.
 //! - `cargo xtask bench [FILTER]`: the benchmarks, release build.
-//! - `cargo xtask bench-http [SECONDS]`: the HTTP benchmarks against the
+//! - `cargo xtask bench-http [SECONDS] [RUNS]`: the HTTP benchmarks against the
 //!   release server, each beside its floor (see `bench_http.rs`).
 //! - `cargo xtask fuzz [SECONDS]`: schemathesis over the OpenAPI document
 //!   against a live `countersign serve` (part of `ci`, bounded in time).
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz(args.get(1..).unwrap_or_default()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [filter]|bench-http [seconds]|deny|fuzz [seconds]>"
+                "usage: cargo xtask <test|ci|bench [filter]|bench-http [seconds] [runs]|deny|fuzz [seconds]>"
             );
             Err("unknown command".into())
         }

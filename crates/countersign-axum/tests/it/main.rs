@@ -19,4 +19,5 @@ mod authz;
 mod errors;
 mod flows;
 mod openapi;
+mod passkeys;
 mod selfprotect;
