@@ -98,40 +98,55 @@ pub fn bench_http(args: &[String]) -> Result {
         format!("{base}/v1/tenants/{}/login/password", server.tenant),
     ];
 
+    let pid = server.pid();
     eprintln!("xtask: warming up");
-    oha_run(&oha, CHECK_CONNECTIONS, 3, &health)?;
-    oha_run(&oha, CHECK_CONNECTIONS, 3, &check)?;
-    oha_run(&oha, LOGIN_CONNECTIONS, 3, &login)?;
+    oha_run(&oha, pid, CHECK_CONNECTIONS, 3, &health)?;
+    oha_run(&oha, pid, CHECK_CONNECTIONS, 3, &check)?;
+    oha_run(&oha, pid, LOGIN_CONNECTIONS, 3, &login)?;
     bare_argon2(&params, slots, Duration::from_secs(2))?;
 
-    let mut checks = Vec::new();
-    let mut logins = Vec::new();
+    // Throughput pairs (subject, floor), and CPU pairs: the floor's CPU
+    // per operation and the subject's (the server's for HTTP, this
+    // process's for bare argon2), whose ratio does not depend on how much
+    // of the machine the host left us during the run.
+    let (mut checks, mut check_cpu) = (Vec::new(), Vec::new());
+    let (mut logins, mut login_cpu) = (Vec::new(), Vec::new());
     for i in 1..=runs {
         let floor_first = i % 2 == 1;
         let (floor, subject) = pair(
             floor_first,
-            || oha_run(&oha, CHECK_CONNECTIONS, seconds, &health),
-            || oha_run(&oha, CHECK_CONNECTIONS, seconds, &check),
+            || oha_run(&oha, pid, CHECK_CONNECTIONS, seconds, &health),
+            || oha_run(&oha, pid, CHECK_CONNECTIONS, seconds, &check),
         )?;
         eprintln!(
-            "run {i}: GET /healthz {floor:.0} req/s, GET /v1/session {subject:.0} req/s ({:.1}%)",
-            100.0 * subject / floor
+            "run {i}: GET /healthz {:.0} req/s ({:.1} us CPU each), GET /v1/session {:.0} req/s ({:.1} us) ({:.1}%)",
+            floor.per_second,
+            1e6 * floor.cpu_per_op(),
+            subject.per_second,
+            1e6 * subject.cpu_per_op(),
+            100.0 * subject.per_second / floor.per_second
         );
-        checks.push((subject, floor));
+        checks.push((subject.per_second, floor.per_second));
+        check_cpu.push((floor.cpu_per_op(), subject.cpu_per_op()));
         let (floor, subject) = pair(
             floor_first,
             || bare_argon2(&params, slots, Duration::from_secs(seconds)),
-            || oha_run(&oha, LOGIN_CONNECTIONS, seconds, &login),
+            || oha_run(&oha, pid, LOGIN_CONNECTIONS, seconds, &login),
         )?;
         eprintln!(
-            "run {i}: bare argon2 {floor:.1} hashes/s, login {subject:.1} req/s ({:.2}x)",
-            subject / floor
+            "run {i}: bare argon2 {:.1} hashes/s ({:.1} ms CPU each), login {:.1} req/s ({:.1} ms) ({:.2}x)",
+            floor.per_second,
+            1e3 * floor.cpu_per_op(),
+            subject.per_second,
+            1e3 * subject.cpu_per_op(),
+            subject.per_second / floor.per_second
         );
-        logins.push((subject, floor));
+        logins.push((subject.per_second, floor.per_second));
+        login_cpu.push((floor.cpu_per_op(), subject.cpu_per_op()));
     }
 
     eprintln!("xtask: login flood, {flood_seconds} s over {LOGIN_CONNECTIONS} connections");
-    let flood = oha_run(&oha, LOGIN_CONNECTIONS, flood_seconds, &login)?;
+    let flood = oha_run(&oha, pid, LOGIN_CONNECTIONS, flood_seconds, &login)?.per_second;
     let after = memory(server.pid())?;
     std::thread::sleep(Duration::from_secs(5));
     let settled = memory(server.pid())?;
@@ -170,6 +185,21 @@ pub fn bench_http(args: &[String]) -> Result {
         params.t_cost(),
         params.p_cost(),
         list(&logins, |c| c.1, 1),
+    );
+    let (m, lo, hi) = spread(&check_cpu);
+    println!(
+        "| server CPU per session check (CPU ratio: the floor's CPU per request over the check's) | {} us | `GET /healthz` {} us | {:.1}% ({:.1}-{:.1}%) | |",
+        list(&check_cpu, |c| 1e6 * c.1, 1),
+        list(&check_cpu, |c| 1e6 * c.0, 1),
+        100.0 * m,
+        100.0 * lo,
+        100.0 * hi
+    );
+    let (m, lo, hi) = spread(&login_cpu);
+    println!(
+        "| server CPU per login (CPU ratio: a bare hash's CPU over a login's) | {} ms | bare argon2id {} ms | {m:.2}x ({lo:.2}-{hi:.2}x) | |",
+        list(&login_cpu, |c| 1e3 * c.1, 2),
+        list(&login_cpu, |c| 1e3 * c.0, 2),
     );
     println!(
         "| resident memory at idle (5 s after the first start) | {:.1} MB | | | <= 25 MB |",
@@ -239,10 +269,11 @@ fn server_hashing(binary: &Path, work: &Path) -> std::result::Result<(Params, us
 /// an error unless every answer was a 200.
 fn oha_run(
     oha: &Path,
+    server: u32,
     connections: u32,
     seconds: u64,
     request: &[String],
-) -> std::result::Result<f64, String> {
+) -> std::result::Result<Rate, String> {
     let mut args = vec![
         "--no-tui".to_owned(),
         "--output-format".to_owned(),
@@ -257,10 +288,12 @@ fn oha_run(
         "-w".to_owned(),
     ];
     args.extend(request.iter().cloned());
+    let cpu_before = cpu_seconds(&server.to_string())?;
     let out = Command::new(oha)
         .args(&args)
         .output()
         .map_err(|e| format!("cannot run oha: {e}"))?;
+    let cpu = cpu_seconds(&server.to_string())? - cpu_before;
     if !out.status.success() {
         return Err(format!(
             "oha failed: {}",
@@ -284,7 +317,45 @@ fn oha_run(
     let took = json["summary"]["total"]
         .as_f64()
         .ok_or("no total time in oha's report")?;
-    Ok(ok / took.max(1e-9))
+    Ok(Rate {
+        per_second: ok / took.max(1e-9),
+        ops: ok,
+        cpu,
+    })
+}
+
+/// One measured run: operations per second, operations, and the CPU
+/// seconds the process doing them used meanwhile.
+#[derive(Clone, Copy)]
+struct Rate {
+    per_second: f64,
+    ops: f64,
+    cpu: f64,
+}
+
+impl Rate {
+    /// CPU seconds per operation.
+    fn cpu_per_op(self) -> f64 {
+        self.cpu / self.ops.max(1.0)
+    }
+}
+
+/// User plus system CPU seconds a process has used (`/proc/<pid>/stat`,
+/// in clock ticks of 1/100 s, Linux's `USER_HZ`); `self` for this one.
+fn cpu_seconds(pid: &str) -> std::result::Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("reading /proc/{pid}/stat: {e}"))?;
+    // The fields after the command name (which may hold spaces): state
+    // is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> std::result::Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| format!("no CPU time in /proc/{pid}/stat"))
+    };
+    Ok((tick(11)? + tick(12)?) / 100.0)
 }
 
 /// Bare argon2id hashes per second at `params` on `threads` threads, each
@@ -293,7 +364,8 @@ fn bare_argon2(
     params: &Params,
     threads: usize,
     time: Duration,
-) -> std::result::Result<f64, String> {
+) -> std::result::Result<Rate, String> {
+    let cpu_before = cpu_seconds("self")?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -326,7 +398,12 @@ fn bare_argon2(
     }
     // Hashes finished by the time the last thread stopped, over the whole
     // time: a hash begun before `stop` counts, as a login in flight does.
-    Ok(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+    let ops = done.load(Ordering::Relaxed) as f64;
+    Ok(Rate {
+        per_second: ops / start.elapsed().as_secs_f64(),
+        ops,
+        cpu: cpu_seconds("self")? - cpu_before,
+    })
 }
 
 /// `VmRSS` and `VmHWM` of a process, in MB.
@@ -349,9 +426,9 @@ fn memory(pid: u32) -> std::result::Result<(f64, f64), String> {
 /// or last as `floor_first` says; both results, floor first.
 fn pair(
     floor_first: bool,
-    floor: impl FnOnce() -> std::result::Result<f64, String>,
-    subject: impl FnOnce() -> std::result::Result<f64, String>,
-) -> std::result::Result<(f64, f64), String> {
+    floor: impl FnOnce() -> std::result::Result<Rate, String>,
+    subject: impl FnOnce() -> std::result::Result<Rate, String>,
+) -> std::result::Result<(Rate, Rate), String> {
     if floor_first {
         let f = floor()?;
         Ok((f, subject()?))
