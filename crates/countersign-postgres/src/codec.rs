@@ -161,23 +161,23 @@ pub(crate) struct TenantNames {
     created_at: &'static str,
 }
 
+macro_rules! tenant_names {
+    ($prefix:literal) => {
+        TenantNames {
+            id: concat!($prefix, "id"),
+            slug: concat!($prefix, "slug"),
+            name: concat!($prefix, "name"),
+            policy: concat!($prefix, "policy"),
+            created_at: concat!($prefix, "created_at"),
+        }
+    };
+}
+
 impl TenantNames {
     /// The columns of `cs_tenants` as they are.
-    pub(crate) const PLAIN: TenantNames = TenantNames {
-        id: "id",
-        slug: "slug",
-        name: "name",
-        policy: "policy",
-        created_at: "created_at",
-    };
+    pub(crate) const PLAIN: TenantNames = tenant_names!("");
     /// The columns of `cs_tenants` prefixed `t_`.
-    pub(crate) const PREFIXED: TenantNames = TenantNames {
-        id: "t_id",
-        slug: "t_slug",
-        name: "t_name",
-        policy: "t_policy",
-        created_at: "t_created_at",
-    };
+    pub(crate) const PREFIXED: TenantNames = tenant_names!("t_");
 }
 
 /// A tenant read from the columns `n` names.

@@ -26,7 +26,7 @@ fn register(pk: &mut SoftPasskey, challenge: &Value) -> Value {
 
 /// The software authenticator's assertion for a sign-in challenge.
 #[track_caller]
-fn assert(pk: &mut SoftPasskey, challenge: &Value) -> Value {
+fn sign(pk: &mut SoftPasskey, challenge: &Value) -> Value {
     let challenge = serde_json::from_value(challenge.clone()).expect("a request challenge");
     let answer = pk
         .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
@@ -103,7 +103,7 @@ async fn passkeys_register_and_sign_in_over_http<S: ApiStore>(s: Server<S>) {
         )
         .await;
     assert_eq!(challenge.status, 200, "{challenge:?}");
-    let assertion = assert(&mut pk, &challenge.body);
+    let assertion = sign(&mut pk, &challenge.body);
     let a = submit(&s, &flow, &assertion).await;
     let (user, factors) = session_of(&s, &a).await;
     assert_eq!(user, alice.id.to_string());
@@ -132,7 +132,7 @@ async fn passkeys_register_and_sign_in_over_http<S: ApiStore>(s: Server<S>) {
     );
     challenge["publicKey"]["allowCredentials"] =
         json!([{"type": "public-key", "id": credential["rawId"]}]);
-    let mut assertion = assert(&mut pk, &challenge);
+    let mut assertion = sign(&mut pk, &challenge);
     assertion["response"]["userHandle"] =
         Value::String(URL_SAFE_NO_PAD.encode(alice.id.as_uuid().as_bytes()));
     let a = submit(&s, &flow, &assertion).await;
