@@ -154,8 +154,13 @@ impl<S: ApiStore> Api<S> {
             .merge(openapi::docs_router())
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.config().body_limit))
-            .layer(self.layer())
+            // One layer, not two: `Router::layer` boxes every route once
+            // per call, and each box is cloned on every request.
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(self.layer())
+                    .layer(DefaultBodyLimit::max(self.config().body_limit)),
+            )
             .with_state(self.clone())
     }
 }

@@ -25,20 +25,9 @@ use crate::services::{Services, standard_tenant};
 /// The bootstrap credentials file's name in the data directory.
 pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.txt";
 
-/// The length of generated passwords.
-pub const PASSWORD_LEN: usize = 24;
-
-/// A random password of [`PASSWORD_LEN`] characters of `[A-Za-z0-9_-]`
-/// (6 bits each, unbiased: 144 bits).
+/// A random password ([`countersign_core::factor::generate_password`]).
 pub fn random_password(env: &Env) -> Result<String, Failure> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes: [u8; PASSWORD_LEN] = env
-        .random_bytes()
-        .map_err(|e| fail("generating a password", e))?;
-    Ok(bytes
-        .iter()
-        .map(|b| char::from(ALPHABET.get(usize::from(b & 63)).copied().unwrap_or(b'x')))
-        .collect())
+    countersign_core::factor::generate_password(env).context("generating a password")
 }
 
 /// What a bootstrap made.
@@ -202,19 +191,5 @@ mod tests {
         assert_eq!(url("0.0.0.0:8080"), "http://127.0.0.1:8080");
         assert_eq!(url("[::]:8080"), "http://[::1]:8080");
         assert_eq!(url("10.1.2.3:9000"), "http://10.1.2.3:9000");
-    }
-
-    /// Generated passwords are 24 characters of the alphabet, and differ.
-    #[test]
-    fn passwords_are_random_and_well_formed() {
-        let env = Env::system();
-        let a = random_password(&env).unwrap();
-        let b = random_password(&env).unwrap();
-        assert_eq!(a.len(), PASSWORD_LEN);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-        assert_ne!(a, b);
     }
 }

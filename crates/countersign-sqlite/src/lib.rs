@@ -166,6 +166,12 @@ pub struct SqliteOptions {
 /// many cores the machine has (each holds its own page cache).
 pub const MAX_DEFAULT_READERS: usize = 8;
 
+/// Prepared statements each connection keeps (rusqlite keeps 16 by
+/// default): more than the store has distinct statements, so a hot path
+/// (a login's reads and writes, a session check) never parses its SQL
+/// again because other calls pushed it out.
+pub(crate) const STATEMENT_CACHE: usize = 128;
+
 impl Default for SqliteOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
@@ -315,6 +321,7 @@ impl SqliteStore {
         let worker = Worker::spawn(move || {
             let conn = open()?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             conn.pragma_update(None, "foreign_keys", "ON")?;
             Ok(conn)
         })

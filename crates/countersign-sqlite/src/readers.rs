@@ -75,6 +75,7 @@ impl Readers {
             // Never wait for a lock on the caller's thread: a busy reader
             // answers at once and the caller takes the worker path.
             conn.busy_timeout(std::time::Duration::ZERO)?;
+            conn.set_prepared_statement_cache_capacity(crate::STATEMENT_CACHE);
             idle.push(conn);
         }
         Ok(Self {

@@ -7,15 +7,21 @@
 //! provisioning. The engine decides only in the caller's own tenant, so
 //! `manage_tenants` held in the operator's tenant is what lets the
 //! operator create and read other tenants; no tenant administrator holds
-//! it unless granted explicitly.
+//! it unless granted explicitly. A tenant may be provisioned with its first
+//! administrator, whose generated password the answer carries once.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
-use countersign_core::{AdminAction, Error, MethodScope, NewTenant, Tenant, TenantId};
+use countersign_core::factor::generate_password;
+use countersign_core::{
+    AccountState, AdminAction, ClientInfo, Error, Identifier, MethodScope, NewTenant, NewUser,
+    Tenant, TenantId,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -48,7 +54,10 @@ pub(crate) fn routes<S: ApiStore>() -> Router<Api<S>> {
         MethodView,
         RotatedKey,
         MethodBody,
-        NewTenantBody
+        NewTenantBody,
+        FirstAdminBody,
+        ProvisionedView,
+        FirstAdminView
     ))
 )]
 pub(crate) struct Doc;
@@ -165,6 +174,53 @@ pub(crate) struct NewTenantBody {
     slug: String,
     /// Its display name.
     name: String,
+    /// Its first administrator, if any: an active user with a generated
+    /// password (in the answer, once) and every administrative permission
+    /// in the new tenant but `manage_tenants`.
+    #[serde(default)]
+    admin: Option<FirstAdminBody>,
+}
+
+/// The first administrator of a new tenant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FirstAdminBody {
+    /// The identifier they sign in with.
+    identifier: String,
+}
+
+/// A provisioned tenant, and its first administrator if one was asked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProvisionedView {
+    /// The tenant.
+    #[serde(flatten)]
+    tenant: TenantView,
+    /// Its first administrator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin: Option<FirstAdminView>,
+}
+
+/// A new tenant's first administrator, with their one-time credentials:
+/// this answer is the only place the password appears (it is stored only
+/// as a hash, and the answer is marked `no-store`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FirstAdminView {
+    /// Their user id.
+    id: Uuid,
+    /// The identifier they sign in with.
+    identifier: String,
+    /// Their generated password, to pass on to them.
+    password: String,
+}
+
+impl std::fmt::Debug for FirstAdminView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstAdminView")
+            .field("id", &self.id)
+            .field("identifier", &self.identifier)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The tenant with id `tenant` (404 when there is none).
@@ -315,19 +371,67 @@ async fn set_method<S: ApiStore>(
 #[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin",
     security(("session" = []), ("cookie" = [])),
     request_body = NewTenantBody,
-    responses((status = 201, body = TenantView, description = "A tenant whose users sign in with a password"),
+    responses((status = 201, body = ProvisionedView, description = "A tenant whose users sign in with a password, and its first administrator if one was asked for (with their password: shown once)"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "The slug is taken"),
         (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn provision<S: ApiStore>(
     State(api): State<Api<S>>,
     principal: Principal,
+    Client(client): Client,
     ApiJson(body): ApiJson<NewTenantBody>,
-) -> ApiResult<(StatusCode, Json<TenantView>)> {
+) -> ApiResult<Response> {
     api.require_admin(&principal, AdminAction::ManageTenants)
         .await?;
+    // Every input is checked before the first write: a bad slug, name or
+    // identifier provisions nothing. The generated password meets a new
+    // tenant's rules.
     let spec = NewTenant::password_only(&body.slug, &body.name)?;
+    let identifier = body
+        .admin
+        .as_ref()
+        .map(|a| Identifier::parse(&a.identifier))
+        .transpose()
+        .map_err(Error::from)?;
     let t = api.authn().provision_tenant(spec).await?;
-    Ok((StatusCode::CREATED, Json(view(&api, &t).await?)))
+    let admin = match identifier {
+        Some(identifier) => Some(first_admin(&api, &t, identifier, &client).await?),
+        None => None,
+    };
+    let view = ProvisionedView {
+        tenant: view(&api, &t).await?,
+        admin,
+    };
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Register `identifier` in the new tenant `t`, active, with a generated
+/// password, and make them its administrator.
+async fn first_admin<S: ApiStore>(
+    api: &Api<S>,
+    t: &Tenant,
+    identifier: Identifier,
+    client: &ClientInfo,
+) -> ApiResult<FirstAdminView> {
+    let password = generate_password(api.authn().env())?;
+    let new = NewUser {
+        identifier: identifier.as_str(),
+        password: Some(&password),
+        state: Some(AccountState::Active),
+        ..NewUser::default()
+    };
+    let user = api.authn().register_user(t.id, new, client).await?;
+    api.authz()
+        .grant_tenant_admin(t.id, user.id, client)
+        .await?;
+    Ok(FirstAdminView {
+        id: *user.id.as_uuid(),
+        identifier: user.identifier.as_str().to_owned(),
+        password,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/admin/tenants/{slug}", tag = "admin",

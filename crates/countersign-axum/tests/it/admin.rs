@@ -35,7 +35,6 @@ crate::on_memory!(
     admins_list_and_end_a_users_sessions_and_reset_passwords,
     the_export_holds_the_user_and_their_events_without_secrets,
     the_tenant_is_read_its_key_rotated_and_its_methods_toggled,
-    only_the_operator_provisions_and_reads_tenants,
 );
 
 /// PATCH JSON.
@@ -90,7 +89,7 @@ async fn globex<S: ApiStore>(s: &Server<S>) -> (Tenant, User, String) {
 }
 
 /// Gives the tenant's admin role the operator's `manage_tenants`.
-async fn make_operator<S: ApiStore>(s: &Server<S>) {
+pub(crate) async fn make_operator<S: ApiStore>(s: &Server<S>) {
     let name = |n: &str| RbacName::new(n).unwrap();
     let changes = [
         RbacChange::Create {
@@ -758,42 +757,4 @@ async fn the_tenant_is_read_its_key_rotated_and_its_methods_toggled<S: ApiStore>
     )
     .await
     .assert_problem(400, "invalid_input");
-}
-
-/// Tenants are provisioned and read only with `manage_tenants`, which a
-/// tenant administrator does not hold until granted.
-async fn only_the_operator_provisions_and_reads_tenants<S: ApiStore>(s: Server<S>) {
-    let (_, admin) = s.admin("root@example.org").await;
-    let body = json!({"slug": "globex", "name": "Globex Corp"});
-    s.post("/v1/admin/tenants", body.clone(), Some(&admin))
-        .await
-        .assert_problem(403, "forbidden");
-    assert!(s.world.svc.tenant_by_slug("globex").await.is_err());
-
-    make_operator(&s).await;
-    let a = s
-        .post("/v1/admin/tenants", body.clone(), Some(&admin))
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    assert_eq!(a.body["slug"], "globex");
-    assert_eq!(a.body["factors"], json!(["password"]));
-    let id = a.str("id");
-    let a = s.get("/v1/admin/tenants/globex", Some(&admin)).await;
-    assert_eq!(a.status, 200, "{a:?}");
-    assert_eq!(a.body["id"], id.as_str());
-    assert_eq!(a.body["name"], "Globex Corp");
-
-    s.post("/v1/admin/tenants", body, Some(&admin))
-        .await
-        .assert_problem(409, "conflict");
-    s.post(
-        "/v1/admin/tenants",
-        json!({"slug": "Not A Slug", "name": "X"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(400, "invalid_input");
-    s.get("/v1/admin/tenants/nobody", Some(&admin))
-        .await
-        .assert_problem(404, "not_found");
 }

@@ -21,3 +21,4 @@ mod flows;
 mod openapi;
 mod passkeys;
 mod selfprotect;
+mod tenants;

@@ -30,10 +30,10 @@ pub use code::{CODE_KEY_BYTES, CodeKey, check_digits, hashes_match, numeric_code
 pub use email_code::{EmailOtpCredential, EmailOtpSettings, PendingCode};
 pub use passkey::{PasskeyEntry, PasskeyInfo, PasskeySettings, PasskeysCredential};
 pub use password::{
-    Argon2Params, LegacyHash, MAX_ARGON2_KIB_PASSES, MAX_BCRYPT_COST, MAX_HISTORY,
-    MAX_PASSWORD_CHARS, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_COST, MAX_SCRYPT_LOG_N,
+    Argon2Params, GENERATED_PASSWORD_CHARS, LegacyHash, MAX_ARGON2_KIB_PASSES, MAX_BCRYPT_COST,
+    MAX_HISTORY, MAX_PASSWORD_CHARS, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_COST, MAX_SCRYPT_LOG_N,
     MIN_PBKDF2_ITERATIONS, PasswordCredential, PasswordHasher, PasswordRules, PasswordSettings,
-    PasswordViolation, normalize_password,
+    PasswordViolation, generate_password, normalize_password,
 };
 pub use recovery::{
     RECOVERY_CODE_CHARS, RecoveryCodeSettings, RecoveryCodeSlot, RecoveryCodesCredential,

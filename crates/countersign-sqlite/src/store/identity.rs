@@ -441,7 +441,6 @@ impl IdentityAdmin for SqliteStore {
     }
 }
 
-/// Insert one audit event.
 /// Record a login of the user at `at`; `NotFound` if the tenant lacks it.
 fn set_last_login(c: &rusqlite::Connection, t: &str, u: &str, at: DateTime<Utc>) -> Result<()> {
     let n = c
@@ -460,6 +459,7 @@ fn forget_failures(c: &rusqlite::Connection, t: &str, u: &str) -> Result<()> {
     Ok(())
 }
 
+/// Insert one audit event.
 pub(super) fn insert_event(c: &rusqlite::Connection, e: &AuditEvent) -> Result<()> {
     c.prepare_cached(&format!(
         "INSERT INTO cs_audit_events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"

@@ -81,8 +81,10 @@ impl SessionStore for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (t, u) = (id(s.tenant_id.as_uuid()), id(s.user_id.as_uuid()));
             require_user(&tx, &t, &u)?;
-            tx.execute(
+            tx.prepare_cached(
                 &format!("INSERT INTO cs_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            )?
+            .execute(
                 params![
                     hex(&s.key),
                     id(s.id.as_uuid()),
@@ -100,8 +102,10 @@ impl SessionStore for SqliteStore {
                 ],
             )?;
             if let Some(f) = f {
-                tx.execute(
+                tx.prepare_cached(
                     &format!("INSERT INTO cs_refresh_families ({FAMILY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                )?
+                .execute(
                     params![
                         id(f.id.as_uuid()),
                         id(f.tenant_id.as_uuid()),
@@ -117,10 +121,8 @@ impl SessionStore for SqliteStore {
                         duration_micros(f.reuse_grace),
                     ],
                 )?;
-                tx.execute(
-                    "INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)",
-                    params![hex(&f.current), id(f.id.as_uuid())],
-                )?;
+                tx.prepare_cached("INSERT INTO cs_refresh_tokens (hash, family_id) VALUES (?1, ?2)")?
+                    .execute(params![hex(&f.current), id(f.id.as_uuid())])?;
             }
             // The audit event of the start commits with the session.
             if let Some(e) = &e {
