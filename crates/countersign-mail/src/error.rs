@@ -97,6 +97,17 @@ pub enum Error {
     /// a connection slot included).
     #[error("sending over smtp timed out after {0:?}")]
     Timeout(Duration),
+    /// A [`QueuedSender`](crate::QueuedSender)'s queue holds `capacity`
+    /// messages already; this one was not queued.
+    #[error("the mail queue is full ({capacity} messages)")]
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// A [`QueuedSender`](crate::QueuedSender)'s delivery has finished
+    /// (the service is shutting down); the message was not queued.
+    #[error("the mail queue is closed")]
+    QueueClosed,
 }
 
 impl Error {
@@ -108,7 +119,9 @@ impl Error {
             }
             Error::Recipient { .. } | Error::Message(_) => ErrorKind::Permanent,
             Error::Smtp { kind, .. } => *kind,
-            Error::Timeout(_) => ErrorKind::Transient,
+            Error::Timeout(_) | Error::QueueFull { .. } | Error::QueueClosed => {
+                ErrorKind::Transient
+            }
         }
     }
 

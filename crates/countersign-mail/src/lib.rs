@@ -16,6 +16,8 @@
 //! - [`SmtpSender`]: SMTP through lettre, configured by [`SmtpConfig`].
 //! - [`LogSender`]: logs that a message would have been sent, for
 //!   development.
+//! - [`QueuedSender`]: any sender behind a bounded queue delivered by a
+//!   background task, so no request waits for (or is timed by) delivery.
 //! - [`Outbox`]: core's capturing sender, re-exported, for tests.
 //!
 //! ```no_run
@@ -73,6 +75,7 @@ mod address;
 mod branding;
 mod error;
 mod log;
+mod queue;
 mod smtp;
 mod templates;
 
@@ -80,6 +83,7 @@ pub use address::FromAddress;
 pub use branding::{Branding, BrandingSource, Brands};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use log::LogSender;
+pub use queue::{Delivery, QueuedSender};
 pub use smtp::{SmtpConfig, SmtpCredentials, SmtpSecurity, SmtpSender};
 pub use templates::Templates;
 

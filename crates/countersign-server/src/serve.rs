@@ -29,6 +29,7 @@ pub async fn run<S: ApiStore>(store: S, settings: Settings) -> Result<(), Failur
     let addr = listener.local_addr().context("reading the bound address")?;
     bootstrap::run(&services, &settings, addr, &env).await?;
     let sessions = services.sessions.clone();
+    let mail = services.mail.clone();
     let api = services::api(services, &settings);
     let metrics = telemetry::metrics();
     if let Some(handle) = metrics.clone() {
@@ -72,6 +73,14 @@ pub async fn run<S: ApiStore>(store: S, settings: Settings) -> Result<(), Failur
         }
     };
     cleanup.abort();
+    // Mail queued by the requests that finished is delivered before the
+    // process exits, within the same grace period.
+    if !mail.finish(timeout).await {
+        tracing::warn!(
+            seconds = timeout.as_secs(),
+            "mail delivery did not finish in time; queued messages dropped"
+        );
+    }
     tracing::info!("stopped");
     result
 }

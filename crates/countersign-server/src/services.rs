@@ -6,7 +6,7 @@ use countersign_core::{
     AccessTokenPolicy, AuthMethod, AuthnService, AuthzService, Env, FactorKind, FactorSettings,
     FactorStep, NewTenant, Sealer, SessionPolicy, SessionService, TenantPolicy,
 };
-use countersign_mail::{SmtpSender, Templates};
+use countersign_mail::{Delivery, QueuedSender, SmtpSender, Templates};
 use countersign_oidc::ReqwestFetch;
 
 use crate::config::{Mail, Settings};
@@ -23,7 +23,13 @@ pub struct Services<S> {
     pub sessions: SessionService<S>,
     /// Authorization.
     pub authz: AuthzService<S>,
+    /// The background delivery of mail (finish it at shutdown).
+    pub mail: Delivery,
 }
+
+/// Messages waiting for delivery at most; a message beyond them fails its
+/// request with a transient error.
+pub const MAIL_QUEUE: usize = 1024;
 
 /// Build the services over `store` as `settings` say, with `keys`.
 pub fn build<S: ApiStore>(
@@ -40,15 +46,21 @@ pub fn build<S: ApiStore>(
         .with_code_key(keys.code.clone())
         .with_notice_renderer(Templates::new())
         .with_http_fetch(fetch);
-    let authn = match &settings.mail {
+    // Delivery runs off the request path: an answer that waited for SMTP
+    // (or a file's sync) only when there is an account would tell who has
+    // one by its timing.
+    let (sender, mail) = match &settings.mail {
         Mail::Smtp(config) => {
             let sender = SmtpSender::new(config.clone()).context("setting up SMTP")?;
-            authn.with_email_sender(sender)
+            QueuedSender::spawn(sender, MAIL_QUEUE)
         }
-        Mail::Files => {
-            authn.with_email_sender(FileSender::new(settings.data_dir.join("mail"), env.clone()))
-        }
-    };
+        Mail::Files => QueuedSender::spawn(
+            FileSender::new(settings.data_dir.join("mail"), env.clone()),
+            MAIL_QUEUE,
+        ),
+    }
+    .context("starting mail delivery")?;
+    let authn = authn.with_email_sender(sender);
     let sessions = SessionService::new(store.clone(), env.clone(), settings.issuer.clone())
         .with_sealer(sealer);
     let authz = AuthzService::new(store, env.clone());
@@ -56,6 +68,7 @@ pub fn build<S: ApiStore>(
         authn,
         sessions,
         authz,
+        mail,
     })
 }
 

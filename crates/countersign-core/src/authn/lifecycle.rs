@@ -395,7 +395,8 @@ where
     /// the audit log only. [`Error::InvalidInput`] only for a malformed
     /// identifier. (The send itself takes time only when there is
     /// something to send: an HTTP edge should answer before delivery, or
-    /// hand sending to a queue, to keep the timing uniform.)
+    /// hand sending to a queue such as countersign-mail's `QueuedSender`,
+    /// as the reference server does, to keep the timing uniform.)
     pub async fn request_password_reset(
         &self,
         tenant: TenantId,

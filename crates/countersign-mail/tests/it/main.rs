@@ -1,6 +1,7 @@
 //! Integration tests of countersign-mail, one binary: configuration and
 //! its redaction, the templates for every notice, the log sender's
-//! silence about secrets, and SMTP end to end against a tiny in-process
+//! silence about secrets, the queued sender's delivery off the request
+//! path, and SMTP end to end against a tiny in-process
 //! server (a core login code travelling through `Templates` and
 //! `SmtpSender`).
 
@@ -15,6 +16,7 @@
 
 mod config;
 mod log_sender;
+mod queue;
 mod smtp;
 mod support;
 mod templates;
