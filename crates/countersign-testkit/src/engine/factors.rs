@@ -517,7 +517,7 @@ pub(crate) async fn administration<S: ConformanceStore>(s: S, audit: impl AuditL
 }
 
 /// A second factor protects the account: once a TOTP app (or an email-code
-/// address) is confirmed,
+/// address, or a passkey) is confirmed,
 /// the tenant's password-only method no longer signs the user in (the
 /// password is only the first step of `mfa`); removing the app restores
 /// it; a tenant that keeps password-only methods is not changed.
@@ -571,5 +571,24 @@ pub async fn a_second_factor_retires_password_only_methods_until_removed<S: Conf
         // A confirmed email-code address protects the account the same way.
         confirmed_email(&w, &alice).await;
         assert_eq!(password_alone().await, keep, "email code, keep = {keep}");
+        assert!(
+            w.svc
+                .remove_factor(w.tenant.id, alice.id, FactorKind::EmailOtp, &w.client)
+                .await
+                .unwrap()
+        );
+        assert!(password_alone().await, "the address removed");
+        // And so does a passkey, until its deletion.
+        let mut pk = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+        super::passkeys::register_passkey(&w, &alice, &mut pk, "laptop").await;
+        assert_eq!(password_alone().await, keep, "passkey, keep = {keep}");
+        let passkey = w.svc.passkeys(w.tenant.id, alice.id).await.unwrap()[0].id;
+        assert!(
+            w.svc
+                .delete_passkey(w.tenant.id, alice.id, passkey, &w.client)
+                .await
+                .unwrap()
+        );
+        assert!(password_alone().await, "the passkey deleted");
     }
 }

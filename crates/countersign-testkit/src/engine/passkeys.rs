@@ -33,7 +33,7 @@ fn soft_login(
     serde_json::to_string(&cred).unwrap()
 }
 
-async fn register_passkey<S: ConformanceStore>(
+pub(super) async fn register_passkey<S: ConformanceStore>(
     w: &World<S>,
     user: &User,
     pk: &mut SoftPasskey,
