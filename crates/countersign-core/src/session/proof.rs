@@ -39,6 +39,10 @@ impl fmt::Display for StepUpRequired {
     }
 }
 
+/// How many times a step-up merges into a session's record that other
+/// step-ups keep changing before it gives up ([`Error::Concurrent`]).
+const STEP_UP_ATTEMPTS: usize = 4;
+
 impl<S> SessionService<S>
 where
     S: Store,
@@ -157,19 +161,39 @@ where
         self.spend(proof, rq.now).await?;
         let tenant = self.tenant(session.tenant_id).await?;
         self.check_account(&tenant, session.user_id, rq.now).await?;
-        let merged = session.auth.clone().merge(later)?;
-        let saved = self
-            .store
-            .set_session_auth(session.tenant_id, session.id, &merged, rq.now)
-            .await
-            .map_err(store_err)?;
-        if !saved {
-            return Err(Error::SessionInvalid);
+        // Merged into the record as read, written only if it is still
+        // that record: a concurrent step-up that wrote first is read back
+        // and merged with, never overwritten.
+        let mut session = session;
+        for _ in 0..STEP_UP_ATTEMPTS {
+            let merged = session.auth.clone().merge(later)?;
+            let saved = self
+                .store
+                .set_session_auth(
+                    session.tenant_id,
+                    session.id,
+                    &session.auth,
+                    &merged,
+                    rq.now,
+                )
+                .await
+                .map_err(store_err)?;
+            if saved {
+                return Ok(SessionRecord {
+                    auth: merged,
+                    ..SessionRecord::clone(&session)
+                });
+            }
+            session = self
+                .store
+                .validate_session(&key, rq.now)
+                .await
+                .map_err(store_err)?
+                .ok_or(Error::SessionInvalid)?;
         }
-        Ok(SessionRecord {
-            auth: merged,
-            ..SessionRecord::clone(&session)
-        })
+        Err(Error::Concurrent(
+            "the session's authentication kept changing",
+        ))
     }
 
     /// Gate a sensitive operation (enrol or remove a factor, regenerate

@@ -628,13 +628,17 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<RecordedRotation, Self::Error>> + Send;
 
     /// Replace the authentication record of the session with this id in
-    /// `tenant` (a step-up merged into it), if the session is live at
-    /// `now`. Returns whether it was. The session's key, deadlines and
-    /// family are untouched.
+    /// `tenant` by `auth` (a step-up merged into it), if the session is
+    /// live at `now` and its record is still `expected`: a compare-and-set,
+    /// so that of concurrent step-ups, each merging into the record it
+    /// read, none overwrites another's factor unseen (the losers get
+    /// `false`, read again and merge again). Returns whether it wrote. The
+    /// session's key, deadlines and family are untouched.
     fn set_session_auth(
         &self,
         tenant: TenantId,
         id: SessionId,
+        expected: &AuthRecord,
         auth: &AuthRecord,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;

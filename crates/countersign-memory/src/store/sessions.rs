@@ -198,6 +198,7 @@ impl SessionStore for MemoryStore {
         &self,
         tenant: TenantId,
         id: SessionId,
+        expected: &AuthRecord,
         auth: &AuthRecord,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -208,7 +209,7 @@ impl SessionStore for MemoryStore {
         let Some(s) = st
             .sessions
             .get_mut(&key)
-            .filter(|s| s.tenant_id == tenant && s.is_live(now))
+            .filter(|s| s.tenant_id == tenant && s.is_live(now) && s.auth == *expected)
         else {
             return Ok(false);
         };

@@ -221,20 +221,25 @@ impl SessionStore for PostgresStore {
         &self,
         tenant: TenantId,
         id: SessionId,
+        expected: &AuthRecord,
         auth: &AuthRecord,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let stmt = || {
             sqlx::query(
                 "UPDATE cs_sessions SET auth = $3
-                 WHERE tenant_id = $1 AND id = $2 AND expires_at > $4 AND absolute_expires_at > $4",
+                 WHERE tenant_id = $1 AND id = $2 AND expires_at > $4 AND absolute_expires_at > $4
+                   AND auth = $5",
             )
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
             .bind(Json(auth))
             .bind(now)
+            .bind(Json(expected))
         };
-        // Idempotent: writing the same record twice is writing it once.
+        // Retried as idempotent: if a first attempt committed unseen, the
+        // retry finds `auth` in place of `expected` and answers `false`,
+        // and the caller reads the record again (it holds its write).
         self.retry
             .run("set_session_auth", Idempotent, || async {
                 Ok(execute(stmt(), &self.write, db_commit("stepping up a session")).await? == 1)

@@ -207,15 +207,25 @@ impl SessionStore for SqliteStore {
         &self,
         tenant: TenantId,
         sid: SessionId,
+        expected: &AuthRecord,
         auth: &AuthRecord,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let auth = json(auth)?;
+        // The stored record is this crate's JSON of it (`create_session`,
+        // this method), so the same record is the same text.
+        let (expected, auth) = (json(expected)?, json(auth)?);
         let n = self
             .execute(
                 "UPDATE cs_sessions SET auth = ?3
-                 WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?4 AND absolute_expires_at > ?4",
-                (id(tenant.as_uuid()), id(sid.as_uuid()), auth, micros(now)),
+                 WHERE tenant_id = ?1 AND id = ?2 AND expires_at > ?4 AND absolute_expires_at > ?4
+                   AND auth = ?5",
+                (
+                    id(tenant.as_uuid()),
+                    id(sid.as_uuid()),
+                    auth,
+                    micros(now),
+                    expected,
+                ),
             )
             .await?;
         Ok(n == 1)

@@ -414,7 +414,9 @@ pub async fn erase_user_removes_sessions_and_families<S: ConformanceStore>(s: S)
 
 /// A step-up replaces the stored authentication record of a live session
 /// of the tenant, and of nothing else: not another tenant's session, not
-/// an ended one, not an unknown id. Key, deadlines and family stay.
+/// an ended one, not an unknown id, and only while the record is still the
+/// one the step-up read (of two step-ups merged into one record, the
+/// second is refused). Key, deadlines and family stay.
 pub async fn session_auth_is_replaced_by_a_step_up<S: ConformanceStore>(s: S) {
     use countersign_core::FactorKind;
     use countersign_core::flow::PassedFactor;
@@ -430,22 +432,43 @@ pub async fn session_auth_is_replaced_by_a_step_up<S: ConformanceStore>(s: S) {
     });
     stepped.at = at(60);
     assert!(
-        !s.set_session_auth(b.id, sess.id, &stepped, at(60))
+        !s.set_session_auth(b.id, sess.id, &sess.auth, &stepped, at(60))
             .await
             .unwrap(),
         "another tenant's"
     );
     let unknown = session(&fx, a.id, u.id);
     assert!(
-        !s.set_session_auth(a.id, unknown.id, &stepped, at(60))
+        !s.set_session_auth(a.id, unknown.id, &unknown.auth, &stepped, at(60))
             .await
             .unwrap()
     );
     assert_eq!(s.session(a.id, sess.id).await.unwrap(), Some(sess.clone()));
+    // A record that is no longer the session's is not replaced.
+    let mut other = sess.auth.clone();
+    other.factors.push(PassedFactor {
+        kind: FactorKind::RecoveryCodes,
+        at: at(59),
+    });
     assert!(
-        s.set_session_auth(a.id, sess.id, &stepped, at(60))
+        !s.set_session_auth(a.id, sess.id, &other, &stepped, at(60))
+            .await
+            .unwrap(),
+        "a stale expected record"
+    );
+    assert_eq!(s.session(a.id, sess.id).await.unwrap(), Some(sess.clone()));
+    assert!(
+        s.set_session_auth(a.id, sess.id, &sess.auth, &stepped, at(60))
             .await
             .unwrap()
+    );
+    // The first step-up wrote: a second merged into the record it read
+    // before that write is refused, and the first one's factor stays.
+    assert!(
+        !s.set_session_auth(a.id, sess.id, &sess.auth, &other, at(60))
+            .await
+            .unwrap(),
+        "the loser of two step-ups"
     );
     let want = SessionRecord {
         auth: stepped.clone(),
@@ -461,7 +484,7 @@ pub async fn session_auth_is_replaced_by_a_step_up<S: ConformanceStore>(s: S) {
     );
     assert_eq!(s.refresh_family(a.id, fam.id).await.unwrap(), Some(fam));
     assert!(
-        !s.set_session_auth(a.id, sess.id, &sess.auth, sess.expires_at)
+        !s.set_session_auth(a.id, sess.id, &stepped, &sess.auth, sess.expires_at)
             .await
             .unwrap(),
         "an ended session is not stepped up"
@@ -554,7 +577,11 @@ pub async fn validated_sessions_see_every_change_at_once<S: ConformanceStore>(s:
         kind: FactorKind::Totp,
         at: now,
     });
-    assert!(s.set_session_auth(t.id, d.id, &stepped, now).await.unwrap());
+    assert!(
+        s.set_session_auth(t.id, d.id, &d.auth, &stepped, now)
+            .await
+            .unwrap()
+    );
     let got = s.validate_session(&d.key, now).await.unwrap();
     assert_eq!(got.map(|g| g.auth.clone()), Some(stepped), "stepped up");
 

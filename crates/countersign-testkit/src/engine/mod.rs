@@ -72,6 +72,7 @@ macro_rules! __engine_list {
             step_up: [
                 step_up_proves_a_fresh_factor,
                 step_up_attaches_to_the_session,
+                concurrent_step_ups_keep_every_factor,
                 sensitive_self_service_needs_a_recent_authentication,
                 a_step_up_never_starts_a_session,
             ],

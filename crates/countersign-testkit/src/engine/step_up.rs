@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use countersign_core::{
-    AuthMethod, Authentication, Enroll, Error, FactorKind, FactorResponse, LockoutPolicy,
+    AuthMethod, Authentication, Enroll, Enrolled, Error, FactorKind, FactorResponse, LockoutPolicy,
     LoginStatus, StepUp, StepUpRequired, User,
 };
 
@@ -95,6 +95,68 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
     assert_eq!(c.auth_time, w.svc.env().now().timestamp());
     let i = w.sessions.introspect(token).await.unwrap();
     assert_eq!(i.acr.as_deref(), Some("mfa"));
+}
+
+/// Two step-ups of one session at once (a TOTP code and a recovery code)
+/// both count: whichever writes second merges into the first one's record
+/// instead of overwriting it. On a backend with real I/O the two calls
+/// interleave (each store call yields), so both read the session before
+/// either writes.
+pub async fn concurrent_step_ups_keep_every_factor<S: ConformanceStore>(s: S) {
+    let mut spec = mfa_tenant(LockoutPolicy::default());
+    spec.methods
+        .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
+    spec.policy.keep_password_only_after_mfa = true;
+    let w = World::with_tenant(s.clone(), 16, spec).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    let Enrolled::RecoveryCodes(codes) = w.enroll(&alice, Enroll::RecoveryCodes).await.unwrap()
+    else {
+        panic!("no recovery codes")
+    };
+    let login = password_alone(&w, "alice").await;
+    let issued = w.sessions.issue(&login, &w.client).await.unwrap();
+    let token = issued.session_token.expose();
+    w.clock.advance(Duration::minutes(1));
+
+    let by_totp = totp_step_up(&w, &alice).await;
+    let (step, _) = w
+        .svc
+        .begin_step_up(
+            w.tenant.id,
+            alice.id,
+            &[FactorKind::RecoveryCodes],
+            &w.client,
+        )
+        .await
+        .unwrap();
+    let by_code = match w
+        .submit(&step, FactorResponse::RecoveryCode(&codes[0]))
+        .await
+        .unwrap()
+        .status
+    {
+        LoginStatus::Authenticated(a) => a,
+        other => panic!("no step-up: {other:?}"),
+    };
+    let (a, b) = tokio::join!(
+        w.sessions.step_up(token, &by_totp, &w.client),
+        w.sessions.step_up(token, &by_code, &w.client),
+    );
+    a.unwrap();
+    b.unwrap();
+    let kinds: Vec<FactorKind> = w
+        .sessions
+        .validate(token)
+        .await
+        .unwrap()
+        .auth
+        .factors
+        .iter()
+        .map(|f| f.kind)
+        .collect();
+    assert!(kinds.contains(&FactorKind::Totp), "{kinds:?}");
+    assert!(kinds.contains(&FactorKind::RecoveryCodes), "{kinds:?}");
 }
 
 /// Sensitive self-service operations need a recent authentication (ASVS

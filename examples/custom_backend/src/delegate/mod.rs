@@ -400,10 +400,11 @@ impl<S: SessionStore> SessionStore for CountingStore<S> {
         &self,
         tenant: TenantId,
         id: SessionId,
+        expected: &AuthRecord,
         auth: &AuthRecord,
         now: DateTime<Utc>,
     ) -> Result<bool, Self::Error> {
-        let call = self.inner.set_session_auth(tenant, id, auth, now);
+        let call = self.inner.set_session_auth(tenant, id, expected, auth, now);
         self.counted(StoreTrait::SessionStore, call).await
     }
 
