@@ -6,15 +6,15 @@ use std::str::FromStr;
 use chrono::Duration;
 use countersign_core::authz::{AdminAction, EntityUid};
 use countersign_core::{
-    AccountState, AuditKind, AuditStatus, AuthMethod, AuthRecord, AuthzService, DirectGrant, Error,
-    ErrorKind, FactorKind, FactorResponse, LockoutPolicy, LoginStatus, MethodName, NewTenant,
-    PassedFactor, RbacChange, RbacKind, RbacName, Resource, RoleAssignment, RoleGrant, StepUp,
-    StepUpRequired, TemplateLink, TenantId, UserId,
+    AccountState, AuditKind, AuditStatus, AuthRecord, AuthzService, DirectGrant, Error, ErrorKind,
+    FactorKind, FactorResponse, LoginStatus, MethodName, NewTenant, PassedFactor, RbacChange,
+    RbacKind, RbacName, Resource, RoleAssignment, RoleGrant, StepUp, StepUpRequired, TemplateLink,
+    TenantId, UserId,
 };
 
-use super::{AuditLog, NoAudit, accepts, current_totp, enroll_totp, password_alone};
+use super::{AuditLog, NoAudit, accepts, current_totp, password_alone, weak_login_alice};
 use crate::ConformanceStore;
-use crate::fixtures::{World, mfa_tenant};
+use crate::fixtures::World;
 
 /// The tenant's schema: documents, and one action that takes the
 /// authentication context.
@@ -42,15 +42,7 @@ permit(principal, action == App::Action::"delete", resource)
 /// `StepUp`, and the same request decided with the re-validated session's
 /// authentication is allowed.
 pub async fn a_policy_demanding_fresh_mfa_is_met_by_a_totp_step_up<S: ConformanceStore>(s: S) {
-    let mut spec = mfa_tenant(LockoutPolicy::default());
-    spec.methods
-        .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
-    // The password alone must still sign alice in once she has TOTP: the
-    // point is a weak login that a step-up strengthens.
-    spec.policy.keep_password_only_after_mfa = true;
-    let w = World::with_tenant(s.clone(), 50, spec).await;
-    let alice = w.user("alice").await;
-    enroll_totp(&w, &alice).await;
+    let (w, alice) = weak_login_alice(&s, 50).await;
 
     // The model is stored and decided through the service, as an
     // application would.

@@ -323,6 +323,24 @@ fn api_tokens() -> SessionPolicy {
     }
 }
 
+/// The MFA tenant plus a `pwd` method (the password alone) that it keeps
+/// after MFA, and alice with a TOTP app: the weak login a step-up
+/// strengthens.
+pub(crate) async fn weak_login_alice<S: ConformanceStore>(s: &S, seed: u64) -> (World<S>, User) {
+    let mut spec = crate::fixtures::mfa_tenant(countersign_core::LockoutPolicy::default());
+    spec.methods.push(
+        countersign_core::AuthMethod::sequence("pwd", &[countersign_core::FactorKind::Password])
+            .unwrap(),
+    );
+    // The password alone must still sign alice in once she has TOTP: the
+    // point is a weak login that a step-up strengthens.
+    spec.policy.keep_password_only_after_mfa = true;
+    let w = World::with_tenant(s.clone(), seed, spec).await;
+    let alice = w.user("alice").await;
+    enroll_totp(&w, &alice).await;
+    (w, alice)
+}
+
 /// Sign `identifier` in with the password alone, through the tenant's `pwd`
 /// method (which the scenario adds to its tenant).
 pub(crate) async fn password_alone<S: ConformanceStore>(

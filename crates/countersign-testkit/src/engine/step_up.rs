@@ -8,6 +8,7 @@ use countersign_core::{
 
 use super::{
     accepts, api_tokens, current_totp, enroll_totp, mfa_alice, password_alone, set_sessions,
+    weak_login_alice,
 };
 use crate::ConformanceStore;
 use crate::fixtures::{PASSWORD, World, mfa_tenant};
@@ -34,16 +35,8 @@ pub async fn step_up_proves_a_fresh_factor<S: ConformanceStore>(s: S) {
 /// minted afterwards carry the new `amr`, `acr` and `auth_time`. The
 /// step-up proof is spent.
 pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
-    let mut spec = mfa_tenant(LockoutPolicy::default());
-    spec.methods
-        .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
-    // The password alone must still sign alice in once she has TOTP: the
-    // point is a weak login that a step-up strengthens.
-    spec.policy.keep_password_only_after_mfa = true;
-    let w = World::with_tenant(s.clone(), 15, spec).await;
+    let (w, alice) = weak_login_alice(&s, 15).await;
     set_sessions(&w, api_tokens()).await;
-    let alice = w.user("alice").await;
-    enroll_totp(&w, &alice).await;
     let login = password_alone(&w, "alice").await;
     let issued = w.sessions.issue(&login, &w.client).await.unwrap();
     let token = issued.session_token.expose();
@@ -103,13 +96,7 @@ pub async fn step_up_attaches_to_the_session<S: ConformanceStore>(s: S) {
 /// interleave (each store call yields), so both read the session before
 /// either writes.
 pub async fn concurrent_step_ups_keep_every_factor<S: ConformanceStore>(s: S) {
-    let mut spec = mfa_tenant(LockoutPolicy::default());
-    spec.methods
-        .push(AuthMethod::sequence("pwd", &[FactorKind::Password]).unwrap());
-    spec.policy.keep_password_only_after_mfa = true;
-    let w = World::with_tenant(s.clone(), 16, spec).await;
-    let alice = w.user("alice").await;
-    enroll_totp(&w, &alice).await;
+    let (w, alice) = weak_login_alice(&s, 16).await;
     let Enrolled::RecoveryCodes(codes) = w.enroll(&alice, Enroll::RecoveryCodes).await.unwrap()
     else {
         panic!("no recovery codes")
