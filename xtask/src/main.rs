@@ -77,10 +77,19 @@ fn status(mut command: Command, program: &str, args: &[&str]) -> Result {
 /// build made here is the same build a plain `cargo build` makes, and
 /// neither invalidates the other.
 fn cargo(args: &[&str]) -> Result {
+    cargo_with(args, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with(args: &[&str], vars: &[(&str, &str)]) -> Result {
     let program = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&program);
     command.args(args);
     scrub_run_env(&mut command);
+    for (key, value) in vars {
+        command.env(key, value);
+        eprint!("{key}=\"{value}\" ");
+    }
     status(command, &program, args)
 }
 
@@ -200,13 +209,10 @@ fn ci() -> Result {
 
 /// The API docs with warnings denied: a broken intra-doc link fails CI.
 fn docs() -> Result {
-    let program = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let args = ["doc", "--no-deps", "--workspace"];
-    let mut command = Command::new(&program);
-    command.args(args).env("RUSTDOCFLAGS", "-D warnings");
-    scrub_run_env(&mut command);
-    eprint!("RUSTDOCFLAGS=\"-D warnings\" ");
-    status(command, &program, &args)
+    cargo_with(
+        &["doc", "--no-deps", "--workspace"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
 }
 
 fn deny() -> Result {

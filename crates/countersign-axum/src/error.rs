@@ -80,6 +80,9 @@ impl From<&StepUp> for StepUpView {
     }
 }
 
+/// What an internal error tells the caller.
+const INTERNAL_DETAIL: &str = "an internal error occurred; it has been logged";
+
 impl ApiError {
     /// An error with this status, code and detail.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
@@ -90,6 +93,16 @@ impl ApiError {
             step_up: None,
             retry_after: None,
         }
+    }
+
+    /// 500 `internal`, saying only that it was logged: log the cause
+    /// before answering with it.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            INTERNAL_DETAIL,
+        )
     }
 
     /// 400 `invalid_input`.
@@ -208,7 +221,7 @@ impl From<Error> for ApiError {
         let detail = match kind {
             ErrorKind::Internal => {
                 tracing::error!(error = %DisplayChain(&e), "internal error");
-                "an internal error occurred; it has been logged".to_owned()
+                INTERNAL_DETAIL.to_owned()
             }
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %DisplayChain(&e), "dependency unavailable");

@@ -269,11 +269,7 @@ fn authenticator(parts: &Parts) -> Result<Authenticator, ApiError> {
         .cloned()
         .ok_or_else(|| {
             tracing::error!("a route extracts a Principal without `Api::layer()` applied");
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "an internal error occurred; it has been logged",
-            )
+            ApiError::internal()
         })
 }
 

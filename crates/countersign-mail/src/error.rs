@@ -18,7 +18,8 @@ pub enum ErrorKind {
     /// wrong. Nothing was sent; fix the configuration.
     InvalidConfig,
     /// Sending failed but may succeed if retried later: a 4xx reply, a
-    /// refused or dropped connection, a timeout, no free connection.
+    /// refused or dropped connection, a timeout, no free connection, a
+    /// full or closed delivery queue.
     Transient,
     /// Sending this message will keep failing: a 5xx reply, a recipient the
     /// message format cannot carry, a failed TLS handshake (certificate or

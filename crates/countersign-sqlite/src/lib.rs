@@ -167,9 +167,10 @@ pub struct SqliteOptions {
 pub const MAX_DEFAULT_READERS: usize = 8;
 
 /// Prepared statements each connection keeps (rusqlite keeps 16 by
-/// default): more than the store has distinct statements, so a hot path
-/// (a login's reads and writes, a session check) never parses its SQL
-/// again because other calls pushed it out.
+/// default): room for every statement the store prepares through the
+/// cache (about 70), so the statements of a hot path (a login's reads and
+/// writes, a session check) are not pushed out by other calls and parsed
+/// again.
 pub(crate) const STATEMENT_CACHE: usize = 128;
 
 impl Default for SqliteOptions {

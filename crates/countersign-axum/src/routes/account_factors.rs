@@ -230,11 +230,7 @@ impl From<&PasskeyInfo> for PasskeyView {
 /// Core answered an enrolment with another kind than the one asked for.
 fn unexpected_enrolment() -> ApiError {
     tracing::error!("an enrolment answered with another factor kind");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "an internal error occurred; it has been logged",
-    )
+    ApiError::internal()
 }
 
 /// A passkey id from the path: the nil UUID is refused as the typed ids

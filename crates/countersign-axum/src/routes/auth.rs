@@ -743,10 +743,6 @@ async fn jwks<S: ApiStore>(
 pub(crate) fn to_json<T: Serialize>(v: &T) -> ApiResult<serde_json::Value> {
     serde_json::to_value(v).map_err(|e| {
         tracing::error!(error = %e, "a response did not serialize");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "an internal error occurred; it has been logged",
-        )
+        ApiError::internal()
     })
 }

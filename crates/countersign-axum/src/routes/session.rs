@@ -64,32 +64,23 @@ pub(crate) struct StepUpBody {
 #[utoipa::path(get, path = "/v1/session", tag = "sessions",
     security(("session" = []), ("cookie" = [])),
     responses((status = 200, body = SessionView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn current(principal: Principal) -> Response {
+async fn current(principal: Principal) -> ApiResult<Response> {
     // The view's JSON, written straight from the record (the session
     // check is the hottest route; see `session_body`).
-    match SessionBody(principal.session()).to_json() {
-        Ok(body) => {
-            let mut res = Response::new(axum::body::Body::from(body));
-            // Room for the headers the layers add (security headers,
-            // request id), so none of them grows the map.
-            let headers = res.headers_mut();
-            headers.reserve(16);
-            headers.insert(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/json"),
-            );
-            res
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "serialising the session");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "an internal error occurred; it has been logged",
-            )
-            .into_response()
-        }
-    }
+    let body = SessionBody(principal.session()).to_json().map_err(|e| {
+        tracing::error!(error = %e, "serialising the session");
+        ApiError::internal()
+    })?;
+    let mut res = Response::new(axum::body::Body::from(body));
+    // Room for the headers the layers add (security headers, request id),
+    // so none of them grows the map.
+    let headers = res.headers_mut();
+    headers.reserve(16);
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
 }
 
 #[utoipa::path(post, path = "/v1/logout", tag = "sessions",

@@ -448,3 +448,22 @@ async fn by_slug<S: ApiStore>(
     let t = api.authn().tenant_by_slug(&slug).await?;
     Ok(Json(view(&api, &t).await?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FirstAdminView;
+
+    /// The first administrator's password never reaches a log line
+    /// through `Debug`.
+    #[test]
+    fn the_first_admins_password_is_redacted_in_debug() {
+        let view = FirstAdminView {
+            id: uuid::Uuid::nil(),
+            identifier: "bill@initech.com".to_owned(),
+            password: "Zq3-secret-generated_pw".to_owned(),
+        };
+        let shown = format!("{view:?}");
+        assert!(shown.contains("bill@initech.com"), "{shown}");
+        assert!(!shown.contains("Zq3-secret"), "{shown}");
+    }
+}

@@ -161,3 +161,22 @@ fn spawning_outside_a_runtime_is_an_error() {
     let err = QueuedSender::spawn(inner, 4).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 }
+
+/// With every sender dropped, the task delivers what was queued and
+/// stops by itself.
+#[tokio::test]
+async fn the_task_stops_once_every_sender_is_gone() {
+    let (inner, _started) = gated(&[]);
+    inner.gate.add_permits(1);
+    let (queue, delivery) = QueuedSender::spawn(inner.clone(), 4).unwrap();
+    queue.send(&messages(1).await[0]).await.unwrap();
+    drop(queue);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !delivery.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the task stopped");
+    assert_eq!(*inner.delivered.lock().unwrap(), ["message 0"]);
+}
